@@ -1,0 +1,201 @@
+// Package config owns tandem's configuration: its types, their defaults,
+// parsing from YAML with positions, and validation that lists every problem
+// by file, line and field before anything starts.
+package config
+
+import "time"
+
+// Config is one immutable snapshot of the gateway's configuration. Once
+// returned by Load it is never mutated: reloads build a new one.
+type Config struct {
+	Listeners      []Listener `yaml:"listeners"`
+	Admin          Admin      `yaml:"admin"`
+	Log            Log        `yaml:"log"`
+	Limits         Limits     `yaml:"limits"`
+	TrustedProxies []string   `yaml:"trustedProxies"`
+	Groups         []Group    `yaml:"groups"`
+
+	// File is the path the config was read from, for messages.
+	File string `yaml:"-"`
+}
+
+// Listener is one public socket: plain HTTP, HTTPS, or HTTP that only redirects to HTTPS.
+type Listener struct {
+	Name          string `yaml:"name"`
+	Address       string `yaml:"address"`
+	TLS           *TLS   `yaml:"tls"`
+	HSTS          *HSTS  `yaml:"hsts"`
+	RedirectHTTPS bool   `yaml:"redirectHTTPS"`
+	// HTTPSPort is the port written in redirects; 0 means the port of the
+	// first TLS listener (omitted when it is 443).
+	HTTPSPort int `yaml:"httpsPort"`
+}
+
+// TLS names the certificate and key files of an HTTPS listener.
+type TLS struct {
+	Cert       string `yaml:"cert"`
+	Key        string `yaml:"key"`
+	MinVersion string `yaml:"minVersion"` // "1.2" (default) or "1.3"
+}
+
+// HSTS configures the Strict-Transport-Security header on HTTPS responses.
+type HSTS struct {
+	MaxAge            int  `yaml:"maxAge"`
+	IncludeSubDomains bool `yaml:"includeSubDomains"`
+	Preload           bool `yaml:"preload"`
+	// Header, when set, is sent verbatim instead of the value built from the fields above.
+	Header string `yaml:"header"`
+}
+
+// Admin is the control listener: state, actions. Loopback only by default.
+type Admin struct {
+	Address string `yaml:"address"`
+	// TokenFile holds a bearer token required for every admin call; required
+	// when Address is not loopback.
+	TokenFile string `yaml:"tokenFile"`
+}
+
+// Log selects the structured log format and level.
+type Log struct {
+	Format string `yaml:"format"` // json | text
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Access bool   `yaml:"access"` // one line per request
+}
+
+// Limits protect the public listeners.
+type Limits struct {
+	MaxHeaderBytes    Size     `yaml:"maxHeaderBytes"`
+	ReadHeaderTimeout Duration `yaml:"readHeaderTimeout"`
+	IdleTimeout       Duration `yaml:"idleTimeout"`
+	// Drain is how long SIGTERM waits for in-flight requests before closing.
+	Drain Duration `yaml:"drain"`
+}
+
+// Mode is how a group spreads traffic over its servers.
+const (
+	ModeFailover   = "failover"
+	ModeRoundRobin = "roundrobin"
+)
+
+// Failback policies.
+const (
+	FailbackAuto   = "auto"
+	FailbackManual = "manual"
+)
+
+// Group is one application: a set of servers behind some hosts.
+type Group struct {
+	Name string `yaml:"name"`
+	// Hosts routed to this group; "*.example.com" matches one label. A group
+	// without hosts receives requests that match no other group.
+	Hosts        []string  `yaml:"hosts"`
+	Mode         string    `yaml:"mode"`
+	Servers      []Server  `yaml:"servers"`
+	Pin          []Pin     `yaml:"pin"`
+	Health       Health    `yaml:"health"`
+	Passive      Passive   `yaml:"passive"`
+	Failback     Failback  `yaml:"failback"`
+	Websocket    Websocket `yaml:"websocket"`
+	Sticky       *Sticky   `yaml:"sticky"`
+	Retry        Retry     `yaml:"retry"`
+	Timeouts     Timeouts  `yaml:"timeouts"`
+	MaxBodyBytes Size      `yaml:"maxBodyBytes"`
+	// ExposeServer adds X-Tandem-Server to responses (debugging); off by
+	// default so responses name nothing internal.
+	ExposeServer bool `yaml:"exposeServer"`
+}
+
+// Server is one instance of the application.
+type Server struct {
+	Name    string `yaml:"name"`
+	Address string `yaml:"address"` // host:port
+	Backup  bool   `yaml:"backup"`
+	// Priority orders servers in failover mode (lower first); ties keep file order.
+	Priority int `yaml:"priority"`
+}
+
+// Pin sends requests for a Host to one server (HAProxy's use-server).
+type Pin struct {
+	Host   string `yaml:"host"`
+	Server string `yaml:"server"`
+	// Strict answers 503 when the pinned server is down instead of using the active one.
+	Strict bool `yaml:"strict"`
+}
+
+// Health is the active check of every server of a group.
+type Health struct {
+	Method string `yaml:"method"`
+	Path   string `yaml:"path"`
+	// Port, when set, is checked instead of the traffic port.
+	Port   int    `yaml:"port"`
+	Host   string `yaml:"host"` // Host header of the check
+	Expect Expect `yaml:"expect"`
+	// Interval between checks while the server is steady.
+	Interval Duration `yaml:"interval"`
+	// FastInterval between checks while the server is down or changing state.
+	FastInterval Duration `yaml:"fastInterval"`
+	Timeout      Duration `yaml:"timeout"`
+	Rise         int      `yaml:"rise"`
+	Fall         int      `yaml:"fall"`
+	Disabled     bool     `yaml:"disabled"`
+}
+
+// Expect is what a passing check answers.
+type Expect struct {
+	Status     StatusSet `yaml:"status"`
+	Body       string    `yaml:"body"`       // substring
+	BodyRegexp string    `yaml:"bodyRegexp"` // RE2
+}
+
+// Passive detection from live traffic.
+type Passive struct {
+	// MaxFails 5xx answers or timeouts within Window mark a server down; 0 disables.
+	MaxFails int      `yaml:"maxFails"`
+	Window   Duration `yaml:"window"`
+	// Count5xx makes 5xx answers count as failures (timeouts always do).
+	Count5xx bool `yaml:"count5xx"`
+}
+
+// Failback is what happens when a higher-priority server is healthy again.
+type Failback struct {
+	Policy string   `yaml:"policy"` // auto | manual
+	After  Duration `yaml:"after"`  // auto only: healthy this long first
+}
+
+// Websocket guard and switchover.
+type Websocket struct {
+	Paths          []string `yaml:"paths"`
+	RequireUpgrade bool     `yaml:"requireUpgrade"`
+	// OnSwitch: "close" sends close code 1012 on connections to a server that
+	// lost the active role; "keep" leaves them.
+	OnSwitch string `yaml:"onSwitch"`
+}
+
+// Sticky pins a client to a server by cookie in round-robin mode.
+type Sticky struct {
+	Cookie string `yaml:"cookie"`
+}
+
+// Retry of requests that are safe to replay.
+type Retry struct {
+	// Attempts is the total number of tries (1 = no retry).
+	Attempts int `yaml:"attempts"`
+	// PerTryTimeout bounds the wait for response headers of one try; 0 = none.
+	PerTryTimeout Duration `yaml:"perTryTimeout"`
+	// BufferBytes is the largest request body kept to replay an idempotent request.
+	BufferBytes Size `yaml:"bufferBytes"`
+}
+
+// Timeouts towards the servers.
+type Timeouts struct {
+	Connect Duration `yaml:"connect"`
+	// Response bounds the wait for response headers across all tries.
+	Response Duration `yaml:"response"`
+}
+
+// Defaults filled in by Load before validation.
+const (
+	DefaultInterval     = time.Second
+	DefaultFastInterval = 250 * time.Millisecond
+	DefaultTimeout      = 500 * time.Millisecond
+)

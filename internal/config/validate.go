@@ -1,0 +1,423 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func applyDefaults(cfg *Config) {
+	if cfg.Admin.Address == "" {
+		cfg.Admin.Address = "127.0.0.1:9901"
+	}
+	if cfg.Log.Format == "" {
+		cfg.Log.Format = "text"
+	}
+	if cfg.Log.Level == "" {
+		cfg.Log.Level = "info"
+	}
+	l := &cfg.Limits
+	if l.MaxHeaderBytes == 0 {
+		l.MaxHeaderBytes = 64 << 10
+	}
+	if l.ReadHeaderTimeout == 0 {
+		l.ReadHeaderTimeout = Duration(10 * time.Second)
+	}
+	if l.IdleTimeout == 0 {
+		l.IdleTimeout = Duration(120 * time.Second)
+	}
+	if l.Drain == 0 {
+		l.Drain = Duration(10 * time.Second)
+	}
+	for i := range cfg.Listeners {
+		if t := cfg.Listeners[i].TLS; t != nil && t.MinVersion == "" {
+			t.MinVersion = "1.2"
+		}
+	}
+	for i := range cfg.Groups {
+		g := &cfg.Groups[i]
+		if g.Mode == "" {
+			g.Mode = ModeFailover
+		}
+		h := &g.Health
+		if h.Method == "" {
+			h.Method = "GET"
+		}
+		if h.Path == "" {
+			h.Path = "/status"
+		}
+		if len(h.Expect.Status) == 0 {
+			h.Expect.Status = StatusSet{{200, 299}}
+		}
+		if h.Interval == 0 {
+			h.Interval = Duration(DefaultInterval)
+		}
+		if h.FastInterval == 0 {
+			h.FastInterval = Duration(min(DefaultFastInterval, h.Interval.D()))
+		}
+		if h.Timeout == 0 {
+			h.Timeout = Duration(min(DefaultTimeout, h.Interval.D()))
+		}
+		if h.Rise == 0 {
+			h.Rise = 2
+		}
+		if h.Fall == 0 {
+			h.Fall = 2
+		}
+		if g.Passive.MaxFails == 0 {
+			g.Passive.MaxFails = 3
+		}
+		if g.Passive.Window == 0 {
+			g.Passive.Window = Duration(10 * time.Second)
+		}
+		if g.Failback.Policy == "" {
+			g.Failback.Policy = FailbackAuto
+		}
+		if g.Websocket.OnSwitch == "" {
+			g.Websocket.OnSwitch = "close"
+		}
+		if g.Retry.Attempts == 0 {
+			g.Retry.Attempts = 3
+		}
+		if g.Retry.BufferBytes == 0 {
+			g.Retry.BufferBytes = 64 << 10
+		}
+		if g.Timeouts.Connect == 0 {
+			g.Timeouts.Connect = Duration(2 * time.Second)
+		}
+		if g.Timeouts.Response == 0 {
+			g.Timeouts.Response = Duration(60 * time.Second)
+		}
+		if g.MaxBodyBytes == 0 {
+			g.MaxBodyBytes = 10 << 20
+		}
+	}
+}
+
+func validate(cfg *Config, c *collector) {
+	if len(cfg.Listeners) == 0 {
+		c.at("listeners", "at least one listener is required")
+	}
+	names := map[string]bool{}
+	addrs := map[string]bool{}
+	hasTLS := false
+	for i, l := range cfg.Listeners {
+		p := fmt.Sprintf("listeners[%d]", i)
+		if l.Name == "" {
+			c.at(p+".name", "required")
+		} else if names[l.Name] {
+			c.at(p+".name", "listener %q is defined twice", l.Name)
+		}
+		names[l.Name] = true
+		if checkHostPort(c, p+".address", l.Address, true) {
+			if addrs[l.Address] {
+				c.at(p+".address", "address %q is used by another listener", l.Address)
+			}
+			addrs[l.Address] = true
+		}
+		if l.TLS != nil {
+			hasTLS = true
+			if l.TLS.Cert == "" {
+				c.at(p+".tls.cert", "required for a TLS listener")
+			}
+			if l.TLS.Key == "" {
+				c.at(p+".tls.key", "required for a TLS listener")
+			}
+			if l.TLS.MinVersion != "1.2" && l.TLS.MinVersion != "1.3" {
+				c.at(p+".tls.minVersion", "%q: want 1.2 or 1.3", l.TLS.MinVersion)
+			}
+			if l.RedirectHTTPS {
+				c.at(p+".redirectHTTPS", "a TLS listener cannot redirect to HTTPS")
+			}
+		}
+		if l.HSTS != nil {
+			if l.TLS == nil {
+				c.at(p+".hsts", "HSTS is only sent over HTTPS: this listener has no tls")
+			}
+			if l.HSTS.MaxAge < 0 {
+				c.at(p+".hsts.maxAge", "must not be negative")
+			}
+			if l.HSTS.Header == "" && l.HSTS.MaxAge == 0 {
+				c.at(p+".hsts.maxAge", "required (seconds), e.g. 16000000")
+			}
+		}
+		if l.HTTPSPort < 0 || l.HTTPSPort > 65535 {
+			c.at(p+".httpsPort", "port %d is out of range 1-65535", l.HTTPSPort)
+		}
+	}
+	for i, l := range cfg.Listeners {
+		if l.RedirectHTTPS && !hasTLS && l.HTTPSPort == 0 {
+			c.at(fmt.Sprintf("listeners[%d].redirectHTTPS", i), "no TLS listener to redirect to: add one or set httpsPort")
+		}
+	}
+	if checkHostPort(c, "admin.address", cfg.Admin.Address, true) && addrs[cfg.Admin.Address] {
+		c.at("admin.address", "address %q is also a public listener", cfg.Admin.Address)
+	}
+	if !isLoopback(cfg.Admin.Address) && cfg.Admin.TokenFile == "" {
+		c.at("admin.address", "%q is not loopback: set admin.tokenFile so the admin API requires a token", cfg.Admin.Address)
+	}
+	switch cfg.Log.Format {
+	case "json", "text":
+	default:
+		c.at("log.format", "%q: want json or text", cfg.Log.Format)
+	}
+	switch cfg.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		c.at("log.level", "%q: want debug, info, warn or error", cfg.Log.Level)
+	}
+	for i, tp := range cfg.TrustedProxies {
+		if _, err := ParsePrefix(tp); err != nil {
+			c.at(fmt.Sprintf("trustedProxies[%d]", i), "%v", err)
+		}
+	}
+	if len(cfg.Groups) == 0 {
+		c.at("groups", "at least one group is required")
+	}
+	groupNames := map[string]bool{}
+	hostOwner := map[string]string{}
+	catchAll := ""
+	for i := range cfg.Groups {
+		g := &cfg.Groups[i]
+		p := fmt.Sprintf("groups[%d]", i)
+		if g.Name == "" {
+			c.at(p+".name", "required")
+		} else if !validName(g.Name) {
+			c.at(p+".name", "%q: use letters, digits, '-', '_' and '.'", g.Name)
+		} else if groupNames[g.Name] {
+			c.at(p+".name", "group %q is defined twice", g.Name)
+		}
+		groupNames[g.Name] = true
+		if len(g.Hosts) == 0 {
+			if catchAll != "" {
+				c.at(p+".hosts", "group %q has no hosts but %q already receives every other host", g.Name, catchAll)
+			}
+			catchAll = g.Name
+		}
+		for j, h := range g.Hosts {
+			hp := fmt.Sprintf("%s.hosts[%d]", p, j)
+			h = strings.ToLower(h)
+			if err := checkHostPattern(h); err != nil {
+				c.at(hp, "%v", err)
+				continue
+			}
+			if owner, dup := hostOwner[h]; dup {
+				c.at(hp, "host %q is already routed to group %q", h, owner)
+			}
+			hostOwner[h] = g.Name
+		}
+		validateGroup(g, p, c)
+	}
+}
+
+func validateGroup(g *Group, p string, c *collector) {
+	if g.Mode != ModeFailover && g.Mode != ModeRoundRobin {
+		c.at(p+".mode", "%q: want failover or roundrobin", g.Mode)
+	}
+	if len(g.Servers) == 0 {
+		c.at(p+".servers", "at least one server is required")
+	}
+	servers := map[string]bool{}
+	for j, s := range g.Servers {
+		sp := fmt.Sprintf("%s.servers[%d]", p, j)
+		if s.Name == "" {
+			c.at(sp+".name", "required")
+		} else if !validName(s.Name) {
+			c.at(sp+".name", "%q: use letters, digits, '-', '_' and '.'", s.Name)
+		} else if servers[s.Name] {
+			c.at(sp+".name", "server %q is defined twice in group %q", s.Name, g.Name)
+		}
+		servers[s.Name] = true
+		checkHostPort(c, sp+".address", s.Address, false)
+		if s.Priority < 0 {
+			c.at(sp+".priority", "must not be negative")
+		}
+	}
+	if g.Mode == ModeFailover && len(g.Servers) > 0 {
+		allBackup := true
+		for _, s := range g.Servers {
+			allBackup = allBackup && s.Backup
+		}
+		if allBackup {
+			c.at(p+".servers", "every server is a backup: at least one must not be")
+		}
+	}
+	pinned := map[string]bool{}
+	for j, pin := range g.Pin {
+		pp := fmt.Sprintf("%s.pin[%d]", p, j)
+		if err := checkHostPattern(strings.ToLower(pin.Host)); err != nil || strings.Contains(pin.Host, "*") {
+			c.at(pp+".host", "%q: want an exact host name", pin.Host)
+		} else if pinned[strings.ToLower(pin.Host)] {
+			c.at(pp+".host", "host %q is pinned twice", pin.Host)
+		}
+		pinned[strings.ToLower(pin.Host)] = true
+		if pin.Server == "" {
+			c.at(pp+".server", "required")
+		} else if !servers[pin.Server] {
+			c.at(pp+".server", "no server named %q in group %q", pin.Server, g.Name)
+		}
+	}
+	h := g.Health
+	hp := p + ".health"
+	if !validMethod(h.Method) {
+		c.at(hp+".method", "%q is not an HTTP method", h.Method)
+	}
+	if !strings.HasPrefix(h.Path, "/") {
+		c.at(hp+".path", "%q must start with /", h.Path)
+	}
+	if h.Port < 0 || h.Port > 65535 {
+		c.at(hp+".port", "port %d is out of range 1-65535", h.Port)
+	}
+	if h.Expect.BodyRegexp != "" {
+		if _, err := regexp.Compile(h.Expect.BodyRegexp); err != nil {
+			c.at(hp+".expect.bodyRegexp", "%v", err)
+		}
+	}
+	if h.Timeout > h.Interval {
+		c.at(hp+".timeout", "%v is longer than the interval %v", h.Timeout.D(), h.Interval.D())
+	}
+	if h.Interval.D() < 10*time.Millisecond {
+		c.at(hp+".interval", "%v is too short (minimum 10ms)", h.Interval.D())
+	}
+	if h.FastInterval.D() < 10*time.Millisecond {
+		c.at(hp+".fastInterval", "%v is too short (minimum 10ms)", h.FastInterval.D())
+	}
+	if h.Rise < 1 {
+		c.at(hp+".rise", "must be at least 1")
+	}
+	if h.Fall < 1 {
+		c.at(hp+".fall", "must be at least 1")
+	}
+	if g.Passive.MaxFails < 0 {
+		c.at(p+".passive.maxFails", "must not be negative")
+	}
+	switch g.Failback.Policy {
+	case FailbackAuto:
+	case FailbackManual:
+		if g.Failback.After != 0 {
+			c.at(p+".failback.after", "only applies to policy auto")
+		}
+	default:
+		c.at(p+".failback.policy", "%q: want auto or manual", g.Failback.Policy)
+	}
+	for j, wp := range g.Websocket.Paths {
+		if !strings.HasPrefix(wp, "/") {
+			c.at(fmt.Sprintf("%s.websocket.paths[%d]", p, j), "%q must start with /", wp)
+		}
+	}
+	if g.Websocket.OnSwitch != "close" && g.Websocket.OnSwitch != "keep" {
+		c.at(p+".websocket.onSwitch", "%q: want close or keep", g.Websocket.OnSwitch)
+	}
+	if g.Sticky != nil {
+		if g.Mode != ModeRoundRobin {
+			c.at(p+".sticky", "sticky sessions only apply to mode roundrobin")
+		}
+		if !validToken(g.Sticky.Cookie) {
+			c.at(p+".sticky.cookie", "%q is not a valid cookie name", g.Sticky.Cookie)
+		}
+	}
+	if g.Retry.Attempts < 1 || g.Retry.Attempts > 10 {
+		c.at(p+".retry.attempts", "%d: want 1 to 10 tries", g.Retry.Attempts)
+	}
+	if g.Retry.BufferBytes > g.MaxBodyBytes {
+		c.at(p+".retry.bufferBytes", "larger than maxBodyBytes (%d)", g.MaxBodyBytes)
+	}
+}
+
+// checkHostPort validates "host:port"; listen addresses may leave the host empty.
+func checkHostPort(c *collector, field, addr string, listen bool) bool {
+	if addr == "" {
+		c.at(field, "required")
+		return false
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		c.at(field, "%q: want host:port", addr)
+		return false
+	}
+	if host == "" && !listen {
+		c.at(field, "%q: host is missing", addr)
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		if !(listen && n == 0 && err == nil) {
+			c.at(field, "port %q is out of range 1-65535", port)
+			return false
+		}
+	}
+	return true
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// ParsePrefix accepts an address or a CIDR prefix.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+var hostRE = regexp.MustCompile(`^(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+
+func checkHostPattern(h string) error {
+	if h == "" {
+		return fmt.Errorf("empty host")
+	}
+	if strings.Contains(h, ":") {
+		return fmt.Errorf("%q: give the host without a port", h)
+	}
+	if !hostRE.MatchString(h) {
+		return fmt.Errorf("%q is not a host name (wildcards: *.example.com)", h)
+	}
+	return nil
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", r) {
+			return false
+		}
+	}
+	return true
+}
+
+func validMethod(m string) bool { return m != "" && validToken(m) && strings.ToUpper(m) == m }
