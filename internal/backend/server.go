@@ -1,0 +1,206 @@
+// Package backend owns the identity and health state of one server and the
+// registry that keeps that state across config reloads.
+package backend
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// State is a server's health as the gateway sees it.
+type State int32
+
+const (
+	// Unknown: not checked yet. Treated as available so that a gateway that
+	// starts before its first check completes still serves.
+	Unknown State = iota
+	Up
+	Down
+)
+
+func (s State) String() string {
+	switch s {
+	case Up:
+		return "up"
+	case Down:
+		return "down"
+	default:
+		return "unknown"
+	}
+}
+
+// Transition is one change of a server's state, published once per change.
+type Transition struct {
+	Server *Server
+	From   State
+	To     State
+	Reason string
+	At     time.Time
+}
+
+// CheckResult is the outcome of the latest active check.
+type CheckResult struct {
+	At      time.Time
+	OK      bool
+	Status  int
+	Latency time.Duration
+	Detail  string // why it failed, or a body excerpt
+}
+
+// Key identifies a server across reloads: same group, name and address
+// means same server, so its health survives.
+type Key struct {
+	Group, Name, Address string
+}
+
+// Server is one instance of an application. The hot path only calls
+// Available; everything else is for probers, passive detection and admin.
+type Server struct {
+	Key
+	state atomic.Int32
+	since atomic.Int64 // unix nanoseconds of the last transition
+	last  atomic.Pointer[CheckResult]
+
+	// notify is called after every transition, outside any lock.
+	notify func(Transition)
+	kick   chan struct{}
+
+	mu       sync.Mutex
+	oks      int         // consecutive passing checks
+	fails    int         // consecutive failing checks
+	failures []time.Time // passive soft failures inside the window
+
+	conns Conns
+}
+
+func newServer(k Key, notify func(Transition)) *Server {
+	s := &Server{Key: k, notify: notify, kick: make(chan struct{}, 1)}
+	s.since.Store(time.Now().UnixNano())
+	return s
+}
+
+// State returns the current health state.
+func (s *Server) State() State { return State(s.state.Load()) }
+
+// Available reports whether new traffic may go to the server.
+func (s *Server) Available() bool { return State(s.state.Load()) != Down }
+
+// Since returns when the server entered its current state.
+func (s *Server) Since() time.Time { return time.Unix(0, s.since.Load()) }
+
+// LastCheck returns the latest active check result, or nil.
+func (s *Server) LastCheck() *CheckResult { return s.last.Load() }
+
+// Conns returns the set of upgraded connections to this server.
+func (s *Server) Conns() *Conns { return &s.conns }
+
+// Kicked is signalled when passive detection wants an active check now.
+func (s *Server) Kicked() <-chan struct{} { return s.kick }
+
+// Kick asks the prober for an immediate check, without blocking.
+func (s *Server) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// transition moves the state with a compare-and-swap so that concurrent
+// reporters publish one transition, not two.
+func (s *Server) transition(from, to State, reason string) bool {
+	if from == to || !s.state.CompareAndSwap(int32(from), int32(to)) {
+		return false
+	}
+	now := time.Now()
+	s.since.Store(now.UnixNano())
+	if s.notify != nil {
+		s.notify(Transition{Server: s, From: from, To: to, Reason: reason, At: now})
+	}
+	return true
+}
+
+// ReportCheck records an active check. The first check decides the state
+// at once; after that, rise passing or fall failing checks in a row do.
+func (s *Server) ReportCheck(r CheckResult, rise, fall int) {
+	s.last.Store(&r)
+	s.mu.Lock()
+	if r.OK {
+		s.oks, s.fails = s.oks+1, 0
+	} else {
+		s.fails, s.oks = s.fails+1, 0
+	}
+	oks, fails := s.oks, s.fails
+	if r.OK && oks >= rise {
+		s.failures = s.failures[:0]
+	}
+	s.mu.Unlock()
+	cur := s.State()
+	switch {
+	case cur == Unknown && r.OK:
+		s.transition(cur, Up, "first check passed")
+	case cur == Unknown:
+		s.transition(cur, Down, "first check failed: "+r.Detail)
+	case cur == Down && r.OK && oks >= rise:
+		s.transition(cur, Up, "check passed "+strconv.Itoa(oks)+" times in a row")
+	case cur == Up && !r.OK && fails >= fall:
+		s.transition(cur, Down, "check failed "+strconv.Itoa(fails)+" times in a row: "+r.Detail)
+	}
+}
+
+// Changing reports whether the server is between states (some checks
+// disagree with its state), when probers use the fast interval.
+func (s *Server) Changing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.State() {
+	case Up:
+		return s.fails > 0
+	case Down:
+		return true
+	}
+	return true
+}
+
+// MarkDown takes the server out at once (passive detection of a refused
+// connection or a failed dial). It reports whether this call changed the state.
+func (s *Server) MarkDown(reason string) bool {
+	s.mu.Lock()
+	s.oks = 0
+	s.mu.Unlock()
+	for {
+		cur := s.State()
+		if cur == Down {
+			return false
+		}
+		if s.transition(cur, Down, reason) {
+			s.Kick()
+			return true
+		}
+	}
+}
+
+// SoftFailure records a timeout or 5xx seen on live traffic; maxFails of
+// them within window mark the server down. It also asks for a check now.
+func (s *Server) SoftFailure(reason string, maxFails int, window time.Duration) bool {
+	s.Kick()
+	if maxFails <= 0 {
+		return false
+	}
+	now := time.Now()
+	s.mu.Lock()
+	keep := s.failures[:0]
+	for _, t := range s.failures {
+		if now.Sub(t) < window {
+			keep = append(keep, t)
+		}
+	}
+	s.failures = append(keep, now)
+	n := len(s.failures)
+	s.mu.Unlock()
+	if n >= maxFails {
+		return s.MarkDown(reason + " (" + strconv.Itoa(n) + " failures within " + window.String() + ")")
+	}
+	return false
+}

@@ -1,0 +1,151 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/tandemproxy/tandem/internal/gateway"
+)
+
+// adminClient talks to a gateway's admin API.
+type adminClient struct {
+	base  string
+	token string
+}
+
+func addAdminFlags(c *cobra.Command, ac *adminClient) {
+	def := os.Getenv("TANDEM_ADMIN")
+	if def == "" {
+		def = "http://127.0.0.1:9901"
+	}
+	c.Flags().StringVar(&ac.base, "admin", def, "admin API URL (env TANDEM_ADMIN)")
+	c.Flags().StringVar(&ac.token, "token", "", "admin API token (env TANDEM_TOKEN)")
+}
+
+func (ac *adminClient) do(method, path string, out any) error {
+	req, err := http.NewRequest(method, strings.TrimSuffix(ac.base, "/")+path, nil)
+	if err != nil {
+		return fmt.Errorf("admin URL %q: %w", ac.base, err)
+	}
+	tok := ac.token
+	if tok == "" {
+		tok = os.Getenv("TANDEM_TOKEN")
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if u := os.Getenv("USER"); u != "" {
+		req.Header.Set("X-Tandem-User", u+" (cli)")
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("admin API at %s is unreachable: %w", ac.base, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if resp.StatusCode/100 != 2 {
+		var e struct{ Error string }
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return fmt.Errorf("refused (%d): %s", resp.StatusCode, e.Error)
+		}
+		return fmt.Errorf("refused (%d): %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	if out != nil {
+		if err := json.Unmarshal(body, out); err != nil {
+			return fmt.Errorf("admin API answered something else than JSON: %w", err)
+		}
+	}
+	return nil
+}
+
+func adminCmds() []*cobra.Command {
+	var ac adminClient
+	var output string
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show every group: servers, health, active server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var st gateway.State
+			if err := ac.do(http.MethodGet, "/api/v1/state", &st); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if output == "json" {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "GROUP\tSERVER\tADDRESS\tSTATE\tACTIVE\tLAST CHECK")
+			for _, g := range st.Groups {
+				for _, s := range g.Servers {
+					active := ""
+					if s.Name == g.Active {
+						active = "*"
+					}
+					check := ""
+					if c := s.LastCheck; c != nil {
+						check = fmt.Sprintf("%v %.1fms %s", map[bool]string{true: "ok", false: "fail"}[c.OK], c.LatencyMS, trim(c.Detail, 40))
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", g.Name, s.Name, s.Address, s.State, active, check)
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	status.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	addAdminFlags(status, &ac)
+
+	reload := &cobra.Command{
+		Use: "reload", Short: "Reload the gateway's config file (a bad file is refused)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := ac.do(http.MethodPost, "/api/v1/reload", nil); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "reloaded")
+			return nil
+		},
+	}
+	addAdminFlags(reload, &ac)
+
+	failback := &cobra.Command{
+		Use: "failback GROUP", Short: "Return GROUP to its preferred server now", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := ac.do(http.MethodPost, "/api/v1/groups/"+url.PathEscape(args[0])+"/failback", nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: failed back\n", args[0])
+			return nil
+		},
+	}
+	addAdminFlags(failback, &ac)
+
+	sw := &cobra.Command{
+		Use: "switch GROUP SERVER", Short: "Make SERVER the active server of GROUP and hold it there", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := ac.do(http.MethodPost, "/api/v1/groups/"+url.PathEscape(args[0])+"/switch/"+url.PathEscape(args[1]), nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: switched to %s\n", args[0], args[1])
+			return nil
+		},
+	}
+	addAdminFlags(sw, &ac)
+	return []*cobra.Command{status, reload, failback, sw}
+}
+
+func trim(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

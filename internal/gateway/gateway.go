@@ -1,0 +1,368 @@
+// Package gateway assembles tandem's gateway: listeners, routing table,
+// health probers, electors and the admin API, and owns reload and shutdown.
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tandemproxy/tandem/internal/backend"
+	"github.com/tandemproxy/tandem/internal/config"
+	"github.com/tandemproxy/tandem/internal/failover"
+	"github.com/tandemproxy/tandem/internal/health"
+	"github.com/tandemproxy/tandem/internal/proxy"
+	"github.com/tandemproxy/tandem/internal/route"
+)
+
+// Gateway is one running tandem gateway.
+type Gateway struct {
+	path string
+	log  *slog.Logger
+
+	reg    *backend.Registry
+	health *health.Manager
+	proxy  *proxy.Proxy
+	table  atomic.Pointer[route.Table]
+	lsn    atomic.Pointer[map[string]*listenerState]
+
+	mu       sync.Mutex // serialises reloads and elector creation
+	electors map[string]*failover.Elector
+	ctx      context.Context
+
+	// Ready is closed once every listener accepts connections.
+	Ready chan struct{}
+	addrs sync.Map // listener name -> bound address
+}
+
+// listenerState is what a listener reads per request and a reload replaces.
+type listenerState struct {
+	hsts      string
+	httpsPort int
+	cert      *tls.Certificate
+}
+
+// New prepares a gateway for cfg, read from path (for reloads).
+func New(cfg *config.Config, path string, log *slog.Logger) (*Gateway, error) {
+	g := &Gateway{path: path, log: log, electors: map[string]*failover.Elector{}, Ready: make(chan struct{})}
+	g.reg = backend.NewRegistry(g.onTransition)
+	g.health = health.NewManager(log)
+	g.proxy = proxy.New(g.table.Load, log)
+	ls, err := listenerStates(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.lsn.Store(&ls)
+	return g, nil
+}
+
+// Table returns the routing table in use.
+func (g *Gateway) Table() *route.Table { return g.table.Load() }
+
+// Addr returns the address a listener is bound to (useful with port 0).
+func (g *Gateway) Addr(name string) string {
+	v, _ := g.addrs.Load(name)
+	s, _ := v.(string)
+	return s
+}
+
+func (g *Gateway) elector(name string) *failover.Elector {
+	e, ok := g.electors[name]
+	if !ok {
+		e = failover.NewElector(name, g.onSwitch)
+		g.electors[name] = e
+	}
+	return e
+}
+
+// onTransition logs a server's state change and lets its group re-decide.
+func (g *Gateway) onTransition(tr backend.Transition) {
+	s := tr.Server
+	lvl := slog.LevelInfo
+	if tr.To == backend.Down {
+		lvl = slog.LevelWarn
+	}
+	g.log.Log(context.Background(), lvl, "server state changed", "group", s.Group, "server", s.Name,
+		"address", s.Address, "from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason)
+	if t := g.table.Load(); t != nil {
+		if grp := t.Group(s.Group); grp != nil && grp.Elector != nil {
+			grp.Elector.Evaluate("health: " + s.Name + " " + tr.To.String())
+		}
+	}
+}
+
+// onSwitch logs a switch and closes the websockets of the server that lost
+// the active role, so their clients reconnect to the new one at once.
+func (g *Gateway) onSwitch(sw failover.Switch) {
+	g.log.Warn("active server switched", "group", sw.Group, "from", sw.From, "to", sw.To,
+		"reason", sw.Reason, "by", sw.By, "epoch", sw.Epoch)
+	t := g.table.Load()
+	if t == nil || sw.From == "" {
+		return
+	}
+	grp := t.Group(sw.Group)
+	if grp == nil || grp.Cfg.Websocket.OnSwitch != "close" {
+		return
+	}
+	if s := grp.Server(sw.From); s != nil {
+		if n := s.Conns().CloseAll(proxy.CloseServiceRestart, "active server changed"); n > 0 {
+			g.log.Info("closing websockets of the former active server", "group", sw.Group, "server", sw.From, "count", n)
+		}
+	}
+}
+
+// apply installs cfg: probers first (new servers get one check), then the
+// table, then each elector re-decides against its new view.
+func (g *Gateway) apply(ctx context.Context, cfg *config.Config, by string) error {
+	t := route.Build(cfg, g.reg, g.elector)
+	var targets []health.Target
+	keep := map[backend.Key]bool{}
+	for _, grp := range t.Groups {
+		for _, s := range grp.Servers {
+			targets = append(targets, health.Target{Server: s, Health: grp.Cfg.Health})
+			keep[s.Key] = true
+		}
+	}
+	if err := g.health.Sync(ctx, targets); err != nil {
+		return err
+	}
+	g.table.Store(t)
+	for name, e := range g.electors {
+		if grp := t.Group(name); grp != nil && grp.Elector == e {
+			e.SetView(grp.View, by)
+		} else {
+			e.Stop()
+			delete(g.electors, name)
+		}
+	}
+	for _, s := range g.reg.Retain(keep) {
+		s.Conns().CloseAll(proxy.CloseServiceRestart, "server removed from the configuration")
+	}
+	return nil
+}
+
+// Reload reads the config file again and applies it; a bad file is refused
+// and the running config keeps serving.
+func (g *Gateway) Reload(by string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ctx == nil {
+		return errors.New("gateway is not running")
+	}
+	cfg, err := config.Load(g.path)
+	if err == nil {
+		err = sameListeners(g.table.Load().Config, cfg)
+	}
+	var ls map[string]*listenerState
+	if err == nil {
+		ls, err = listenerStates(cfg)
+	}
+	if err == nil {
+		err = g.apply(g.ctx, cfg, "reload by "+by)
+	}
+	if err != nil {
+		g.log.Error("config reload refused; the running config keeps serving", "by", by, "error", err)
+		return fmt.Errorf("reload refused: %w", err)
+	}
+	g.lsn.Store(&ls)
+	g.proxy.CloseIdle()
+	g.log.Info("config reloaded", "by", by, "file", g.path)
+	return nil
+}
+
+// sameListeners refuses a reload that changes sockets: they need a restart.
+func sameListeners(old, cur *config.Config) error {
+	key := func(c *config.Config) string {
+		var b strings.Builder
+		for _, l := range c.Listeners {
+			fmt.Fprintf(&b, "%s|%s|%t|%t;", l.Name, l.Address, l.TLS != nil, l.RedirectHTTPS)
+		}
+		fmt.Fprintf(&b, "admin=%s", c.Admin.Address)
+		return b.String()
+	}
+	if key(old) != key(cur) {
+		return errors.New("listeners or admin address changed: restart tandem to apply them")
+	}
+	return nil
+}
+
+func listenerStates(cfg *config.Config) (map[string]*listenerState, error) {
+	out := map[string]*listenerState{}
+	httpsPort := 0
+	for _, l := range cfg.Listeners {
+		if l.TLS != nil && httpsPort == 0 {
+			_, p, _ := net.SplitHostPort(l.Address)
+			httpsPort, _ = strconv.Atoi(p)
+		}
+	}
+	for _, l := range cfg.Listeners {
+		st := &listenerState{httpsPort: httpsPort}
+		if l.HTTPSPort != 0 {
+			st.httpsPort = l.HTTPSPort
+		}
+		if l.HSTS != nil {
+			st.hsts = HSTSValue(*l.HSTS)
+		}
+		if l.TLS != nil {
+			cert, err := tls.LoadX509KeyPair(l.TLS.Cert, l.TLS.Key)
+			if err != nil {
+				return nil, fmt.Errorf("%s: listener %s: load certificate: %w", cfg.File, l.Name, err)
+			}
+			st.cert = &cert
+		}
+		out[l.Name] = st
+	}
+	return out, nil
+}
+
+// HSTSValue renders a Strict-Transport-Security header value.
+func HSTSValue(h config.HSTS) string {
+	if h.Header != "" {
+		return h.Header
+	}
+	v := "max-age=" + strconv.Itoa(h.MaxAge)
+	if h.IncludeSubDomains {
+		v += "; includeSubDomains"
+	}
+	if h.Preload {
+		v += "; preload"
+	}
+	return v
+}
+
+// Run serves until ctx ends, then drains: listeners stop accepting,
+// in-flight requests get the drain period, websockets are closed with 1001.
+func (g *Gateway) Run(ctx context.Context, cfg *config.Config) error {
+	g.mu.Lock()
+	g.ctx = ctx
+	err := g.apply(ctx, cfg, "start")
+	g.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	defer g.health.Stop()
+
+	var servers []*http.Server
+	errc := make(chan error, len(cfg.Listeners)+1)
+	for _, l := range cfg.Listeners {
+		srv, ln, err := g.listen(l, cfg.Limits)
+		if err != nil {
+			for _, s := range servers {
+				s.Close()
+			}
+			return err
+		}
+		servers = append(servers, srv)
+		g.addrs.Store(l.Name, ln.Addr().String())
+		g.log.Info("listening", "listener", l.Name, "address", ln.Addr().String(), "tls", l.TLS != nil, "redirectHTTPS", l.RedirectHTTPS)
+		go func() {
+			serve := srv.Serve
+			if srv.TLSConfig != nil {
+				serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+			}
+			if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("listener %s: %w", l.Name, err)
+			}
+		}()
+	}
+	close(g.Ready)
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		for _, s := range servers {
+			s.Close()
+		}
+		return err
+	}
+	drain := cfg.Limits.Drain.D()
+	if t := g.table.Load(); t != nil {
+		drain = t.Config.Limits.Drain.D()
+	}
+	g.log.Info("shutting down: draining in-flight requests", "drain", drain)
+	dctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range servers {
+		wg.Go(func() {
+			if err := s.Shutdown(dctx); err != nil {
+				s.Close()
+			}
+		})
+	}
+	wg.Wait()
+	wctx, wcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer wcancel()
+	g.proxy.CloseUpgraded(wctx, proxy.CloseGoingAway, "gateway shutting down")
+	g.log.Info("stopped")
+	return nil
+}
+
+// listen binds one public listener and builds its server.
+func (g *Gateway) listen(l config.Listener, lim config.Limits) (*http.Server, net.Listener, error) {
+	name := l.Name
+	state := func() *listenerState { return (*g.lsn.Load())[name] }
+	var h http.Handler
+	switch {
+	case l.RedirectHTTPS:
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { redirectHTTPS(w, r, state().httpsPort) })
+	default:
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.proxy.Serve(w, r, state().hsts) })
+	}
+	srv := &http.Server{
+		Handler:           h,
+		MaxHeaderBytes:    int(lim.MaxHeaderBytes),
+		ReadHeaderTimeout: lim.ReadHeaderTimeout.D(),
+		IdleTimeout:       lim.IdleTimeout.D(),
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}
+	ln, err := net.Listen("tcp", l.Address)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listener %s: %w", name, err)
+	}
+	if l.TLS != nil {
+		minV := uint16(tls.VersionTLS12)
+		if l.TLS.MinVersion == "1.3" {
+			minV = tls.VersionTLS13
+		}
+		srv.TLSConfig = &tls.Config{
+			MinVersion: minV,
+			NextProtos: []string{"h2", "http/1.1"},
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return state().cert, nil
+			},
+		}
+		// Serve HTTP/2 as well as HTTP/1.1 over TLS.
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetHTTP2(true)
+	}
+	return srv, ln, nil
+}
+
+// redirectHTTPS answers 301 to the same host, path and query over https.
+func redirectHTTPS(w http.ResponseWriter, r *http.Request, port int) {
+	host := route.HostOnly(r.Host)
+	if host == "" {
+		http.Error(w, "a Host header is required", http.StatusBadRequest)
+		return
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != 0 && port != 443 {
+		host += ":" + strconv.Itoa(port)
+	}
+	target := "https://" + host + r.URL.RequestURI()
+	w.Header().Set("Location", target)
+	w.WriteHeader(http.StatusMovedPermanently)
+}

@@ -1,0 +1,111 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tandemproxy/tandem/internal/failover"
+)
+
+// State is the JSON view of every group, for the admin API and CLI.
+type State struct {
+	Groups []GroupState `json:"groups"`
+}
+
+// GroupState is one group's servers, active server and history.
+type GroupState struct {
+	Name     string            `json:"name"`
+	Mode     string            `json:"mode"`
+	Active   string            `json:"active,omitempty"`
+	Epoch    uint64            `json:"epoch"`
+	Reason   string            `json:"reason,omitempty"`
+	Pending  string            `json:"pendingFailback,omitempty"`
+	Hold     bool              `json:"operatorHold,omitempty"`
+	Failback string            `json:"failback"`
+	Servers  []ServerState     `json:"servers"`
+	History  []failover.Switch `json:"history"`
+}
+
+// ServerState is one server's health.
+type ServerState struct {
+	Name       string     `json:"name"`
+	Address    string     `json:"address"`
+	State      string     `json:"state"`
+	Since      time.Time  `json:"since"`
+	Websockets int        `json:"websockets"`
+	LastCheck  *CheckView `json:"lastCheck,omitempty"`
+}
+
+// CheckView is the latest active check of a server.
+type CheckView struct {
+	At        time.Time `json:"at"`
+	OK        bool      `json:"ok"`
+	Status    int       `json:"status,omitempty"`
+	LatencyMS float64   `json:"latencyMs"`
+	Detail    string    `json:"detail,omitempty"`
+}
+
+// State reports every group as the gateway sees it now.
+func (g *Gateway) State() State {
+	t := g.table.Load()
+	var out State
+	if t == nil {
+		return out
+	}
+	for _, grp := range t.Groups {
+		gs := GroupState{Name: grp.Name, Mode: grp.Cfg.Mode, Failback: grp.Cfg.Failback.Policy, History: []failover.Switch{}}
+		if a := grp.Cfg.Failback.After.D(); a > 0 {
+			gs.Failback += " after " + a.String()
+		}
+		if e := grp.Elector; e != nil {
+			d, hold := e.Status()
+			gs.Active, gs.Epoch, gs.Reason, gs.Pending, gs.Hold = e.Active(), e.Epoch(), d.Reason, d.Pending, hold
+			gs.History = e.History()
+		}
+		for _, s := range grp.Servers {
+			ss := ServerState{Name: s.Name, Address: s.Address, State: s.State().String(), Since: s.Since(), Websockets: s.Conns().Len()}
+			if c := s.LastCheck(); c != nil {
+				ss.LastCheck = &CheckView{At: c.At, OK: c.OK, Status: c.Status, LatencyMS: float64(c.Latency.Microseconds()) / 1000, Detail: c.Detail}
+			}
+			gs.Servers = append(gs.Servers, ss)
+		}
+		out.Groups = append(out.Groups, gs)
+	}
+	return out
+}
+
+// ErrNoSuchGroup is returned by actions on a group that does not exist.
+var ErrNoSuchGroup = errors.New("no such group")
+
+func (g *Gateway) failoverGroup(name string) (*failover.Elector, error) {
+	t := g.table.Load()
+	grp := t.Group(name)
+	if grp == nil {
+		return nil, fmt.Errorf("%w: %q", ErrNoSuchGroup, name)
+	}
+	if grp.Elector == nil {
+		return nil, fmt.Errorf("group %q is in %s mode: it has no active server", name, grp.Cfg.Mode)
+	}
+	return grp.Elector, nil
+}
+
+// Failback returns group to its preferred server now (manual failback).
+func (g *Gateway) Failback(group, by string) error {
+	e, err := g.failoverGroup(group)
+	if err != nil {
+		return err
+	}
+	g.log.Info("failback requested", "group", group, "by", by)
+	return e.Failback(by)
+}
+
+// Switch makes server the active server of group and holds it there.
+func (g *Gateway) Switch(group, server, by string) error {
+	e, err := g.failoverGroup(group)
+	if err != nil {
+		return err
+	}
+	g.log.Info("switch requested", "group", group, "server", server, "by", by)
+	return e.SwitchTo(server, by)
+}

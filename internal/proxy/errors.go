@@ -1,0 +1,71 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+)
+
+// Errors that decide the status a client gets.
+var (
+	errTimeout    = errors.New("server did not answer in time")
+	errClientGone = errors.New("client went away")
+)
+
+// dialError marks a failure to connect: the request was not sent, so it is
+// always safe to try the next server.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return "connect: " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+func isDialError(err error) bool {
+	var d *dialError
+	return errors.As(err, &d)
+}
+
+// reason shortens an error to what an operator needs in a log line.
+func reason(err error) string {
+	s := err.Error()
+	var ne net.Error
+	switch {
+	case strings.Contains(s, "connection refused"):
+		return "connection refused"
+	case strings.Contains(s, "connection reset"):
+		return "connection reset"
+	case errors.Is(err, errTimeout), errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case strings.Contains(s, "EOF"):
+		return "connection closed"
+	}
+	return s
+}
+
+// statusFor maps the final error of a request to the status the client gets.
+func statusFor(err error) int {
+	var mb *http.MaxBytesError
+	switch {
+	case errors.As(err, &mb):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, errNoServer):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, errTimeout):
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}
+
+// writeError answers with a short body that names nothing internal.
+func writeError(w http.ResponseWriter, code int) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	if code == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "1")
+	}
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(http.StatusText(code) + "\n"))
+}

@@ -1,0 +1,224 @@
+// Package proxy forwards requests to the server the routing table picks:
+// retries what is safe to replay, upgrades websockets and tracks them.
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tandemproxy/tandem/internal/backend"
+	"github.com/tandemproxy/tandem/internal/route"
+)
+
+var errNoServer = route.ErrNoServer
+
+// Proxy is the gateway's request handler.
+type Proxy struct {
+	table     func() *route.Table
+	log       *slog.Logger
+	transport *http.Transport
+	rp        *httputil.ReverseProxy
+	dialer    *net.Dialer
+
+	// upgraded tracks every websocket, for shutdown.
+	upgraded backend.Conns
+	wsWait   sync.WaitGroup
+}
+
+// New returns a proxy routing with the table that table returns at each request.
+func New(table func() *route.Table, log *slog.Logger) *Proxy {
+	p := &Proxy{table: table, log: log, dialer: &net.Dialer{KeepAlive: 30 * time.Second}}
+	p.transport = &http.Transport{
+		Proxy:                 nil, // never an environment proxy between gateway and servers
+		DialContext:           p.dial,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       60 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		// Response headers are bounded per try by the retry loop.
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      &retryTransport{p: p},
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.errorHandler,
+		BufferPool:     bufferPool{},
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return p
+}
+
+// reqState travels with a request through ReverseProxy to the transport.
+type reqState struct {
+	table   *route.Table
+	group   *route.Group
+	host    string
+	cookie  string
+	tried   []*backend.Server
+	server  *backend.Server // the server that answered, or the last tried
+	retries int
+	status  int
+	start   time.Time
+	hsts    string
+}
+
+type stateKey struct{}
+
+func stateOf(ctx context.Context) *reqState {
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	return st
+}
+
+// ServeHTTP routes one request arriving on a listener without HSTS.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.Serve(w, r, "") }
+
+// Serve routes one request: find the group, apply its guards, then forward
+// (or upgrade) to the server it picks. A non-empty hsts is the
+// Strict-Transport-Security value of the listener, which replaces any the
+// server sends.
+func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, hsts string) {
+	if hsts != "" {
+		w.Header().Set("Strict-Transport-Security", hsts)
+	}
+	t := p.table()
+	g := t.Lookup(r.Host)
+	if g == nil {
+		http.Error(w, "no site is configured for this host", http.StatusNotFound)
+		return
+	}
+	upgrade := isUpgrade(r.Header)
+	if g.IsWebsocketPath(r.URL.Path) && g.Cfg.Websocket.RequireUpgrade && !IsWebsocketHandshake(r) {
+		http.Error(w, "websocket path: a websocket upgrade is required", http.StatusForbidden)
+		return
+	}
+	maxBody := int64(g.Cfg.MaxBodyBytes)
+	if r.ContentLength > maxBody {
+		writeError(w, http.StatusRequestEntityTooLarge)
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	}
+	st := &reqState{table: t, group: g, host: r.Host, start: time.Now(), hsts: hsts}
+	if sc := g.Cfg.Sticky; sc != nil {
+		if c, err := r.Cookie(sc.Cookie); err == nil {
+			st.cookie = c.Value
+		}
+	}
+	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	if upgrade {
+		p.serveUpgrade(w, r, st)
+	} else {
+		p.rp.ServeHTTP(w, r)
+	}
+	if t.Config.Log.Access {
+		p.accessLog(r, st)
+	}
+}
+
+func (p *Proxy) accessLog(r *http.Request, st *reqState) {
+	server := ""
+	if st.server != nil {
+		server = st.server.Name
+	}
+	p.log.Info("access", "group", st.group.Name, "server", server, "method", r.Method, "host", r.Host,
+		"path", r.URL.Path, "status", st.status, "retries", st.retries,
+		"duration_ms", float64(time.Since(st.start).Microseconds())/1000, "remote", r.RemoteAddr)
+}
+
+// rewrite prepares the outbound request once; the transport sets the
+// server's address on each try.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	st := stateOf(pr.In.Context())
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = "upstream.invalid"
+	setForwarded(pr.Out, pr.In, st.table.Trusted)
+	if e := st.group.Elector; e != nil {
+		pr.Out.Header.Set("X-Tandem-Epoch", strconv.FormatUint(e.Epoch(), 10))
+	}
+}
+
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	st := stateOf(resp.Request.Context())
+	g := st.group
+	st.status = resp.StatusCode
+	if st.hsts != "" {
+		resp.Header.Del("Strict-Transport-Security")
+	}
+	if resp.StatusCode >= 500 && g.Cfg.Passive.Count5xx {
+		st.server.SoftFailure("answered "+strconv.Itoa(resp.StatusCode), g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D())
+	}
+	if g.Cfg.ExposeServer {
+		resp.Header.Set("X-Tandem-Server", st.server.Name)
+	}
+	if sc := g.Cfg.Sticky; sc != nil {
+		if v := route.CookieValue(g.Name, st.server.Name); v != st.cookie {
+			c := &http.Cookie{Name: sc.Cookie, Value: v, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
+				Secure: resp.Request.Header.Get("X-Forwarded-Proto") == "https"}
+			resp.Header.Add("Set-Cookie", c.String())
+		}
+	}
+	return nil
+}
+
+func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	st := stateOf(r.Context())
+	if r.Context().Err() != nil {
+		// The client went away: not the server's fault, nobody to answer.
+		st.status = 499
+		return
+	}
+	code := statusFor(err)
+	st.status = code
+	server := ""
+	if st.server != nil {
+		server = st.server.Name
+	}
+	p.log.Warn("request failed", "group", st.group.Name, "server", server, "method", r.Method,
+		"path", r.URL.Path, "status", code, "retries", st.retries, "error", reason(err))
+	writeError(w, code)
+}
+
+// Upgraded returns every tracked websocket, for shutdown.
+func (p *Proxy) Upgraded() *backend.Conns { return &p.upgraded }
+
+// CloseUpgraded closes every websocket with code and waits until their
+// sessions ended or ctx is done.
+func (p *Proxy) CloseUpgraded(ctx context.Context, code uint16, reason string) {
+	p.upgraded.CloseAll(code, reason)
+	done := make(chan struct{})
+	go func() { p.wsWait.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// CloseIdle drops idle connections to servers (after a reload).
+func (p *Proxy) CloseIdle() { p.transport.CloseIdleConnections() }
+
+func (p *Proxy) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if st := stateOf(ctx); st != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, st.group.Cfg.Timeouts.Connect.D())
+		defer cancel()
+	}
+	c, err := p.dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, &dialError{err: err}
+	}
+	return c, nil
+}
+
+type bufferPool struct{}
+
+var bufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *bufs.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { bufs.Put(&b) }

@@ -1,0 +1,196 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// retryTransport sends a request to the server the group picks and, when
+// that fails, to the next one, as far as replaying is safe:
+//   - a request that could not be sent (dial error) is always retried;
+//   - once sent, only an idempotent request whose body is buffered is;
+//   - a client that went away ends the request, and is no server's fault.
+type retryTransport struct{ p *Proxy }
+
+// idempotent reports whether r may be replayed after it was sent.
+func idempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
+		return true
+	}
+	return r.Header.Get("Idempotency-Key") != ""
+}
+
+func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
+	st := stateOf(out.Context())
+	g := st.group
+	body, err := newReplayBody(out, idempotent(out), int64(g.Cfg.Retry.BufferBytes))
+	if err != nil {
+		return nil, err
+	}
+	defer body.closeIfUnused()
+	deadline := st.start.Add(g.Cfg.Timeouts.Response.D())
+	var lastErr error
+	for try := 0; try < g.Cfg.Retry.Attempts; try++ {
+		choice, err := g.Pick(st.host, st.cookie, st.tried)
+		if err != nil {
+			if lastErr != nil {
+				return nil, lastErr
+			}
+			return nil, err
+		}
+		s := choice.Server
+		st.tried = append(st.tried, s)
+		st.server = s
+		if try > 0 {
+			st.retries++
+		}
+		resp, err := t.try(out, s.Address, body, deadline, g.Cfg.Retry.PerTryTimeout.D())
+		if err == nil {
+			return resp, nil
+		}
+		lastErr = err
+		if out.Context().Err() != nil {
+			return nil, fmt.Errorf("%w: %w", errClientGone, out.Context().Err())
+		}
+		pc := g.Cfg.Passive
+		switch {
+		case isDialError(err):
+			// Refused, reset or timed out before anything was sent: the
+			// server is down now, not at the next check.
+			s.MarkDown("passive: " + reason(err))
+			continue
+		case errors.Is(err, errTimeout):
+			s.SoftFailure("passive: timeout", pc.MaxFails, pc.Window.D())
+		default:
+			s.SoftFailure("passive: "+reason(err), pc.MaxFails, pc.Window.D())
+		}
+		if !body.replayable() || time.Now().After(deadline) {
+			return nil, err
+		}
+	}
+	return nil, lastErr
+}
+
+// try sends one attempt to addr, bounded by the per-try timeout and the
+// request's overall deadline for response headers.
+func (t *retryTransport) try(out *http.Request, addr string, body *replayBody, deadline time.Time, perTry time.Duration) (*http.Response, error) {
+	wait := time.Until(deadline)
+	if perTry > 0 && perTry < wait {
+		wait = perTry
+	}
+	if wait <= 0 {
+		return nil, errTimeout
+	}
+	ctx, cancel := context.WithCancel(out.Context())
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(wait, func() { timedOut.Store(true); cancel() })
+	req := out.WithContext(ctx)
+	u := *out.URL
+	u.Host = addr
+	req.URL = &u
+	req.Body, req.GetBody = body.next()
+	resp, err := t.p.transport.RoundTrip(req)
+	stopped := timer.Stop()
+	if err != nil {
+		cancel()
+		if !stopped && timedOut.Load() {
+			return nil, fmt.Errorf("%w (after %v)", errTimeout, wait)
+		}
+		return nil, err
+	}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// cancelBody releases the try's context when ReverseProxy closes the body.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// replayBody hands each try a body. A buffered body can be replayed; a
+// streamed one only until the first byte of it was read.
+type replayBody struct {
+	orig     io.ReadCloser
+	buf      []byte // whole body when buffered
+	buffered bool
+	rest     io.Reader // streamed remainder after buf (not buffered)
+	read     atomic.Bool
+}
+
+func newReplayBody(r *http.Request, idem bool, limit int64) (*replayBody, error) {
+	b := &replayBody{orig: r.Body}
+	if r.Body == nil || r.Body == http.NoBody {
+		b.buffered = true
+		return b, nil
+	}
+	if !idem || r.ContentLength > limit {
+		b.rest = r.Body
+		return b, nil
+	}
+	// Read up to limit+1 bytes: a body that fits is kept to replay.
+	buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(buf)) <= limit {
+		b.buf, b.buffered = buf, true
+		return b, nil
+	}
+	b.buf, b.rest = buf, io.MultiReader(bytes.NewReader(buf), r.Body)
+	return b, nil
+}
+
+// next returns the body for one try, and GetBody when it can be rewound.
+func (b *replayBody) next() (io.ReadCloser, func() (io.ReadCloser, error)) {
+	if b.buffered {
+		if b.orig == nil || b.orig == http.NoBody {
+			return b.orig, nil
+		}
+		get := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b.buf)), nil }
+		rc, _ := get()
+		return rc, get
+	}
+	return &trackedBody{r: b.rest, read: &b.read}, nil
+}
+
+// replayable reports whether another try can send the body again.
+func (b *replayBody) replayable() bool { return b.buffered || !b.read.Load() }
+
+// closeIfUnused closes the original body; ReverseProxy closes it too, and a
+// double close of a request body is harmless.
+func (b *replayBody) closeIfUnused() {
+	if b.orig != nil {
+		b.orig.Close()
+	}
+}
+
+// trackedBody records whether the transport read anything from a streamed
+// body; its Close is a no-op so a failed try leaves it usable for the next.
+type trackedBody struct {
+	r    io.Reader
+	read *atomic.Bool
+}
+
+func (t *trackedBody) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 || err == io.EOF {
+		t.read.Store(true)
+	}
+	return n, err
+}
+
+func (t *trackedBody) Close() error { return nil }
