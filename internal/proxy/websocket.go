@@ -214,6 +214,7 @@ type wsSession struct {
 
 	toClient, toBack frameLock
 	closing          atomic.Bool
+	backClosed       atomic.Bool // the server sent a close frame
 }
 
 // frameLock is a mutex that can be given up on after a while.
@@ -239,25 +240,27 @@ func (l frameLock) lock(timeout time.Duration) bool {
 func (l frameLock) unlock() { <-l }
 
 func (ws *wsSession) run() {
-	errc := make(chan error, 2)
-	go func() { errc <- copyFrames(ws.back, ws.clientR, ws.toBack, &ws.closing) }()
-	go func() { errc <- copyFrames(ws.client, ws.backR, ws.toClient, &ws.closing) }()
-	<-errc
-	pending := 1
-	// One side ended: end the other. A close initiated by CloseWith lets
-	// the client answer its close frame (or a second) before the socket goes.
-	if ws.closing.Load() {
-		select {
-		case <-errc:
-			pending = 0
-		case <-time.After(time.Second):
+	fromClient := make(chan error, 1)
+	fromBack := make(chan error, 1)
+	go func() { fromClient <- copyFrames(ws.back, ws.clientR, ws.toBack, &ws.closing, nil) }()
+	go func() { fromBack <- copyFrames(ws.client, ws.backR, ws.toClient, &ws.closing, &ws.backClosed) }()
+	select {
+	case <-fromClient:
+	case <-fromBack:
+		if ws.backClosed.Load() {
+			// Closing handshake from the server: give the client a moment
+			// to answer it before the socket goes.
+			ws.client.SetReadDeadline(time.Now().Add(time.Second))
+		} else {
+			// The server's connection died without a close handshake
+			// (killed, reset): tell the client to reconnect at once rather
+			// than leave it to guess from an abrupt close.
+			ws.CloseWith(CloseServiceRestart, "server connection lost")
 		}
+		<-fromClient // bounded by the read deadline just set
 	}
 	ws.client.Close()
 	ws.back.Close()
-	if pending > 0 {
-		<-errc
-	}
 }
 
 // CloseWith sends the client a close frame with code, tells the server the
@@ -305,7 +308,7 @@ func closeFrame(code uint16, reason string, masked bool) []byte {
 // copyFrames copies websocket frames from src to dst, one whole frame under
 // lock at a time. After the session began closing, frames are dropped and a
 // close frame from the peer ends the copy.
-func copyFrames(dst io.Writer, src *bufio.Reader, lock frameLock, closing *atomic.Bool) error {
+func copyFrames(dst io.Writer, src *bufio.Reader, lock frameLock, closing, sentClose *atomic.Bool) error {
 	var hdr [14]byte
 	for {
 		if _, err := io.ReadFull(src, hdr[:2]); err != nil {
@@ -342,6 +345,9 @@ func copyFrames(dst io.Writer, src *bufio.Reader, lock frameLock, closing *atomi
 				return io.EOF
 			}
 			continue
+		}
+		if hdr[0]&0x0f == 0x8 && sentClose != nil {
+			sentClose.Store(true)
 		}
 		lock.lock(0)
 		_, err := dst.Write(hdr[:n])
