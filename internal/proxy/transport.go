@@ -40,10 +40,7 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 	for try := 0; try < g.Cfg.Retry.Attempts; try++ {
 		choice, err := g.Pick(st.host, st.cookie, st.tried)
 		if err != nil {
-			if lastErr != nil {
-				return nil, lastErr
-			}
-			return nil, err
+			return nil, noServer(lastErr)
 		}
 		s := choice.Server
 		st.tried = append(st.tried, s)
@@ -75,7 +72,19 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
-	return nil, lastErr
+	return nil, noServer(lastErr)
+}
+
+// noServer is the error when no try could reach a server: 503, for a
+// client may come back shortly, rather than 502. Other errors stand.
+func noServer(lastErr error) error {
+	if lastErr == nil {
+		return errNoServer
+	}
+	if isDialError(lastErr) {
+		return fmt.Errorf("%w: %w", errNoServer, lastErr)
+	}
+	return lastErr
 }
 
 // try sends one attempt to addr, bounded by the per-try timeout and the

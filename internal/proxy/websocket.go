@@ -60,9 +60,6 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 	for try := 0; try < g.Cfg.Retry.Attempts; try++ {
 		choice, err := g.Pick(st.host, st.cookie, st.tried)
 		if err != nil {
-			if lastErr == nil {
-				lastErr = err
-			}
 			break
 		}
 		s := choice.Server
@@ -94,7 +91,7 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 		p.relayUpgrade(w, r, st, s, choice.Pinned, backConn, br, resp)
 		return
 	}
-	p.errorHandler(w, r, lastErr)
+	p.errorHandler(w, r, noServer(lastErr))
 }
 
 // handshake dials s and sends the upgrade request, returning the server's answer.

@@ -1,0 +1,315 @@
+package e2e
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestPins: a Host pin sends requests to its server while it is healthy;
+// when it is not, strict answers 503 and non-strict uses the active server.
+func TestPins(t *testing.T) {
+	master, backup := startApp(t, "master", ""), startApp(t, "failover", "")
+	g := startGateway(t, gwConfig(master, backup)+healthCfg+`    pin:
+      - {host: master.example.test, server: master}
+      - {host: failover.example.test, server: failover}
+      - {host: strict.example.test, server: failover, strict: true}
+    failback: {policy: manual}
+`)
+	hostGet := func(host string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+g.addr+"/hello", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("X-Served-By")
+	}
+	for host, want := range map[string]string{"master.example.test": "master", "failover.example.test": "failover",
+		"FAILOVER.example.test:80": "failover", "strict.example.test": "failover", "other.example.test": "master"} {
+		if code, got := hostGet(host); code != 200 || got != want {
+			t.Errorf("Host %s: %d from %q, want 200 from %q", host, code, got, want)
+		}
+	}
+	backup.kill()
+	if code, got := hostGet("failover.example.test"); code != 200 || got != "master" {
+		t.Errorf("non-strict pin to a dead server: %d from %q, want 200 from the active master", code, got)
+	}
+	if code, _ := hostGet("strict.example.test"); code != http.StatusServiceUnavailable {
+		t.Errorf("strict pin to a dead server: %d, want 503", code)
+	}
+}
+
+// TestNoServer: both servers down gives 503 with Retry-After; traffic
+// resumes when either returns.
+func TestNoServer(t *testing.T) {
+	master, backup := startApp(t, "master", ""), startApp(t, "failover", "")
+	g := startGateway(t, gwConfig(master, backup)+healthCfg)
+	master.kill()
+	backup.kill()
+	resp, err := http.Get("http://" + g.addr + "/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("both down: %d Retry-After=%q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	startApp(t, "failover", backup.addr)
+	if !untilTrue(3*time.Second, func() bool { return get(http.DefaultClient, "http://"+g.addr+"/hello").server == "failover" }) {
+		t.Error("traffic did not resume on the failover once it returned")
+	}
+}
+
+// TestForwardedHeaders: the client's forwarding headers are only believed
+// from a trusted proxy; responses name nothing internal.
+func TestForwardedHeaders(t *testing.T) {
+	master := startApp(t, "master", "")
+	cases := []struct {
+		name, trusted, wantXFF, wantFwd string
+	}{
+		{"untrusted peer", "", "127.0.0.1", `for=127.0.0.1;host="site.test";proto=http`},
+		{"trusted peer", "trustedProxies: [127.0.0.0/8]\n", "6.6.6.6, 127.0.0.1", `for=6.6.6.6, for=127.0.0.1;host="site.test";proto=http`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := startGateway(t, strings.Replace(gwConfig(master), "groups:", tc.trusted+"groups:", 1)+healthCfg)
+			req, _ := http.NewRequest("GET", "http://"+g.addr+"/headers", nil)
+			req.Host = "site.test"
+			req.Header.Set("X-Forwarded-For", "6.6.6.6")
+			req.Header.Set("Forwarded", "for=6.6.6.6")
+			req.Header.Set("X-Forwarded-Proto", "https")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var got struct {
+				Host   string
+				Header http.Header
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+				t.Fatal(err)
+			}
+			if v := got.Header.Get("X-Forwarded-For"); v != tc.wantXFF {
+				t.Errorf("X-Forwarded-For %q, want %q", v, tc.wantXFF)
+			}
+			if v := got.Header.Get("Forwarded"); v != tc.wantFwd {
+				t.Errorf("Forwarded %q, want %q", v, tc.wantFwd)
+			}
+			if tc.trusted == "" && got.Header.Get("X-Forwarded-Proto") != "http" {
+				t.Errorf("X-Forwarded-Proto %q from an untrusted client, want http", got.Header.Get("X-Forwarded-Proto"))
+			}
+			if got.Host != "site.test" || got.Header.Get("X-Forwarded-Host") != "site.test" {
+				t.Errorf("Host %q X-Forwarded-Host %q, want site.test", got.Host, got.Header.Get("X-Forwarded-Host"))
+			}
+			for _, h := range []string{"X-Tandem-Server", "Server", "Via"} {
+				if v := resp.Header.Get(h); v != "" {
+					t.Errorf("response names %s: %q", h, v)
+				}
+			}
+		})
+	}
+}
+
+// selfSigned writes a certificate and key for 127.0.0.1 and localhost.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tandem test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// TestHTTPS: TLS with HTTP/2, HSTS on HTTPS responses, TLS below 1.2
+// refused, and the HTTP listener answering 301 to the same URL on https.
+func TestHTTPS(t *testing.T) {
+	master, backup := startApp(t, "master", ""), startApp(t, "failover", "")
+	certFile, keyFile, pool := selfSigned(t, t.TempDir())
+	httpsAddr := freePort(t)
+	_, httpsPort, _ := net.SplitHostPort(httpsAddr)
+	cfg := strings.Replace(gwConfig(master, backup), "listeners:\n", "listeners:\n  - {name: https, address: "+httpsAddr+
+		", tls: {cert: "+certFile+", key: "+keyFile+"}, hsts: {maxAge: 16000000, preload: true}}\n", 1)
+	cfg = strings.Replace(cfg, "{name: http, address: LISTEN}", "{name: http, address: LISTEN, redirectHTTPS: true}", 1)
+	g := startGateway(t, cfg+healthCfg)
+
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest("GET", "http://"+g.addr+"/some/path?q=1&r=two", nil)
+	req.Host = "shop.example.test"
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := "https://shop.example.test:" + httpsPort + "/some/path?q=1&r=two"
+	if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != want {
+		t.Errorf("HTTP: %d Location %q, want 301 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
+	c := &http.Client{Transport: tr}
+	resp, err = c.Get("https://" + httpsAddr + "/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+		t.Errorf("HTTPS: %d over %s, want 200 over HTTP/2", resp.StatusCode, resp.Proto)
+	}
+	if v := resp.Header.Get("Strict-Transport-Security"); v != "max-age=16000000; preload" {
+		t.Errorf("Strict-Transport-Security %q", v)
+	}
+	if resp.TLS == nil || resp.TLS.Version < tls.VersionTLS12 {
+		t.Errorf("TLS state %+v", resp.TLS)
+	}
+	old := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS11}}}
+	if resp, err := old.Get("https://" + httpsAddr + "/hello"); err == nil {
+		resp.Body.Close()
+		t.Error("a TLS 1.1 client was served, want a refused handshake")
+	}
+}
+
+// TestReload: reloads under load fail no request and cause no switch; a
+// bad config is refused by SIGHUP and by `tandem reload`, and the running
+// config keeps serving.
+func TestReload(t *testing.T) {
+	master, backup := startApp(t, "master", ""), startApp(t, "failover", "")
+	base := gwConfig(master, backup) + healthCfg
+	g := startGateway(t, base)
+	url := "http://" + g.addr + "/hello"
+	l := runLoad(20, 20*time.Second, func(c *http.Client) result { return get(c, url) })
+
+	write := func(cfg string) {
+		cfg = strings.ReplaceAll(strings.ReplaceAll(cfg, "LISTEN", g.addr), "ADMIN", g.admin)
+		if err := os.WriteFile(g.path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, extra := range []string{"    failback: {policy: manual}\n", "    retry: {attempts: 2}\n", "    failback: {policy: auto, after: 2s}\n"} {
+		write(base + extra)
+		if i%2 == 0 {
+			g.signal(syscall.SIGHUP)
+		} else if out, code := g.cli("reload"); code != 0 {
+			t.Errorf("tandem reload: exit %d: %s", code, out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	write(base + "    failback: {policy: sometimes}\n")
+	out, code := g.cli("reload")
+	if code == 0 || !strings.Contains(out, "failback.policy") {
+		t.Errorf("reload of a bad config: exit %d, output %q; want a refusal naming the field", code, out)
+	}
+	g.signal(syscall.SIGHUP)
+	time.Sleep(300 * time.Millisecond)
+	rs := l.finish()
+	if f := failures(rs); len(f) > 0 {
+		t.Errorf("%d of %d requests failed across reloads:\n%s", len(f), len(rs), describeFailures(f))
+	}
+	for _, r := range rs {
+		if r.server != "master" {
+			t.Fatalf("a request went to %q during reloads: spurious switch", r.server)
+		}
+	}
+	if !strings.Contains(g.out.String(), "config reload refused") {
+		t.Error("the refused SIGHUP reload was not logged")
+	}
+	if n := strings.Count(g.out.String(), "config reloaded"); n != 3 {
+		t.Errorf("%d reloads logged, want 3", n)
+	}
+}
+
+// TestBadConfig: `tandem check` and `tandem gateway` refuse a bad file
+// before anything listens, listing every problem by file and line.
+func TestBadConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte(`listeners:
+  - {name: http, address: "127.0.0.1:99999"}
+groups:
+  - name: app
+    servers:
+      - {name: a, address: "127.0.0.1:1"}
+    health: {interval: soon}
+    pin:
+      - {host: x.test, server: nobody}
+`), 0o600)
+	for _, args := range [][]string{{"check", "-c", path}, {"gateway", "-c", path}} {
+		p := start(t, args[0], args...)
+		if code := p.wait(5 * time.Second); code != 2 {
+			t.Errorf("tandem %s: exit %d, want 2", args[0], code)
+		}
+		out := p.out.String()
+		for _, want := range []string{
+			path + `:2: listeners[0].address: port "99999" is out of range 1-65535`,
+			path + `:7: groups[0].health.interval: "soon" is not a duration`,
+			path + `:9: groups[0].pin[0].server: no server named "nobody" in group "app"`,
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("tandem %s output lacks %q:\n%s", args[0], want, out)
+			}
+		}
+	}
+}
+
+// TestLimits: oversized headers and bodies are refused.
+func TestLimits(t *testing.T) {
+	master := startApp(t, "master", "")
+	cfg := strings.Replace(gwConfig(master), "groups:", "limits: {maxHeaderBytes: 8KiB}\ngroups:", 1)
+	g := startGateway(t, cfg+healthCfg+"    maxBodyBytes: 1KiB\n    retry: {bufferBytes: 512}\n")
+	req, _ := http.NewRequest("GET", "http://"+g.addr+"/hello", nil)
+	req.Header.Set("X-Big", strings.Repeat("a", 16<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("16KiB header: %d, want 431", resp.StatusCode)
+	}
+	for _, chunked := range []bool{false, true} {
+		body := strings.NewReader(strings.Repeat("b", 4<<10))
+		req, _ = http.NewRequest("POST", "http://"+g.addr+"/echo", body)
+		if chunked {
+			req.ContentLength = -1
+		}
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("4KiB body (chunked %v): %d, want 413", chunked, resp.StatusCode)
+		}
+	}
+}
