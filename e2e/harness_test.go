@@ -30,7 +30,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = filepath.Join(dir, "tandem")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/tandem")
+	args := []string{"build", "-o", bin}
+	if os.Getenv("E2E_RACE") != "" {
+		// Build the gateway with the race detector: its log is in the
+		// failure report of any test it broke.
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "../cmd/tandem")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build tandem:", err)
@@ -91,6 +97,9 @@ func start(t testing.TB, name string, args ...string) *proc {
 		p.signal(syscall.SIGCONT)
 		p.cmd.Process.Kill()
 		<-p.done
+		if strings.Contains(p.out.String(), "WARNING: DATA RACE") {
+			t.Errorf("%s: the race detector found a data race", name)
+		}
 		if t.Failed() {
 			t.Logf("--- output of %s ---\n%s", name, p.out.String())
 		}
