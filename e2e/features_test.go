@@ -12,7 +12,9 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -311,5 +313,110 @@ func TestLimits(t *testing.T) {
 		if resp.StatusCode != http.StatusRequestEntityTooLarge {
 			t.Errorf("4KiB body (chunked %v): %d, want 413", chunked, resp.StatusCode)
 		}
+	}
+}
+
+// TestRoundRobinSticky: a roundrobin group spreads requests over its
+// servers; with a sticky cookie a client stays on its server, and moves
+// when that server dies.
+func TestRoundRobinSticky(t *testing.T) {
+	a, b := startApp(t, "alpha", ""), startApp(t, "beta", "")
+	cfg := strings.Replace(gwConfig(a, b), "backup: true", "backup: false", 1)
+	g := startGateway(t, cfg+healthCfg+"    mode: roundrobin\n    sticky: {cookie: TANDEM_SERVER}\n")
+	url := "http://" + g.addr + "/hello"
+
+	seen := map[string]int{}
+	for range 20 {
+		seen[get(http.DefaultClient, url).server]++
+	}
+	if seen["alpha"] < 5 || seen["beta"] < 5 {
+		t.Errorf("cookieless requests spread %v, want both servers used", seen)
+	}
+	jar := &cookieJar{}
+	c := &http.Client{Jar: jar}
+	first := get(c, url).server
+	if jar.value == "" || strings.Contains(jar.value, first) {
+		t.Fatalf("sticky cookie %q: want an opaque value naming nothing internal", jar.value)
+	}
+	for range 10 {
+		if s := get(c, url).server; s != first {
+			t.Fatalf("sticky client moved from %s to %s", first, s)
+		}
+	}
+	if first == "alpha" {
+		a.kill()
+	} else {
+		b.kill()
+	}
+	r := get(c, url)
+	if r.status != 200 || r.server == first {
+		t.Errorf("after its server died, the sticky client got %d from %q", r.status, r.server)
+	}
+	if s := get(c, url).server; s != r.server {
+		t.Errorf("the sticky client did not stay on its new server: %s then %s", r.server, s)
+	}
+}
+
+// cookieJar keeps the one cookie the gateway sets, whatever the host.
+type cookieJar struct{ value string }
+
+func (j *cookieJar) SetCookies(_ *neturl.URL, cs []*http.Cookie) {
+	for _, c := range cs {
+		if c.Name == "TANDEM_SERVER" {
+			j.value = c.Value
+		}
+	}
+}
+
+func (j *cookieJar) Cookies(*neturl.URL) []*http.Cookie {
+	if j.value == "" {
+		return nil
+	}
+	return []*http.Cookie{{Name: "TANDEM_SERVER", Value: j.value}}
+}
+
+// TestOperatorSwitch: `tandem switch` moves traffic and holds it there
+// against automatic failback; refusals exit non-zero with a reason.
+func TestOperatorSwitch(t *testing.T) {
+	master, backup := startApp(t, "master", ""), startApp(t, "failover", "")
+	g := startGateway(t, gwConfig(master, backup)+healthCfg+"    failback: {policy: auto}\n")
+	url := "http://" + g.addr + "/hello"
+	if out, code := g.cli("switch", "app", "failover"); code != 0 {
+		t.Fatalf("tandem switch: exit %d: %s", code, out)
+	}
+	time.Sleep(1500 * time.Millisecond) // several health checks: no automatic failback
+	if s := get(http.DefaultClient, url).server; s != "failover" {
+		t.Errorf("after switch, served by %q", s)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"switch", "app", "nobody"}, "no such server"},
+		{[]string{"switch", "nogroup", "master"}, "no such group"},
+		{[]string{"failback", "nogroup"}, "no such group"},
+	} {
+		if out, code := g.cli(tc.args...); code == 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("tandem %v: exit %d %q, want a refusal with %q", tc.args, code, out, tc.want)
+		}
+	}
+	master.kill()
+	// No traffic goes to the held-off master: the health checks see it die.
+	if !untilTrue(5*time.Second, func() bool {
+		out, _ := g.cli("status", "-o", "json")
+		return strings.Contains(out, `"state": "down"`)
+	}) {
+		t.Fatal("the health checks did not take the killed master out")
+	}
+	if out, code := g.cli("switch", "app", "master"); code == 0 || !strings.Contains(out, "not available") {
+		t.Errorf("switch to a dead server: exit %d %q, want a refusal", code, out)
+	}
+	out, code := g.cli("status")
+	if code != 0 || !strings.Contains(out, "failover") || !strings.Contains(out, "down") {
+		t.Errorf("tandem status: exit %d:\n%s", code, out)
+	}
+	unreachable := exec.Command(bin, "status", "--admin", "http://"+freePort(t))
+	if msg, err := unreachable.CombinedOutput(); err == nil || !strings.Contains(string(msg), "unreachable") {
+		t.Errorf("status against nothing: err %v, output %q", err, msg)
 	}
 }
