@@ -1,0 +1,156 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tandemproxy/tandem/internal/backend"
+	"github.com/tandemproxy/tandem/internal/config"
+)
+
+func healthCfg(mod func(*config.Health)) config.Health {
+	h := config.Health{Method: "GET", Path: "/status", Expect: config.Expect{Status: config.StatusSet{{200, 299}}},
+		Interval: config.Duration(50 * time.Millisecond), FastInterval: config.Duration(20 * time.Millisecond),
+		Timeout: config.Duration(100 * time.Millisecond), Rise: 2, Fall: 2}
+	if mod != nil {
+		mod(&h)
+	}
+	return h
+}
+
+func TestCheckDo(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/status":
+			fmt.Fprint(w, `{"version":"1.2.3"}`)
+		case "/teapot":
+			w.WriteHeader(418)
+			fmt.Fprint(w, "version but a teapot")
+		case "/host":
+			fmt.Fprint(w, "host="+r.Host)
+		case "/slow":
+			time.Sleep(300 * time.Millisecond)
+		case "/method":
+			fmt.Fprint(w, r.Method)
+		}
+	}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	p, _ := strconv.Atoi(port)
+	closed := "127.0.0.1:1"
+
+	cases := []struct {
+		name   string
+		addr   string
+		mod    func(*config.Health)
+		ok     bool
+		detail string
+	}{
+		{"status and body", srv.Listener.Addr().String(), func(h *config.Health) { h.Expect.Body = "version" }, true, "1.2.3"},
+		{"body missing", srv.Listener.Addr().String(), func(h *config.Health) { h.Expect.Body = "ready" }, false, `does not contain "ready"`},
+		{"body regexp", srv.Listener.Addr().String(), func(h *config.Health) { h.Expect.BodyRegexp = `"version":"1\.\d+` }, true, ""},
+		{"body regexp mismatch", srv.Listener.Addr().String(), func(h *config.Health) { h.Expect.BodyRegexp = `^2\.` }, false, "does not match"},
+		{"status not expected", srv.Listener.Addr().String(), func(h *config.Health) { h.Path = "/teapot" }, false, "status 418 not expected"},
+		{"status in a list", srv.Listener.Addr().String(), func(h *config.Health) {
+			h.Path = "/teapot"
+			h.Expect.Status = config.StatusSet{{200, 200}, {400, 499}}
+		}, true, ""},
+		{"check port differs from traffic port", closed, func(h *config.Health) { h.Port = p }, true, ""},
+		{"refused", closed, nil, false, "connection refused"},
+		{"timeout", srv.Listener.Addr().String(), func(h *config.Health) { h.Path = "/slow" }, false, "timeout"},
+		{"host header", srv.Listener.Addr().String(), func(h *config.Health) {
+			h.Path, h.Host, h.Expect.Body = "/host", "app.example", "host=app.example"
+		}, true, ""},
+		{"method", srv.Listener.Addr().String(), func(h *config.Health) { h.Path, h.Method, h.Expect.Body = "/method", "HEAD", "" }, true, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := NewCheck(healthCfg(tc.mod), tc.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := c.Do(context.Background())
+			if res.OK != tc.ok || !strings.Contains(res.Detail, tc.detail) {
+				t.Errorf("ok=%v detail=%q, want ok=%v detail containing %q", res.OK, res.Detail, tc.ok, tc.detail)
+			}
+		})
+	}
+}
+
+// TestManager: probers take a failing server down after fall checks, bring
+// it back after rise, and check the server once before Sync returns.
+func TestManager(t *testing.T) {
+	var healthy atomic.Bool
+	healthy.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !healthy.Load() {
+			w.WriteHeader(503)
+		}
+	}))
+	defer srv.Close()
+	var transitions atomic.Int32
+	reg := backend.NewRegistry(func(backend.Transition) { transitions.Add(1) })
+	s := reg.Get(backend.Key{Group: "g", Name: "a", Address: srv.Listener.Addr().String()})
+	m := NewManager(slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	defer m.Stop()
+	if err := m.Sync(ctx, []Target{{Server: s, Health: healthCfg(nil)}}); err != nil {
+		t.Fatal(err)
+	}
+	if s.State() != backend.Up {
+		t.Fatalf("after Sync the server is %v, want up from its first check", s.State())
+	}
+	healthy.Store(false)
+	if !waitState(s, backend.Down, time.Second) {
+		t.Fatal("server not taken down")
+	}
+	healthy.Store(true)
+	if !waitState(s, backend.Up, time.Second) {
+		t.Fatal("server not brought back")
+	}
+	if n := transitions.Load(); n != 3 {
+		t.Errorf("%d transitions published, want 3 (unknown->up, up->down, down->up)", n)
+	}
+	// A passive MarkDown is confirmed or undone by the checks; Kick makes
+	// that happen at once even with a long interval.
+	slow := healthCfg(func(h *config.Health) { h.Interval = config.Duration(time.Hour); h.FastInterval = config.Duration(time.Hour) })
+	if err := m.Sync(ctx, []Target{{Server: s, Health: slow}}); err != nil {
+		t.Fatal(err)
+	}
+	s.MarkDown("test")
+	for i := 0; i < 2 && s.State() == backend.Down; i++ {
+		s.Kick()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !waitState(s, backend.Up, time.Second) {
+		t.Error("kicked checks did not bring the server back")
+	}
+	// Removing the target stops its prober.
+	if err := m.Sync(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.run) != 0 {
+		t.Errorf("%d probers still run after their servers were removed", len(m.run))
+	}
+}
+
+func waitState(s *backend.Server, want backend.State, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if s.State() == want {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return false
+}
