@@ -84,3 +84,37 @@ func TestHostileRequests(t *testing.T) {
 		t.Errorf("after hostile input, a normal request got %d %v", got.status, got.err)
 	}
 }
+
+// TestSlowloris: a client that sends its headers too slowly is cut off at
+// the read-header timeout while other clients are served.
+func TestSlowloris(t *testing.T) {
+	master := startApp(t, "master", "")
+	cfg := strings.Replace(gwConfig(master), "groups:", "limits: {readHeaderTimeout: 500ms}\ngroups:", 1)
+	g := startGateway(t, cfg+healthCfg)
+	var conns []net.Conn
+	for range 20 {
+		c, err := net.Dial("tcp", g.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET /hello HTTP/1.1\r\nHost: a\r\n")
+		conns = append(conns, c)
+	}
+	if r := get(http.DefaultClient, "http://"+g.addr+"/hello"); r.status != 200 {
+		t.Errorf("a normal client beside slow ones got %d %v", r.status, r.err)
+	}
+	start := time.Now()
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		// Keep trickling; the gateway must close the connection anyway.
+		io.WriteString(c, "X-Slow: 1\r\n")
+		// EOF or a reset both mean the gateway closed it; a timeout does not.
+		if _, err := io.ReadAll(c); err != nil && !strings.Contains(err.Error(), "reset") {
+			t.Errorf("slow connection %d not closed by the gateway: %v", i, err)
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("slow connections closed after %v, want about the 500ms read-header timeout", d)
+	}
+}
