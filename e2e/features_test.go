@@ -420,3 +420,35 @@ func TestOperatorSwitch(t *testing.T) {
 		t.Errorf("status against nothing: err %v, output %q", err, msg)
 	}
 }
+
+// TestPassive5xx: with count5xx, maxFails answers of 5xx within the window
+// take a server out although its health checks pass; the access log has a
+// line per request.
+func TestPassive5xx(t *testing.T) {
+	master, backup := startApp(t, "master", ""), startApp(t, "failover", "")
+	cfg := strings.Replace(gwConfig(master, backup), "level: debug}", "level: info, access: true}", 1)
+	g := startGateway(t, cfg+healthCfg+"    passive: {maxFails: 3, window: 10s, count5xx: true}\n    failback: {policy: manual}\n")
+	for i := range 3 {
+		resp, err := http.Get("http://" + g.addr + "/error")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 500 || resp.Header.Get("X-Served-By") != "master" {
+			t.Fatalf("request %d: %d from %q, want the master's 500 passed on", i, resp.StatusCode, resp.Header.Get("X-Served-By"))
+		}
+	}
+	if s := get(http.DefaultClient, "http://"+g.addr+"/hello").server; s != "failover" {
+		t.Errorf("after 3 answers of 500, served by %q, want the failover", s)
+	}
+	_, to := lastSwitch(t, g)
+	if to != "failover" {
+		t.Errorf("last switch to %q", to)
+	}
+	log := g.out.String()
+	for _, want := range []string{"answered 500", "msg=access group=app server=master method=GET", "status=500"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("gateway log lacks %q", want)
+		}
+	}
+}

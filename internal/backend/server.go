@@ -113,6 +113,14 @@ func (s *Server) transition(from, to State, reason string) bool {
 	if from == to || !s.state.CompareAndSwap(int32(from), int32(to)) {
 		return false
 	}
+	if to == Up {
+		// Back in service: passive failures seen before it went down are
+		// forgotten. Passing checks alone do not forget them, as traffic
+		// may fail while the checks pass.
+		s.mu.Lock()
+		s.failures = s.failures[:0]
+		s.mu.Unlock()
+	}
 	now := time.Now()
 	s.since.Store(now.UnixNano())
 	if s.notify != nil {
@@ -132,9 +140,6 @@ func (s *Server) ReportCheck(r CheckResult, rise, fall int) {
 		s.fails, s.oks = s.fails+1, 0
 	}
 	oks, fails := s.oks, s.fails
-	if r.OK && oks >= rise {
-		s.failures = s.failures[:0]
-	}
 	s.mu.Unlock()
 	cur := s.State()
 	switch {
@@ -182,9 +187,8 @@ func (s *Server) MarkDown(reason string) bool {
 }
 
 // SoftFailure records a timeout or 5xx seen on live traffic; maxFails of
-// them within window mark the server down. It also asks for a check now.
+// them within window mark the server down.
 func (s *Server) SoftFailure(reason string, maxFails int, window time.Duration) bool {
-	s.Kick()
 	if maxFails <= 0 {
 		return false
 	}

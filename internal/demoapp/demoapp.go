@@ -81,6 +81,10 @@ func (a *App) Handler() http.Handler {
 		w.Header().Set("X-Served-By", a.Name)
 		fmt.Fprintf(w, "%s slept %dms\n", a.Name, ms)
 	})
+	mux.HandleFunc("/error", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Served-By", a.Name)
+		http.Error(w, "failing on purpose", http.StatusInternalServerError)
+	})
 	mux.HandleFunc("/headers", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"name": a.Name, "host": r.Host, "header": r.Header})
 	})

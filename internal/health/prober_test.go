@@ -18,7 +18,7 @@ import (
 )
 
 func healthCfg(mod func(*config.Health)) config.Health {
-	h := config.Health{Method: "GET", Path: "/status", Expect: config.Expect{Status: config.StatusSet{{200, 299}}},
+	h := config.Health{Method: "GET", Path: "/status", Expect: config.Expect{Status: config.StatusSet{{Lo: 200, Hi: 299}}},
 		Interval: config.Duration(50 * time.Millisecond), FastInterval: config.Duration(20 * time.Millisecond),
 		Timeout: config.Duration(100 * time.Millisecond), Rise: 2, Fall: 2}
 	if mod != nil {
@@ -62,7 +62,7 @@ func TestCheckDo(t *testing.T) {
 		{"status not expected", srv.Listener.Addr().String(), func(h *config.Health) { h.Path = "/teapot" }, false, "status 418 not expected"},
 		{"status in a list", srv.Listener.Addr().String(), func(h *config.Health) {
 			h.Path = "/teapot"
-			h.Expect.Status = config.StatusSet{{200, 200}, {400, 499}}
+			h.Expect.Status = config.StatusSet{{Lo: 200, Hi: 200}, {Lo: 400, Hi: 499}}
 		}, true, ""},
 		{"check port differs from traffic port", closed, func(h *config.Health) { h.Port = p }, true, ""},
 		{"refused", closed, nil, false, "connection refused"},

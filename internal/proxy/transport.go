@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -63,10 +62,11 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 			// server is down now, not at the next check.
 			s.MarkDown("passive: " + reason(err))
 			continue
-		case errors.Is(err, errTimeout):
-			s.SoftFailure("passive: timeout", pc.MaxFails, pc.Window.D())
 		default:
+			// Timed out or broken after sending: count it, and have the
+			// prober look now rather than at its next interval.
 			s.SoftFailure("passive: "+reason(err), pc.MaxFails, pc.Window.D())
+			s.Kick()
 		}
 		if !body.replayable() || time.Now().After(deadline) {
 			return nil, err

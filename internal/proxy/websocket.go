@@ -78,6 +78,7 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 				s.MarkDown("passive: " + reason(err))
 			} else {
 				s.SoftFailure("passive: websocket handshake: "+reason(err), g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D())
+				s.Kick()
 			}
 			// The handshake is a GET with no body: safe to send again.
 			continue
