@@ -56,6 +56,9 @@ func NewRoot(name string) *cobra.Command {
 // loadConfig loads path or returns an error listing every problem.
 func loadConfig(path string) (*config.Config, error) {
 	cfg, err := config.Load(path)
+	if n := len(config.Problems(err)); n > 0 {
+		return nil, &exitError{code: ExitConfig, err: fmt.Errorf("config refused, %d problem(s):\n%w", n, err)}
+	}
 	if err != nil {
 		return nil, &exitError{code: ExitConfig, err: err}
 	}

@@ -103,7 +103,11 @@ func (g *Gateway) onTransition(tr backend.Transition) {
 // onSwitch logs a switch and closes the websockets of the server that lost
 // the active role, so their clients reconnect to the new one at once.
 func (g *Gateway) onSwitch(sw failover.Switch) {
-	g.log.Warn("active server switched", "group", sw.Group, "from", sw.From, "to", sw.To,
+	lvl := slog.LevelWarn
+	if sw.From == "" {
+		lvl = slog.LevelInfo // the first decision after start is no incident
+	}
+	g.log.Log(context.Background(), lvl, "active server switched", "group", sw.Group, "from", sw.From, "to", sw.To,
 		"reason", sw.Reason, "by", sw.By, "epoch", sw.Epoch)
 	t := g.table.Load()
 	if t == nil || sw.From == "" {
