@@ -649,6 +649,41 @@ log:
 			want: []string{`t.yaml:10: log.format: given twice`},
 		},
 		{
+			// The decoder refuses a mapping with a duplicate key; the walk
+			// drops it so the rest of the group is still read and checked.
+			name: "key given twice inside a group hides nothing else",
+			yaml: `listeners:
+  - {name: web, address: ":8080"}
+groups:
+  - name: app
+    mode: failover
+    mode: roundrobin
+    servers:
+      - {name: a, address: "a.local:80"}
+    health: {rise: 1, rise: 2, timeout: 5s}
+`,
+			want: []string{
+				`t.yaml:6: groups[0].mode: given twice`,
+				`t.yaml:9: groups[0].health.rise: given twice`,
+				`t.yaml:9: groups[0].health.timeout: 5s is longer than the interval 1s`,
+			},
+		},
+		{
+			name: "a bad list item keeps the index of the next",
+			yaml: `listeners:
+  - {name: web, address: ":8080"}
+groups:
+  - name: app
+    servers:
+      - oops
+      - {name: b, address: "b.local:0"}
+`,
+			want: []string{
+				`t.yaml:6: groups[0].servers[0]: want a mapping of fields, got "oops"`,
+				`t.yaml:7: groups[0].servers[1].address: port "0" is out of range 1-65535`,
+			},
+		},
+		{
 			name: "string where an int is expected",
 			yaml: `listeners:
   - {name: web, address: ":8080"}

@@ -124,8 +124,10 @@ func (c *collector) addAt(field string, err error) {
 
 func (c *collector) add(line int, field, format string, args ...any) {
 	if field != "" {
+		// One problem per field: a field already reported, or inside one
+		// (a list item that is not a mapping), is not reported again.
 		for _, p := range c.problems {
-			if p.Field == field {
+			if p.Field == field || strings.HasPrefix(field, p.Field+".") || strings.HasPrefix(field, p.Field+"[") {
 				return
 			}
 		}
@@ -212,40 +214,49 @@ func (c *collector) walk(n *yaml.Node, t reflect.Type, path string) {
 		// than from the decoder's line-only messages.
 		if err := reflect.New(t).Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
 			c.addAt(path, err)
+			blank(n, t)
 		}
 		return
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return
 	}
+	bad := func(format string) {
+		c.add(n.Line, path, format, describe(n))
+		blank(n, t)
+	}
 	switch t.Kind() {
 	case reflect.Bool:
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
-			c.add(n.Line, path, "want true or false, got %s", describe(n))
+			bad("want true or false, got %s")
 		}
 	case reflect.Int, reflect.Int64, reflect.Int32:
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
-			c.add(n.Line, path, "want a whole number, got %s", describe(n))
+			bad("want a whole number, got %s")
 		}
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode {
-			c.add(n.Line, path, "want a string, got %s", describe(n))
+			bad("want a string, got %s")
 		}
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			c.add(n.Line, path, "want a mapping of fields, got %s", describe(n))
+			bad("want a mapping of fields, got %s")
 			return
 		}
 		fields := yamlFields(t)
 		seen := map[string]bool{}
+		kept := n.Content[:0:0]
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			fp := joinPath(path, k.Value)
 			if seen[k.Value] {
+				// Dropped from the tree: the decoder refuses a mapping with
+				// a key given twice, which would hide the rest of it.
 				c.add(k.Line, fp, "given twice")
 				continue
 			}
 			seen[k.Value] = true
+			kept = append(kept, k, v)
 			f, ok := fields[k.Value]
 			if !ok {
 				msg := "unknown field"
@@ -258,15 +269,29 @@ func (c *collector) walk(n *yaml.Node, t reflect.Type, path string) {
 			c.lines[fp] = k.Line
 			c.walk(v, f.Type, fp)
 		}
+		n.Content = kept
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			c.add(n.Line, path, "want a list, got %s", describe(n))
+			bad("want a list, got %s")
 			return
 		}
 		for i, it := range n.Content {
 			c.walk(it, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
 		}
 	}
+}
+
+// blank empties a node already reported as wrong, so that decoding keeps
+// every other field and the index of every list element.
+func blank(n *yaml.Node, t reflect.Type) {
+	e := yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+	switch t.Kind() {
+	case reflect.Struct:
+		e.Kind, e.Tag = yaml.MappingNode, "!!map"
+	case reflect.Slice:
+		e.Kind, e.Tag = yaml.SequenceNode, "!!seq"
+	}
+	*n = e
 }
 
 func describe(n *yaml.Node) string {

@@ -47,8 +47,8 @@ func setForwarded(out, in *http.Request, prefixes []netip.Prefix) {
 		h.Del(k)
 	}
 	if trusted(peer, prefixes) {
-		if prior := in.Header.Values("X-Forwarded-For"); len(prior) > 0 {
-			ip = strings.Join(prior, ", ") + ", " + ip
+		if prior := strings.Join(in.Header.Values("X-Forwarded-For"), ", "); strings.TrimSpace(prior) != "" {
+			ip = prior + ", " + ip
 		}
 		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
 			h.Set("X-Forwarded-Host", v)

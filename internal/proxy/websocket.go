@@ -47,7 +47,7 @@ func isUpgrade(h http.Header) bool {
 // a GET with Connection: upgrade and Upgrade: websocket. The guard answers
 // 403 to anything else on a websocket path.
 func IsWebsocketHandshake(r *http.Request) bool {
-	return r.Method == http.MethodGet && r.ProtoMajor == 1 &&
+	return r.Method == http.MethodGet && r.ProtoMajor == 1 && r.ProtoMinor >= 1 &&
 		headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
 }
 
