@@ -123,7 +123,10 @@ func TestManager(t *testing.T) {
 	}
 	// A passive MarkDown is confirmed or undone by the checks; Kick makes
 	// that happen at once even with a long interval.
-	slow := healthCfg(func(h *config.Health) { h.Interval = config.Duration(time.Hour); h.FastInterval = config.Duration(time.Hour) })
+	slow := healthCfg(func(h *config.Health) {
+		h.Interval = config.Duration(time.Hour)
+		h.FastInterval = config.Duration(time.Hour)
+	})
 	if err := m.Sync(ctx, []Target{{Server: s, Health: slow}}); err != nil {
 		t.Fatal(err)
 	}
