@@ -85,13 +85,29 @@ func TestFreezeMaster(t *testing.T) {
 			}
 			return r
 		})
+		// A POST with an Idempotency-Key is safe to replay, like a PUT.
+		keyed := runLoad(5, 25*time.Second, func(c *http.Client) result {
+			r := result{start: time.Now(), method: "POST with Idempotency-Key"}
+			req, _ := http.NewRequest("POST", "http://"+g.addr+"/echo", strings.NewReader("payload"))
+			req.Header.Set("Idempotency-Key", "k-"+r.start.Format("150405.000000000"))
+			resp, err := c.Do(req)
+			r.end, r.err = time.Now(), err
+			if err == nil {
+				r.status = resp.StatusCode
+				resp.Body.Close()
+			}
+			return r
+		})
 		time.Sleep(time.Second)
 		stopAt := time.Now()
 		master.signal(syscall.SIGSTOP)
 		time.Sleep(4 * time.Second)
 		contAt := time.Now()
 		master.signal(syscall.SIGCONT)
-		rs, ps := gets.finish(), posts.finish()
+		rs, ps, ks := gets.finish(), posts.finish(), keyed.finish()
+		if f := failures(ks); len(f) > 0 {
+			t.Errorf("%d of %d POSTs with an Idempotency-Key failed:\n%s", len(f), len(ks), describeFailures(f))
+		}
 
 		if f := failures(rs); len(f) > 0 {
 			t.Errorf("%d of %d GETs failed across the freeze:\n%s", len(f), len(rs), describeFailures(f))

@@ -208,9 +208,10 @@ func TestHTTPS(t *testing.T) {
 // config keeps serving.
 func TestReload(t *testing.T) {
 	master, backup := startApp(t, "master", ""), startApp(t, "failover", "")
-	base := gwConfig(master, backup) + healthCfg
+	base := gwConfig(master, backup) + healthCfg + wsCfg
 	g := startGateway(t, base)
 	url := "http://" + g.addr + "/hello"
+	ws := dialAll(t, g.addr, 3)
 	l := runLoad(20, 20*time.Second, func(c *http.Client) result { return get(c, url) })
 
 	write := func(cfg string) {
@@ -242,6 +243,13 @@ func TestReload(t *testing.T) {
 	for _, r := range rs {
 		if r.server != "master" {
 			t.Fatalf("a request went to %q during reloads: spurious switch", r.server)
+		}
+	}
+	for i, w := range ws {
+		select {
+		case <-w.done:
+			t.Errorf("websocket %d was closed (code %d) by reloads that did not concern it", i, w.code)
+		default:
 		}
 	}
 	if !strings.Contains(g.out.String(), "config reload refused") {
