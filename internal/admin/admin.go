@@ -26,6 +26,9 @@ type Controller interface {
 	Reload(by string) error
 	Failback(group, by string) error
 	Switch(group, server, by string) error
+	Drain(group, server, by string) error
+	Undrain(group, server, by string) error
+	History(group string) ([]failover.Switch, error)
 }
 
 // Server is the admin HTTP server.
@@ -69,6 +72,20 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/groups/{group}/switch/{server}", func(w http.ResponseWriter, r *http.Request) {
 		s.act(w, r, "switch", func(by string) error { return s.ctl.Switch(r.PathValue("group"), r.PathValue("server"), by) })
 	})
+	mux.HandleFunc("POST /api/v1/groups/{group}/servers/{server}/drain", func(w http.ResponseWriter, r *http.Request) {
+		s.act(w, r, "drain", func(by string) error { return s.ctl.Drain(r.PathValue("group"), r.PathValue("server"), by) })
+	})
+	mux.HandleFunc("POST /api/v1/groups/{group}/servers/{server}/undrain", func(w http.ResponseWriter, r *http.Request) {
+		s.act(w, r, "undrain", func(by string) error { return s.ctl.Undrain(r.PathValue("group"), r.PathValue("server"), by) })
+	})
+	mux.HandleFunc("GET /api/v1/groups/{group}/history", func(w http.ResponseWriter, r *http.Request) {
+		h, err := s.ctl.History(r.PathValue("group"))
+		if err != nil {
+			writeJSON(w, statusOf(err), map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, h)
+	})
 	return s.auth(mux)
 }
 
@@ -107,7 +124,7 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, gateway.ErrNoSuchGroup), errors.Is(err, failover.ErrNoSuchServer):
 		return http.StatusNotFound
-	case errors.Is(err, failover.ErrServerDown), errors.Is(err, failover.ErrNothingToDo):
+	case errors.Is(err, failover.ErrServerDown), errors.Is(err, failover.ErrNothingToDo), errors.Is(err, gateway.ErrConflict):
 		return http.StatusConflict
 	}
 	return http.StatusUnprocessableEntity

@@ -59,8 +59,9 @@ type Key struct {
 // Available; everything else is for probers, passive detection and admin.
 type Server struct {
 	Key
-	state atomic.Int32
-	since atomic.Int64 // unix nanoseconds of the last transition
+	state   atomic.Int32
+	drained atomic.Bool  // an operator took it out of service
+	since   atomic.Int64 // unix nanoseconds of the last transition
 	last  atomic.Pointer[CheckResult]
 
 	// notify is called after every transition, outside any lock.
@@ -85,7 +86,14 @@ func newServer(k Key, notify func(Transition)) *Server {
 func (s *Server) State() State { return State(s.state.Load()) }
 
 // Available reports whether new traffic may go to the server.
-func (s *Server) Available() bool { return State(s.state.Load()) != Down }
+func (s *Server) Available() bool { return State(s.state.Load()) != Down && !s.drained.Load() }
+
+// Drained reports whether an operator took the server out of service.
+func (s *Server) Drained() bool { return s.drained.Load() }
+
+// SetDrained takes the server out of service (no new traffic; requests in
+// flight finish) or puts it back. It reports whether that changed anything.
+func (s *Server) SetDrained(on bool) bool { return s.drained.CompareAndSwap(!on, on) }
 
 // Since returns when the server entered its current state.
 func (s *Server) Since() time.Time { return time.Unix(0, s.since.Load()) }

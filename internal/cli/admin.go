@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/tandemproxy/tandem/internal/failover"
 	"github.com/tandemproxy/tandem/internal/gateway"
 )
 
@@ -140,7 +141,53 @@ func adminCmds() []*cobra.Command {
 		},
 	}
 	addAdminFlags(sw, &ac)
-	return []*cobra.Command{status, reload, failback, sw}
+
+	serverAction := func(use, short, action, done string) *cobra.Command {
+		c := &cobra.Command{
+			Use: use + " GROUP SERVER", Short: short, Args: cobra.ExactArgs(2),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				path := "/api/v1/groups/" + url.PathEscape(args[0]) + "/servers/" + url.PathEscape(args[1]) + "/" + action
+				if err := ac.do(http.MethodPost, path, nil); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s/%s: %s\n", args[0], args[1], done)
+				return nil
+			},
+		}
+		addAdminFlags(c, &ac)
+		return c
+	}
+	drain := serverAction("drain", "Take SERVER out of service: no new traffic, requests in flight finish, websockets closed after a grace period", "drain", "drained")
+	undrain := serverAction("undrain", "Put a drained SERVER back in service", "undrain", "back in service")
+
+	history := &cobra.Command{
+		Use: "history GROUP", Short: "Show the recent switches of GROUP", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var h []failover.Switch
+			if err := ac.do(http.MethodGet, "/api/v1/groups/"+url.PathEscape(args[0])+"/history", &h); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if output == "json" {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				return enc.Encode(h)
+			}
+			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TIME\tEPOCH\tFROM\tTO\tREASON\tBY")
+			for _, sw := range h {
+				from := sw.From
+				if from == "" {
+					from = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", sw.At.Local().Format("2006-01-02 15:04:05.000"), sw.Epoch, from, sw.To, sw.Reason, sw.By)
+			}
+			return tw.Flush()
+		},
+	}
+	history.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	addAdminFlags(history, &ac)
+	return []*cobra.Command{status, reload, failback, sw, drain, undrain, history}
 }
 
 func trim(s string, n int) string {

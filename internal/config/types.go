@@ -169,6 +169,9 @@ type Websocket struct {
 	// OnSwitch: "close" sends close code 1012 on connections to a server that
 	// lost the active role; "keep" leaves them.
 	OnSwitch string `yaml:"onSwitch"`
+	// DrainGrace is how long websockets of a drained server stay open
+	// before they are closed with 1012.
+	DrainGrace Duration `yaml:"drainGrace"`
 }
 
 // Sticky pins a client to a server by cookie in round-robin mode.

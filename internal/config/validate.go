@@ -80,6 +80,9 @@ func applyDefaults(cfg *Config) {
 		if g.Websocket.OnSwitch == "" {
 			g.Websocket.OnSwitch = "close"
 		}
+		if g.Websocket.DrainGrace == 0 {
+			g.Websocket.DrainGrace = Duration(5 * time.Second)
+		}
 		if g.Retry.Attempts == 0 {
 			g.Retry.Attempts = 3
 		}

@@ -11,7 +11,8 @@ import (
 // Candidate is one server as the policy sees it, in priority order.
 type Candidate struct {
 	Name    string
-	Up      bool
+	Up      bool      // available for traffic: healthy and not drained
+	Drained bool      // taken out by an operator (Up is then false)
 	UpSince time.Time // when it last became available
 }
 
@@ -73,6 +74,8 @@ func Decide(in Input) Decision {
 		return switchTo(in, pref, "first available server")
 	case cur < 0:
 		return switchTo(in, pref, fmt.Sprintf("%s was removed from the group", in.Current))
+	case in.Candidates[cur].Drained:
+		return switchTo(in, pref, fmt.Sprintf("%s was drained", in.Current))
 	case !in.Candidates[cur].Up:
 		return switchTo(in, pref, fmt.Sprintf("%s is down", in.Current))
 	case pref >= cur:

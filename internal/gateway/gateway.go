@@ -117,7 +117,8 @@ func (g *Gateway) onSwitch(sw failover.Switch) {
 	if grp == nil || grp.Cfg.Websocket.OnSwitch != "close" {
 		return
 	}
-	if s := grp.Server(sw.From); s != nil {
+	// A drained server's websockets get the drain's grace period instead.
+	if s := grp.Server(sw.From); s != nil && !s.Drained() {
 		if n := s.Conns().CloseAll(proxy.CloseServiceRestart, "active server changed"); n > 0 {
 			g.log.Info("closing websockets of the former active server", "group", sw.Group, "server", sw.From, "count", n)
 		}

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tandemproxy/tandem/internal/backend"
 	"github.com/tandemproxy/tandem/internal/failover"
+	"github.com/tandemproxy/tandem/internal/proxy"
+	"github.com/tandemproxy/tandem/internal/route"
 )
 
 // State is the JSON view of every group, for the admin API and CLI.
@@ -32,6 +35,7 @@ type ServerState struct {
 	Name       string     `json:"name"`
 	Address    string     `json:"address"`
 	State      string     `json:"state"`
+	Drained    bool       `json:"drained,omitempty"`
 	Since      time.Time  `json:"since"`
 	Websockets int        `json:"websockets"`
 	LastCheck  *CheckView `json:"lastCheck,omitempty"`
@@ -64,7 +68,7 @@ func (g *Gateway) State() State {
 			gs.History = e.History()
 		}
 		for _, s := range grp.Servers {
-			ss := ServerState{Name: s.Name, Address: s.Address, State: s.State().String(), Since: s.Since(), Websockets: s.Conns().Len()}
+			ss := ServerState{Name: s.Name, Address: s.Address, State: s.State().String(), Drained: s.Drained(), Since: s.Since(), Websockets: s.Conns().Len()}
 			if c := s.LastCheck(); c != nil {
 				ss.LastCheck = &CheckView{At: c.At, OK: c.OK, Status: c.Status, LatencyMS: float64(c.Latency.Microseconds()) / 1000, Detail: c.Detail}
 			}
@@ -75,8 +79,72 @@ func (g *Gateway) State() State {
 	return out
 }
 
-// ErrNoSuchGroup is returned by actions on a group that does not exist.
-var ErrNoSuchGroup = errors.New("no such group")
+// Errors of operator actions.
+var (
+	ErrNoSuchGroup = errors.New("no such group")
+	ErrConflict    = errors.New("nothing to do")
+)
+
+// Drain takes server out of service: no new requests or websockets, the
+// requests in flight finish, its websockets are closed with 1012 after a
+// grace period. In failover mode the group switches away from it.
+func (g *Gateway) Drain(group, server, by string) error {
+	grp, s, err := g.server(group, server)
+	if err != nil {
+		return err
+	}
+	if !s.SetDrained(true) {
+		return fmt.Errorf("%w: %s is already drained", ErrConflict, server)
+	}
+	g.log.Warn("server drained", "group", group, "server", server, "by", by)
+	if grp.Elector != nil {
+		grp.Elector.Evaluate("drain by " + by)
+	}
+	// Websockets get a grace period to finish what they were doing.
+	time.AfterFunc(grp.Cfg.Websocket.DrainGrace.D(), func() {
+		if s.Drained() {
+			s.Conns().CloseAll(proxy.CloseServiceRestart, "server drained")
+		}
+	})
+	return nil
+}
+
+// Undrain puts server back in service.
+func (g *Gateway) Undrain(group, server, by string) error {
+	grp, s, err := g.server(group, server)
+	if err != nil {
+		return err
+	}
+	if !s.SetDrained(false) {
+		return fmt.Errorf("%w: %s is not drained", ErrConflict, server)
+	}
+	g.log.Info("server back in service", "group", group, "server", server, "by", by)
+	if grp.Elector != nil {
+		grp.Elector.Evaluate("undrain by " + by)
+	}
+	return nil
+}
+
+// History returns a group's recent switches, oldest first.
+func (g *Gateway) History(group string) ([]failover.Switch, error) {
+	e, err := g.failoverGroup(group)
+	if err != nil {
+		return nil, err
+	}
+	return e.History(), nil
+}
+
+func (g *Gateway) server(group, server string) (*route.Group, *backend.Server, error) {
+	grp := g.table.Load().Group(group)
+	if grp == nil {
+		return nil, nil, fmt.Errorf("%w: %q", ErrNoSuchGroup, group)
+	}
+	s := grp.Server(server)
+	if s == nil {
+		return nil, nil, fmt.Errorf("%w: %q in group %q", failover.ErrNoSuchServer, server, group)
+	}
+	return grp, s, nil
+}
 
 func (g *Gateway) failoverGroup(name string) (*failover.Elector, error) {
 	t := g.table.Load()

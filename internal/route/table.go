@@ -140,7 +140,7 @@ func (g *Group) Server(name string) *backend.Server { return g.byName[name] }
 func (g *Group) View() ([]failover.Candidate, failover.Policy) {
 	cands := make([]failover.Candidate, len(g.Servers))
 	for i, s := range g.Servers {
-		cands[i] = failover.Candidate{Name: s.Name, Up: s.Available(), UpSince: s.Since()}
+		cands[i] = failover.Candidate{Name: s.Name, Up: s.Available(), Drained: s.Drained(), UpSince: s.Since()}
 	}
 	pol := failover.Policy{Manual: g.Cfg.Failback.Policy == config.FailbackManual, After: g.Cfg.Failback.After.D()}
 	return cands, pol
