@@ -62,7 +62,7 @@ type Server struct {
 	state   atomic.Int32
 	drained atomic.Bool  // an operator took it out of service
 	since   atomic.Int64 // unix nanoseconds of the last transition
-	last  atomic.Pointer[CheckResult]
+	last    atomic.Pointer[CheckResult]
 
 	// notify is called after every transition, outside any lock.
 	notify func(Transition)
