@@ -35,10 +35,22 @@ type Input struct {
 	Now         time.Time
 }
 
+// Kinds of switch, a small fixed set for metrics labels.
+const (
+	KindStart    = "start"    // first active server
+	KindDown     = "down"     // the active server failed
+	KindDrained  = "drained"  // an operator drained the active server
+	KindRemoved  = "removed"  // the active server left the config
+	KindFailback = "failback" // back to a preferred server
+	KindOperator = "operator" // an operator switched
+	KindNone     = "none"     // no server is available
+)
+
 // Decision is the active server and why.
 type Decision struct {
 	Active string
 	Reason string
+	Kind   string // one of the Kind constants, when Changed
 	// Changed is true when Active differs from Input.Current.
 	Changed bool
 	// Recheck, when not zero, is when the decision may change with no new
@@ -64,20 +76,20 @@ func Decide(in Input) Decision {
 	}
 	switch {
 	case pref < 0:
-		d := Decision{Reason: "no server available"}
+		d := Decision{Reason: "no server available", Kind: KindNone}
 		if in.Current != "" {
 			d.Reason = fmt.Sprintf("%s is down and no other server is available", in.Current)
 		}
 		d.Changed = in.Current != ""
 		return d
 	case in.Current == "":
-		return switchTo(in, pref, "first available server")
+		return switchTo(in, pref, KindStart, "first available server")
 	case cur < 0:
-		return switchTo(in, pref, fmt.Sprintf("%s was removed from the group", in.Current))
+		return switchTo(in, pref, KindRemoved, fmt.Sprintf("%s was removed from the group", in.Current))
 	case in.Candidates[cur].Drained:
-		return switchTo(in, pref, fmt.Sprintf("%s was drained", in.Current))
+		return switchTo(in, pref, KindDrained, fmt.Sprintf("%s was drained", in.Current))
 	case !in.Candidates[cur].Up:
-		return switchTo(in, pref, fmt.Sprintf("%s is down", in.Current))
+		return switchTo(in, pref, KindDown, fmt.Sprintf("%s is down", in.Current))
 	case pref >= cur:
 		// The current server is the best available one.
 		return Decision{Active: in.Current, Reason: "current server is the preferred available one"}
@@ -87,7 +99,7 @@ func Decide(in Input) Decision {
 	stay := Decision{Active: in.Current, Pending: p.Name}
 	switch {
 	case in.FailbackNow:
-		return switchTo(in, pref, fmt.Sprintf("failback to %s requested by operator", p.Name))
+		return switchTo(in, pref, KindFailback, fmt.Sprintf("failback to %s requested by operator", p.Name))
 	case in.Hold:
 		stay.Reason = fmt.Sprintf("held on %s by operator; %s waits for failback", in.Current, p.Name)
 		return stay
@@ -101,12 +113,12 @@ func Decide(in Input) Decision {
 			stay.Recheck = ready
 			return stay
 		}
-		return switchTo(in, pref, fmt.Sprintf("failback: %s stayed up for %v", p.Name, in.Policy.After))
+		return switchTo(in, pref, KindFailback, fmt.Sprintf("failback: %s stayed up for %v", p.Name, in.Policy.After))
 	}
-	return switchTo(in, pref, fmt.Sprintf("failback: %s is up again", p.Name))
+	return switchTo(in, pref, KindFailback, fmt.Sprintf("failback: %s is up again", p.Name))
 }
 
-func switchTo(in Input, i int, reason string) Decision {
+func switchTo(in Input, i int, kind, reason string) Decision {
 	name := in.Candidates[i].Name
-	return Decision{Active: name, Reason: reason, Changed: name != in.Current}
+	return Decision{Active: name, Reason: reason, Kind: kind, Changed: name != in.Current}
 }

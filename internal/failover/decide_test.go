@@ -24,62 +24,62 @@ func TestDecide(t *testing.T) {
 		{
 			name: "first available server",
 			in:   failover.Input{Candidates: []failover.Candidate{up("a", time.Hour), up("b", time.Hour)}},
-			want: failover.Decision{Active: "a", Reason: "first available server", Changed: true},
+			want: failover.Decision{Active: "a", Reason: "first available server", Kind: failover.KindStart, Changed: true},
 		},
 		{
 			name: "first available skips a down master",
 			in:   failover.Input{Candidates: []failover.Candidate{down("a"), up("b", time.Hour)}},
-			want: failover.Decision{Active: "b", Reason: "first available server", Changed: true},
+			want: failover.Decision{Active: "b", Reason: "first available server", Kind: failover.KindStart, Changed: true},
 		},
 		{
 			name: "no server and none active",
 			in:   failover.Input{Candidates: []failover.Candidate{down("a"), down("b")}},
-			want: failover.Decision{Reason: "no server available"},
+			want: failover.Decision{Reason: "no server available", Kind: failover.KindNone},
 		},
 		{
 			name: "no candidates at all",
 			in:   failover.Input{},
-			want: failover.Decision{Reason: "no server available"},
+			want: failover.Decision{Reason: "no server available", Kind: failover.KindNone},
 		},
 		{
 			name: "active goes down and nothing else is up",
 			in:   failover.Input{Candidates: []failover.Candidate{down("a"), down("b")}, Current: "a"},
-			want: failover.Decision{Reason: "a is down and no other server is available", Changed: true},
+			want: failover.Decision{Reason: "a is down and no other server is available", Kind: failover.KindNone, Changed: true},
 		},
 		{
 			name: "failover when the master goes down",
 			in:   failover.Input{Candidates: []failover.Candidate{down("a"), up("b", time.Hour)}, Current: "a"},
-			want: failover.Decision{Active: "b", Reason: "a is down", Changed: true},
+			want: failover.Decision{Active: "b", Reason: "a is down", Kind: failover.KindDown, Changed: true},
 		},
 		{
 			name: "failover takes the next in priority order, not the last",
 			in:   failover.Input{Candidates: []failover.Candidate{down("a"), up("b", time.Hour), up("c", time.Hour)}, Current: "a"},
-			want: failover.Decision{Active: "b", Reason: "a is down", Changed: true},
+			want: failover.Decision{Active: "b", Reason: "a is down", Kind: failover.KindDown, Changed: true},
 		},
 		{
 			name: "failover skips down servers",
 			in:   failover.Input{Candidates: []failover.Candidate{down("a"), down("b"), up("c", time.Hour)}, Current: "a"},
-			want: failover.Decision{Active: "c", Reason: "a is down", Changed: true},
+			want: failover.Decision{Active: "c", Reason: "a is down", Kind: failover.KindDown, Changed: true},
 		},
 		{
 			name: "failover happens under manual policy too",
 			in:   failover.Input{Candidates: []failover.Candidate{down("a"), up("b", time.Hour)}, Current: "a", Policy: manual},
-			want: failover.Decision{Active: "b", Reason: "a is down", Changed: true},
+			want: failover.Decision{Active: "b", Reason: "a is down", Kind: failover.KindDown, Changed: true},
 		},
 		{
 			name: "failover ends an operator hold",
 			in:   failover.Input{Candidates: []failover.Candidate{up("a", time.Hour), down("b")}, Current: "b", Hold: true},
-			want: failover.Decision{Active: "a", Reason: "b is down", Changed: true},
+			want: failover.Decision{Active: "a", Reason: "b is down", Kind: failover.KindDown, Changed: true},
 		},
 		{
 			name: "current removed from the group",
 			in:   failover.Input{Candidates: []failover.Candidate{up("a", time.Hour), up("b", time.Hour)}, Current: "old"},
-			want: failover.Decision{Active: "a", Reason: "old was removed from the group", Changed: true},
+			want: failover.Decision{Active: "a", Reason: "old was removed from the group", Kind: failover.KindRemoved, Changed: true},
 		},
 		{
 			name: "current removed while held",
 			in:   failover.Input{Candidates: []failover.Candidate{down("a"), up("b", time.Hour)}, Current: "old", Hold: true},
-			want: failover.Decision{Active: "b", Reason: "old was removed from the group", Changed: true},
+			want: failover.Decision{Active: "b", Reason: "old was removed from the group", Kind: failover.KindRemoved, Changed: true},
 		},
 		{
 			name: "master stays active",
@@ -99,12 +99,12 @@ func TestDecide(t *testing.T) {
 		{
 			name: "auto failback at once",
 			in:   failover.Input{Candidates: []failover.Candidate{up("a", 0), up("b", time.Hour)}, Current: "b", Now: now},
-			want: failover.Decision{Active: "a", Reason: "failback: a is up again", Changed: true},
+			want: failover.Decision{Active: "a", Reason: "failback: a is up again", Kind: failover.KindFailback, Changed: true},
 		},
 		{
 			name: "preference order: failback to the best available server",
 			in:   failover.Input{Candidates: []failover.Candidate{down("a"), up("b", 0), up("c", time.Hour)}, Current: "c", Now: now},
-			want: failover.Decision{Active: "b", Reason: "failback: b is up again", Changed: true},
+			want: failover.Decision{Active: "b", Reason: "failback: b is up again", Kind: failover.KindFailback, Changed: true},
 		},
 		{
 			name: "auto after: master not up long enough",
@@ -124,19 +124,19 @@ func TestDecide(t *testing.T) {
 			name: "auto after: delay over exactly",
 			in: failover.Input{Candidates: []failover.Candidate{up("a", 10*time.Second), up("b", time.Hour)}, Current: "b",
 				Policy: after10s, Now: now},
-			want: failover.Decision{Active: "a", Reason: "failback: a stayed up for 10s", Changed: true},
+			want: failover.Decision{Active: "a", Reason: "failback: a stayed up for 10s", Kind: failover.KindFailback, Changed: true},
 		},
 		{
 			name: "auto after: delay long over",
 			in: failover.Input{Candidates: []failover.Candidate{up("a", time.Minute), up("b", time.Hour)}, Current: "b",
 				Policy: after10s, Now: now},
-			want: failover.Decision{Active: "a", Reason: "failback: a stayed up for 10s", Changed: true},
+			want: failover.Decision{Active: "a", Reason: "failback: a stayed up for 10s", Kind: failover.KindFailback, Changed: true},
 		},
 		{
 			name: "auto after does not delay a failover",
 			in: failover.Input{Candidates: []failover.Candidate{up("a", time.Hour), up("b", 0)}, Current: "",
 				Policy: after10s, Now: now},
-			want: failover.Decision{Active: "a", Reason: "first available server", Changed: true},
+			want: failover.Decision{Active: "a", Reason: "first available server", Kind: failover.KindStart, Changed: true},
 		},
 		{
 			name: "manual: master waits for an operator",
@@ -160,19 +160,19 @@ func TestDecide(t *testing.T) {
 			name: "FailbackNow under manual",
 			in: failover.Input{Candidates: []failover.Candidate{up("a", time.Hour), up("b", time.Hour)}, Current: "b",
 				Policy: manual, FailbackNow: true, Now: now},
-			want: failover.Decision{Active: "a", Reason: "failback to a requested by operator", Changed: true},
+			want: failover.Decision{Active: "a", Reason: "failback to a requested by operator", Kind: failover.KindFailback, Changed: true},
 		},
 		{
 			name: "FailbackNow ends a hold",
 			in: failover.Input{Candidates: []failover.Candidate{up("a", time.Hour), up("b", time.Hour)}, Current: "b",
 				Hold: true, FailbackNow: true, Now: now},
-			want: failover.Decision{Active: "a", Reason: "failback to a requested by operator", Changed: true},
+			want: failover.Decision{Active: "a", Reason: "failback to a requested by operator", Kind: failover.KindFailback, Changed: true},
 		},
 		{
 			name: "FailbackNow skips the after delay",
 			in: failover.Input{Candidates: []failover.Candidate{up("a", time.Second), up("b", time.Hour)}, Current: "b",
 				Policy: after10s, FailbackNow: true, Now: now},
-			want: failover.Decision{Active: "a", Reason: "failback to a requested by operator", Changed: true},
+			want: failover.Decision{Active: "a", Reason: "failback to a requested by operator", Kind: failover.KindFailback, Changed: true},
 		},
 		{
 			name: "FailbackNow when already on the preferred server",
@@ -184,7 +184,7 @@ func TestDecide(t *testing.T) {
 			name: "FailbackNow goes to the best available, not a down master",
 			in: failover.Input{Candidates: []failover.Candidate{down("a"), up("b", time.Hour), up("c", time.Hour)}, Current: "c",
 				Policy: manual, FailbackNow: true, Now: now},
-			want: failover.Decision{Active: "b", Reason: "failback to b requested by operator", Changed: true},
+			want: failover.Decision{Active: "b", Reason: "failback to b requested by operator", Kind: failover.KindFailback, Changed: true},
 		},
 	}
 	for _, tt := range tests {

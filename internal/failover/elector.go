@@ -15,6 +15,7 @@ type Switch struct {
 	From   string    `json:"from"`
 	To     string    `json:"to"`
 	Reason string    `json:"reason"`
+	Kind   string    `json:"kind"`
 	By     string    `json:"by"`
 	Epoch  uint64    `json:"epoch"`
 }
@@ -116,7 +117,7 @@ func (e *Elector) SwitchTo(name, by string) error {
 			return fmt.Errorf("%w: %s is already active", ErrNothingToDo, name)
 		}
 		e.hold = true
-		e.apply(Decision{Active: name, Reason: "switch requested by operator", Changed: true}, by)
+		e.apply(Decision{Active: name, Reason: "switch requested by operator", Kind: KindOperator, Changed: true}, by)
 		return nil
 	}
 	return fmt.Errorf("%w: %q", ErrNoSuchServer, name)
@@ -174,7 +175,7 @@ func (e *Elector) apply(d Decision, by string) {
 		return
 	}
 	e.active.Store(&d.Active)
-	sw := Switch{At: time.Now(), Group: e.group, From: from, To: d.Active, Reason: d.Reason, By: by, Epoch: e.epoch.Add(1)}
+	sw := Switch{At: time.Now(), Group: e.group, From: from, To: d.Active, Reason: d.Reason, Kind: d.Kind, By: by, Epoch: e.epoch.Add(1)}
 	if len(e.history) == historySize {
 		copy(e.history, e.history[1:])
 		e.history = e.history[:historySize-1]
