@@ -214,12 +214,7 @@ func TestReload(t *testing.T) {
 	ws := dialAll(t, g.addr, 3)
 	l := runLoad(20, 20*time.Second, func(c *http.Client) result { return get(c, url) })
 
-	write := func(cfg string) {
-		cfg = strings.ReplaceAll(strings.ReplaceAll(cfg, "LISTEN", g.addr), "ADMIN", g.admin)
-		if err := os.WriteFile(g.path, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(cfg string) { writeConfig(t, g, cfg) }
 	for i, extra := range []string{"    failback: {policy: manual}\n", "    retry: {attempts: 2}\n", "    failback: {policy: auto, after: 2s}\n"} {
 		write(base + extra)
 		if i%2 == 0 {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -47,15 +48,21 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort returns a loopback address nobody listens on right now.
+// freePort returns a loopback address nobody listens on right now. Ports
+// come from below the kernel's ephemeral range: a killed server restarted
+// on its port must not find it taken by some client's outgoing connection.
 func freePort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			ln.Close()
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port found in 20000-32000")
+	return ""
 }
 
 // proc is a child process whose output is kept for failure reports.
@@ -375,5 +382,15 @@ func untilTrue(d time.Duration, cond func() bool) bool {
 			return false
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+// writeConfig replaces the gateway's config file (placeholders filled) for
+// a reload.
+func writeConfig(t testing.TB, g *gw, cfg string) {
+	t.Helper()
+	cfg = strings.ReplaceAll(strings.ReplaceAll(cfg, "LISTEN", g.addr), "ADMIN", g.admin)
+	if err := os.WriteFile(g.path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

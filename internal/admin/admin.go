@@ -33,17 +33,19 @@ type Controller interface {
 
 // Server is the admin HTTP server.
 type Server struct {
-	addr  string
-	token string
-	ctl   Controller
-	log   *slog.Logger
+	addr    string
+	token   string
+	ctl     Controller
+	metrics http.Handler
+	log     *slog.Logger
 	// Addr is the bound address once Run listens.
 	Addr chan string
 }
 
-// New returns an admin server on addr; tokenFile, if set, holds the bearer token.
-func New(addr, tokenFile string, ctl Controller, log *slog.Logger) (*Server, error) {
-	s := &Server{addr: addr, ctl: ctl, log: log, Addr: make(chan string, 1)}
+// New returns an admin server on addr serving ctl's state and actions and
+// the metrics handler; tokenFile, if set, holds the bearer token.
+func New(addr, tokenFile string, ctl Controller, metrics http.Handler, log *slog.Logger) (*Server, error) {
+	s := &Server{addr: addr, ctl: ctl, metrics: metrics, log: log, Addr: make(chan string, 1)}
 	if tokenFile != "" {
 		b, err := os.ReadFile(tokenFile)
 		if err != nil {
@@ -61,6 +63,7 @@ func New(addr, tokenFile string, ctl Controller, log *slog.Logger) (*Server, err
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.page)
+	mux.Handle("GET /metrics", s.metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /api/v1/state", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.ctl.State()) })
 	mux.HandleFunc("POST /api/v1/reload", func(w http.ResponseWriter, r *http.Request) {
@@ -91,7 +94,8 @@ func (s *Server) Handler() http.Handler {
 
 func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.token != "" && r.URL.Path != "/healthz" {
+		// The page and liveness carry no data; the page asks for the token.
+		if s.token != "" && r.URL.Path != "/healthz" && r.URL.Path != "/" {
 			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 {
 				s.log.Warn("admin request refused: bad or missing token", "remote", r.RemoteAddr, "path", r.URL.Path)

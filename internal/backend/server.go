@@ -46,6 +46,7 @@ type CheckResult struct {
 	OK      bool
 	Status  int
 	Latency time.Duration
+	Reason  string // failure class: refused, reset, timeout, status, body, error
 	Detail  string // why it failed, or a body excerpt
 }
 

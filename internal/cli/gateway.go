@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/tandemproxy/tandem/internal/admin"
 	"github.com/tandemproxy/tandem/internal/config"
@@ -40,11 +42,13 @@ func gatewayCmd() *cobra.Command {
 // runGateway runs the gateway and its admin API until ctx ends; SIGHUP
 // reloads. ready, if not nil, receives the gateway once it listens.
 func runGateway(ctx context.Context, cfg *config.Config, path string, log *slog.Logger, ready func(*gateway.Gateway, string)) error {
-	gw, err := gateway.New(cfg, path, log)
+	reg := prometheus.NewRegistry()
+	gw, err := gateway.New(cfg, path, log, reg)
 	if err != nil {
 		return &exitError{code: ExitConfig, err: err}
 	}
-	adm, err := admin.New(cfg.Admin.Address, cfg.Admin.TokenFile, gw, log)
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
+	adm, err := admin.New(cfg.Admin.Address, cfg.Admin.TokenFile, gw, metrics, log)
 	if err != nil {
 		return &exitError{code: ExitConfig, err: err}
 	}

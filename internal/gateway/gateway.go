@@ -16,10 +16,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tandemproxy/tandem/internal/backend"
 	"github.com/tandemproxy/tandem/internal/config"
 	"github.com/tandemproxy/tandem/internal/failover"
 	"github.com/tandemproxy/tandem/internal/health"
+	"github.com/tandemproxy/tandem/internal/metrics"
 	"github.com/tandemproxy/tandem/internal/proxy"
 	"github.com/tandemproxy/tandem/internal/route"
 )
@@ -29,11 +31,12 @@ type Gateway struct {
 	path string
 	log  *slog.Logger
 
-	reg    *backend.Registry
-	health *health.Manager
-	proxy  *proxy.Proxy
-	table  atomic.Pointer[route.Table]
-	lsn    atomic.Pointer[map[string]*listenerState]
+	reg     *backend.Registry
+	health  *health.Manager
+	metrics *metrics.Metrics
+	proxy   *proxy.Proxy
+	table   atomic.Pointer[route.Table]
+	lsn     atomic.Pointer[map[string]*listenerState]
 
 	mu       sync.Mutex // serialises reloads and elector creation
 	electors map[string]*failover.Elector
@@ -51,12 +54,15 @@ type listenerState struct {
 	cert      *tls.Certificate
 }
 
-// New prepares a gateway for cfg, read from path (for reloads).
-func New(cfg *config.Config, path string, log *slog.Logger) (*Gateway, error) {
+// New prepares a gateway for cfg, read from path (for reloads), with its
+// metrics registered on reg.
+func New(cfg *config.Config, path string, log *slog.Logger, reg prometheus.Registerer) (*Gateway, error) {
 	g := &Gateway{path: path, log: log, electors: map[string]*failover.Elector{}, Ready: make(chan struct{})}
+	g.metrics = metrics.New(reg)
+	reg.MustRegister(stateCollector{g})
 	g.reg = backend.NewRegistry(g.onTransition)
-	g.health = health.NewManager(log)
-	g.proxy = proxy.New(g.table.Load, log)
+	g.health = health.NewManager(log, g.metrics)
+	g.proxy = proxy.New(g.table.Load, log, g.metrics)
 	ls, err := listenerStates(cfg)
 	if err != nil {
 		return nil, err
@@ -108,7 +114,8 @@ func (g *Gateway) onSwitch(sw failover.Switch) {
 		lvl = slog.LevelInfo // the first decision after start is no incident
 	}
 	g.log.Log(context.Background(), lvl, "active server switched", "group", sw.Group, "from", sw.From, "to", sw.To,
-		"reason", sw.Reason, "by", sw.By, "epoch", sw.Epoch)
+		"reason", sw.Reason, "kind", sw.Kind, "by", sw.By, "epoch", sw.Epoch)
+	g.metrics.Switches.WithLabelValues(sw.Group, sw.Kind).Inc()
 	t := g.table.Load()
 	if t == nil || sw.From == "" {
 		return
@@ -174,6 +181,7 @@ func (g *Gateway) Reload(by string) error {
 	if err == nil {
 		err = g.apply(g.ctx, cfg, "reload by "+by)
 	}
+	g.metrics.Reload(err)
 	if err != nil {
 		g.log.Error("config reload refused; the running config keeps serving", "by", by, "error", err)
 		return fmt.Errorf("reload refused: %w", err)

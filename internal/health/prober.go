@@ -17,6 +17,7 @@ import (
 
 	"github.com/tandemproxy/tandem/internal/backend"
 	"github.com/tandemproxy/tandem/internal/config"
+	"github.com/tandemproxy/tandem/internal/metrics"
 )
 
 // maxBody bounds how much of a check's body is read and matched.
@@ -64,7 +65,7 @@ func (c *Check) Do(ctx context.Context) backend.CheckResult {
 	res := backend.CheckResult{At: start}
 	req, err := http.NewRequestWithContext(ctx, c.Method, c.URL, nil)
 	if err != nil {
-		res.Detail = err.Error()
+		res.Reason, res.Detail = "error", err.Error()
 		return res
 	}
 	if c.Host != "" {
@@ -75,6 +76,7 @@ func (c *Check) Do(ctx context.Context) backend.CheckResult {
 	if err != nil {
 		res.Latency = time.Since(start)
 		res.Detail = describe(err)
+		res.Reason = reasonOf(res.Detail)
 		return res
 	}
 	defer resp.Body.Close()
@@ -84,12 +86,13 @@ func (c *Check) Do(ctx context.Context) backend.CheckResult {
 	switch {
 	case err != nil:
 		res.Detail = "reading body: " + describe(err)
+		res.Reason = reasonOf(describe(err))
 	case !c.Cfg.Expect.Status.Contains(resp.StatusCode):
-		res.Detail = fmt.Sprintf("status %d not expected", resp.StatusCode)
+		res.Reason, res.Detail = "status", fmt.Sprintf("status %d not expected", resp.StatusCode)
 	case c.Cfg.Expect.Body != "" && !strings.Contains(string(body), c.Cfg.Expect.Body):
-		res.Detail = fmt.Sprintf("body does not contain %q: %q", c.Cfg.Expect.Body, excerpt(body))
+		res.Reason, res.Detail = "body", fmt.Sprintf("body does not contain %q: %q", c.Cfg.Expect.Body, excerpt(body))
 	case c.re != nil && !c.re.Match(body):
-		res.Detail = fmt.Sprintf("body does not match %q: %q", c.re.String(), excerpt(body))
+		res.Reason, res.Detail = "body", fmt.Sprintf("body does not match %q: %q", c.re.String(), excerpt(body))
 	default:
 		res.OK = true
 		res.Detail = excerpt(body)
@@ -130,9 +133,23 @@ func asNetTimeout(err error, ne *net.Error) bool {
 	return strings.Contains(err.Error(), "Client.Timeout") || strings.Contains(err.Error(), "deadline exceeded")
 }
 
+// reasonOf classifies a described transport error for metrics labels.
+func reasonOf(detail string) string {
+	switch detail {
+	case "connection refused":
+		return "refused"
+	case "connection reset":
+		return "reset"
+	case "timeout":
+		return "timeout"
+	}
+	return "error"
+}
+
 // Manager runs one prober goroutine per server and replaces them on reload.
 type Manager struct {
 	log *slog.Logger
+	m   *metrics.Metrics
 	mu  sync.Mutex
 	run map[*backend.Server]*prober
 }
@@ -143,9 +160,9 @@ type prober struct {
 	done   chan struct{}
 }
 
-// NewManager returns a manager with no probers.
-func NewManager(log *slog.Logger) *Manager {
-	return &Manager{log: log, run: map[*backend.Server]*prober{}}
+// NewManager returns a manager with no probers, recording into m.
+func NewManager(log *slog.Logger, m *metrics.Metrics) *Manager {
+	return &Manager{log: log, m: m, run: map[*backend.Server]*prober{}}
 }
 
 // Target is a server with the health check of its group.
@@ -186,7 +203,7 @@ func (m *Manager) Sync(ctx context.Context, targets []Target) error {
 		if initial {
 			first.Add(1)
 		}
-		go p.loop(pctx, m.log, t.Server, check, initial, &first)
+		go p.loop(pctx, m.log, m.m, t.Server, check, initial, &first)
 	}
 	for s, p := range m.run {
 		if !keep[s] {
@@ -220,7 +237,7 @@ func sameHealth(a, b config.Health) bool {
 // loop checks the server until ctx ends: at the steady interval while it is
 // stable, at the fast interval while it is down or its checks disagree with
 // its state, and at once when passive detection kicks it.
-func (p *prober) loop(ctx context.Context, log *slog.Logger, s *backend.Server, c *Check, initial bool, first *sync.WaitGroup) {
+func (p *prober) loop(ctx context.Context, log *slog.Logger, m *metrics.Metrics, s *backend.Server, c *Check, initial bool, first *sync.WaitGroup) {
 	defer close(p.done)
 	firstDone := func() {}
 	if initial {
@@ -236,6 +253,10 @@ func (p *prober) loop(ctx context.Context, log *slog.Logger, s *backend.Server, 
 		res := c.Do(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		m.CheckDuration.WithLabelValues(s.Group, s.Name).Observe(res.Latency.Seconds())
+		if !res.OK {
+			m.CheckFailures.WithLabelValues(s.Group, s.Name, res.Reason).Inc()
 		}
 		s.ReportCheck(res, c.Cfg.Rise, c.Cfg.Fall)
 	}

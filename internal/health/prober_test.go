@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tandemproxy/tandem/internal/backend"
 	"github.com/tandemproxy/tandem/internal/config"
+	"github.com/tandemproxy/tandem/internal/metrics"
 )
 
 func healthCfg(mod func(*config.Health)) config.Health {
@@ -100,7 +102,7 @@ func TestManager(t *testing.T) {
 	var transitions atomic.Int32
 	reg := backend.NewRegistry(func(backend.Transition) { transitions.Add(1) })
 	s := reg.Get(backend.Key{Group: "g", Name: "a", Address: srv.Listener.Addr().String()})
-	m := NewManager(slog.New(slog.DiscardHandler))
+	m := NewManager(slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	defer m.Stop()

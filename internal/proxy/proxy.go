@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
+	"github.com/tandemproxy/tandem/internal/metrics"
 	"github.com/tandemproxy/tandem/internal/route"
 )
 
@@ -22,6 +23,7 @@ var errNoServer = route.ErrNoServer
 type Proxy struct {
 	table     func() *route.Table
 	log       *slog.Logger
+	metrics   *metrics.Metrics
 	transport *http.Transport
 	rp        *httputil.ReverseProxy
 	dialer    *net.Dialer
@@ -32,8 +34,8 @@ type Proxy struct {
 }
 
 // New returns a proxy routing with the table that table returns at each request.
-func New(table func() *route.Table, log *slog.Logger) *Proxy {
-	p := &Proxy{table: table, log: log, dialer: &net.Dialer{KeepAlive: 30 * time.Second}}
+func New(table func() *route.Table, log *slog.Logger, m *metrics.Metrics) *Proxy {
+	p := &Proxy{table: table, log: log, metrics: m, dialer: &net.Dialer{KeepAlive: 30 * time.Second}}
 	p.transport = &http.Transport{
 		Proxy:                 nil, // never an environment proxy between gateway and servers
 		DialContext:           p.dial,
@@ -64,8 +66,11 @@ type reqState struct {
 	server  *backend.Server // the server that answered, or the last tried
 	retries int
 	status  int
-	start   time.Time
-	hsts    string
+	// answered is true when the server's response was relayed (not an
+	// error of the gateway's own).
+	answered bool
+	start    time.Time
+	hsts     string
 }
 
 type stateKey struct{}
@@ -117,19 +122,27 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, hsts string) {
 	} else {
 		p.rp.ServeHTTP(w, r)
 	}
-	if t.Config.Log.Access {
-		p.accessLog(r, st)
-	}
+	p.record(r, st, upgrade)
 }
 
-func (p *Proxy) accessLog(r *http.Request, st *reqState) {
-	server := ""
-	if st.server != nil {
+// record counts a finished request and writes its access log line.
+func (p *Proxy) record(r *http.Request, st *reqState, upgrade bool) {
+	server := "" // the gateway answered itself
+	if st.answered {
 		server = st.server.Name
 	}
-	p.log.Info("access", "group", st.group.Name, "server", server, "method", r.Method, "host", r.Host,
-		"path", r.URL.Path, "status", st.status, "retries", st.retries,
-		"duration_ms", float64(time.Since(st.start).Microseconds())/1000, "remote", r.RemoteAddr)
+	d := time.Since(st.start)
+	if upgrade {
+		// A websocket's duration is its session, not a latency.
+		p.metrics.Requests.WithLabelValues(st.group.Name, server, metrics.CodeClass(st.status)).Inc()
+	} else {
+		p.metrics.ObserveRequest(st.group.Name, server, st.status, st.retries, d)
+	}
+	if st.table.Config.Log.Access {
+		p.log.Info("access", "group", st.group.Name, "server", server, "method", r.Method, "host", r.Host,
+			"path", r.URL.Path, "status", st.status, "retries", st.retries,
+			"duration_ms", float64(d.Microseconds())/1000, "remote", r.RemoteAddr)
+	}
 }
 
 // rewrite prepares the outbound request once; the transport sets the
@@ -147,7 +160,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	st := stateOf(resp.Request.Context())
 	g := st.group
-	st.status = resp.StatusCode
+	st.status, st.answered = resp.StatusCode, true
 	if st.hsts != "" {
 		resp.Header.Del("Strict-Transport-Security")
 	}

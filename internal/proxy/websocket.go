@@ -83,7 +83,7 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 			// The handshake is a GET with no body: safe to send again.
 			continue
 		}
-		st.status = resp.StatusCode
+		st.status, st.answered = resp.StatusCode, true
 		if resp.StatusCode != http.StatusSwitchingProtocols {
 			p.relayResponse(w, resp, st)
 			backConn.Close()

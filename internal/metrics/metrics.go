@@ -1,0 +1,119 @@
+// Package metrics owns tandem's Prometheus metrics: one struct of
+// collectors registered on an injected registry, never the global one.
+// Values that are state (up, active, open websockets) are read at scrape
+// time by a collector of the gateway's; this package holds the events.
+package metrics
+
+import (
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+const ns = "tandem"
+
+// Metrics are the event counters and histograms of one gateway.
+type Metrics struct {
+	Requests        *prometheus.CounterVec
+	RequestDuration *prometheus.HistogramVec
+	Retries         *prometheus.CounterVec
+	CheckDuration   *prometheus.HistogramVec
+	CheckFailures   *prometheus.CounterVec
+	Switches        *prometheus.CounterVec
+	Reloads         *prometheus.CounterVec
+	LastReloadOK    prometheus.Gauge
+	LastReloadTime  prometheus.Gauge
+}
+
+// New registers tandem's metrics, Go runtime and process metrics, and
+// build info on reg.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "requests_total",
+			Help: "Requests answered, by group, server that answered (empty if none) and status class."},
+			[]string{"group", "server", "code"}),
+		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "request_duration_seconds",
+			Help:    "Time from request to response headers written back, retries included.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}},
+			[]string{"group"}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "retries_total",
+			Help: "Tries after the first, by group."}, []string{"group"}),
+		CheckDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "health_check_duration_seconds",
+			Help:    "Duration of active health checks.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}},
+			[]string{"group", "server"}),
+		CheckFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "health_check_failures_total",
+			Help: "Failed active health checks by reason (refused, reset, timeout, status, body, error)."},
+			[]string{"group", "server", "reason"}),
+		Switches: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "switches_total",
+			Help: "Changes of a group's active server by kind (start, down, drained, removed, failback, operator, none)."},
+			[]string{"group", "kind"}),
+		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "config_reloads_total",
+			Help: "Config reloads by result (success, failure)."}, []string{"result"}),
+		LastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "config_last_reload_successful",
+			Help: "1 if the last config reload was applied, 0 if it was refused."}),
+		LastReloadTime: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "config_last_reload_success_timestamp_seconds",
+			Help: "When the config was last loaded successfully."}),
+	}
+	m.LastReloadOK.Set(1)
+	m.LastReloadTime.SetToCurrentTime()
+	reg.MustRegister(m.Requests, m.RequestDuration, m.Retries, m.CheckDuration, m.CheckFailures,
+		m.Switches, m.Reloads, m.LastReloadOK, m.LastReloadTime, buildInfo(),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func buildInfo() prometheus.Collector {
+	version, revision := "devel", ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				revision = s.Value
+			}
+		}
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
+		Help:        "Build information; the value is 1.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()}})
+	g.Set(1)
+	return g
+}
+
+// codeClasses avoids formatting a label per request.
+var codeClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// CodeClass returns "2xx" for 204, and the code itself for odd ones.
+func CodeClass(code int) string {
+	if code >= 100 && code < 600 {
+		return codeClasses[code/100-1]
+	}
+	return strconv.Itoa(code)
+}
+
+// ObserveRequest records one finished request.
+func (m *Metrics) ObserveRequest(group, server string, code, retries int, d time.Duration) {
+	m.Requests.WithLabelValues(group, server, CodeClass(code)).Inc()
+	m.RequestDuration.WithLabelValues(group).Observe(d.Seconds())
+	if retries > 0 {
+		m.Retries.WithLabelValues(group).Add(float64(retries))
+	}
+}
+
+// Reload records a reload's outcome.
+func (m *Metrics) Reload(err error) {
+	if err != nil {
+		m.Reloads.WithLabelValues("failure").Inc()
+		m.LastReloadOK.Set(0)
+		return
+	}
+	m.Reloads.WithLabelValues("success").Inc()
+	m.LastReloadOK.Set(1)
+	m.LastReloadTime.SetToCurrentTime()
+}
