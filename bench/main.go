@@ -1,0 +1,208 @@
+// Command bench compares tandem with HAProxy on loopback: throughput and
+// latency of GET /hello (direct, through tandem, through HAProxy), then what
+// clients see when the master is killed or stopped behind either proxy.
+//
+//	go run ./bench          # full run, a few minutes; writes bench/RESULTS.md
+//	go run ./bench -quick   # under a minute
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command-line flags.
+type options struct {
+	tput    tputOpts
+	fo      foOpts
+	quick   bool
+	tandem  string
+	haproxy string
+	out     string
+	keep    bool
+	noTput  bool
+	faults  string
+}
+
+func parseFlags(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.BoolVar(&o.quick, "quick", false, "short run (under a minute): 1s measurements, shorter scenarios")
+	fs.IntVar(&o.tput.Clients, "clients", 32, "concurrent keep-alive clients for throughput")
+	fs.DurationVar(&o.tput.Duration, "duration", 5*time.Second, "length of one throughput measurement")
+	fs.DurationVar(&o.tput.Warmup, "warmup", time.Second, "unmeasured load before each measurement")
+	fs.IntVar(&o.tput.Runs, "runs", 3, "measurements per target (the median is reported)")
+	fs.IntVar(&o.tput.MaxPer, "max-requests", 1_000_000, "bound of requests per client per measurement")
+	fs.IntVar(&o.fo.Clients, "fo-clients", 50, "concurrent clients during the failover scenarios")
+	fs.DurationVar(&o.fo.Length, "fo-length", 15*time.Second, "length of one failover scenario")
+	fs.DurationVar(&o.fo.FaultAt, "fault-at", 2*time.Second, "when the master is killed or stopped, from the start of the load")
+	fs.DurationVar(&o.fo.Outage, "outage", 6*time.Second, "from the fault to the restart (kill) or SIGCONT (stop)")
+	fs.DurationVar(&o.fo.Timeout, "timeout", 10*time.Second, "client timeout of one request")
+	fs.StringVar(&o.tandem, "tandem", "", "tandem binary (default: build ./cmd/tandem into a temp dir)")
+	fs.StringVar(&o.haproxy, "haproxy", "", "haproxy binary (default: PATH, /usr/sbin, else apt-get install)")
+	fs.StringVar(&o.out, "out", "bench/RESULTS.md", "results file, relative to the module root; empty: none")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir with configs and process logs")
+	fs.BoolVar(&o.noTput, "skip-throughput", false, "only run the failover scenarios")
+	fs.StringVar(&o.faults, "faults", "kill,stop", "failover scenarios to run, comma-separated; empty: none")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if o.quick {
+		// Only the flags left at their defaults shrink, so -quick -runs 5 works.
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		shrink := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		shrink("duration", func() { o.tput.Duration = time.Second })
+		shrink("warmup", func() { o.tput.Warmup = 200 * time.Millisecond })
+		shrink("fo-length", func() { o.fo.Length = 7 * time.Second })
+		shrink("fault-at", func() { o.fo.FaultAt = time.Second })
+		shrink("outage", func() { o.fo.Outage = 3 * time.Second })
+		shrink("timeout", func() { o.fo.Timeout = 5 * time.Second })
+	}
+	o.tput.Timeout = 5 * time.Second
+	if o.fo.FaultAt+o.fo.Outage >= o.fo.Length {
+		return nil, fmt.Errorf("-fault-at %v + -outage %v must end before -fo-length %v", o.fo.FaultAt, o.fo.Outage, o.fo.Length)
+	}
+	for _, f := range o.faultList() {
+		if f != faultKill && f != faultStop {
+			return nil, fmt.Errorf("-faults: unknown fault %q (want kill or stop)", f)
+		}
+	}
+	if o.tput.Clients < 1 || o.fo.Clients < 1 || o.tput.Runs < 1 {
+		return nil, errors.New("-clients, -fo-clients and -runs must be at least 1")
+	}
+	return o, nil
+}
+
+func (o *options) faultList() []fault {
+	var out []fault
+	for f := range strings.SplitSeq(o.faults, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, fault(f))
+		}
+	}
+	return out
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	// Ctrl-C and SIGTERM cancel ctx; run's deferred cleanup then kills the
+	// children before main returns.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o *options) (err error) {
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "tandem-bench-")
+	if err != nil {
+		return fmt.Errorf("temp dir: %w", err)
+	}
+	e := &env{ps: &procs{dir: dir}, dir: dir}
+	defer func() {
+		e.ps.killAll()
+		// Logs explain a failure: keep them then, and say where.
+		if o.keep || err != nil {
+			fmt.Fprintln(os.Stderr, "configs and logs kept in", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	}()
+	if err := e.setup(ctx, root, o); err != nil {
+		return err
+	}
+	rep := &report{Command: command(), Date: time.Now(), Tandem: e.tandemSrc, HAProxyV: e.haproxyV, RetryOn: e.retryOnOK,
+		NProc: nproc(ctx), LoadPre: loadavg(), GoVer: runtime.Version(), Tput: o.tput, FO: o.fo}
+
+	if !o.noTput {
+		fmt.Fprintf(os.Stderr, "throughput: %d clients, %d×%v per target\n", o.tput.Clients, o.tput.Runs, o.tput.Duration)
+		err = retryDied("throughput", 3, func() (err error) {
+			rep.Through, err = measureThroughput(ctx, e, o.tput)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("throughput: %w", err)
+		}
+	}
+	if rep.Failover, err = runScenarios(ctx, e, o.faultList(), o.fo); err != nil {
+		return fmt.Errorf("failover: %w", err)
+	}
+	rep.LoadPost = loadavg()
+	return publish(rep, root, o.out)
+}
+
+// setup finds or builds the binaries the run needs.
+func (e *env) setup(ctx context.Context, root string, o *options) error {
+	var err error
+	if e.haproxy, err = findHAProxy(ctx, o.haproxy); err != nil {
+		return err
+	}
+	if e.haproxyV, err = haproxyVersion(ctx, e.haproxy); err != nil {
+		return err
+	}
+	e.retryOnOK = supportsRetryOn(e.haproxyV)
+	e.tandem, e.tandemSrc = o.tandem, "binary "+o.tandem
+	if e.tandem == "" {
+		e.tandemSrc = "built from the working tree at " + gitRev(ctx, root)
+		fmt.Fprintln(os.Stderr, "building ./cmd/tandem")
+		if e.tandem, err = buildTandem(ctx, root, e.dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publish prints the table and writes the results file.
+func publish(rep *report, root, out string) error {
+	fmt.Println()
+	rep.table(os.Stdout)
+	if out == "" {
+		return nil
+	}
+	var buf bytes.Buffer
+	rep.markdown(&buf)
+	path := out
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(root, out)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	fmt.Fprintln(os.Stderr, "\nwrote", path)
+	return nil
+}
+
+// command is how this run was invoked, for the record; under go run
+// os.Args[0] is a temporary binary, so it is spelled as the user typed it.
+func command() string {
+	return strings.TrimSpace("go run ./bench " + strings.Join(os.Args[1:], " "))
+}

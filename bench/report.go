@@ -1,0 +1,197 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// report is everything the final table and RESULTS.md show.
+type report struct {
+	Command  string
+	Date     time.Time
+	Tandem   string
+	HAProxyV string
+	RetryOn  bool
+	NProc    string
+	LoadPre  string // load average before the run
+	LoadPost string // and after
+	GoVer    string
+	Tput     tputOpts
+	FO       foOpts
+	Through  map[string]*tputResult
+	Failover []*foResult
+}
+
+// table renders the one comparison table: throughput rows, then a block of
+// rows per failover scenario.
+func (r *report) table(w io.Writer) {
+	fmt.Fprintln(w, "| GET /hello | direct | tandem | HAProxy | tandem/HAProxy |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|")
+	if r.Through != nil {
+		r.throughputRows(w)
+	}
+	r.failoverRows(w)
+}
+
+func (r *report) throughputRows(w io.Writer) {
+	d, t, h := r.Through["direct"].Median, r.Through[string(kindTandem)].Median, r.Through[string(kindHAProxy)].Median
+	row(w, fmt.Sprintf("req/s (%d clients, median of %d×%v)", r.Tput.Clients, r.Tput.Runs, r.Tput.Duration),
+		fmt.Sprintf("%.0f", d.RPS), fmt.Sprintf("%.0f", t.RPS), fmt.Sprintf("%.0f", h.RPS), fmt.Sprintf("%.2f", t.RPS/h.RPS))
+	row(w, "p50 latency", fmtLat(d.P50), fmtLat(t.P50), fmtLat(h.P50), fmt.Sprintf("%.2f", ratio(t.P50, h.P50)))
+	row(w, "p99 latency", fmtLat(d.P99), fmtLat(t.P99), fmtLat(h.P99), fmt.Sprintf("%.2f", ratio(t.P99, h.P99)))
+	row(w, "req/s vs direct", "1.00", fmt.Sprintf("%.2f", t.RPS/d.RPS), fmt.Sprintf("%.2f", h.RPS/d.RPS), "")
+	row(w, "p99 added vs direct", "", fmtDelta(t.P99-d.P99), fmtDelta(h.P99-d.P99), "")
+	row(w, "failed requests (all runs)", fmt.Sprint(d.Failed), fmt.Sprint(t.Failed), fmt.Sprint(h.Failed), "")
+}
+
+func (r *report) failoverRows(w io.Writer) {
+	for _, f := range []fault{faultKill, faultStop} {
+		tr, hr := r.find(kindTandem, f), r.find(kindHAProxy, f)
+		if tr == nil || hr == nil {
+			continue
+		}
+		title := r.faultTitle(f)
+		fmt.Fprintf(w, "| **%s** (%d clients, %v) | | | | |\n", title, r.FO.Clients, r.FO.Length)
+		row(w, "failed requests", "", failedCell(tr), failedCell(hr), "")
+		row(w, "closed without an answer, replayed by the client", "", fmt.Sprint(tr.Replay), fmt.Sprint(hr.Replay), "")
+		row(w, "fault → first answer by backup", "", fmtDur(tr.Failover), fmtDur(hr.Failover), "")
+		row(w, "restart → first answer by master", "", fmtDur(tr.Failback), fmtDur(hr.Failback), "")
+		row(w, fmt.Sprintf("answers slower than %v", slowAfter), "", fmt.Sprint(tr.Slow), fmt.Sprint(hr.Slow), "")
+		row(w, "max latency of an answer", "", fmtLat(tr.MaxLat), fmtLat(hr.MaxLat), "")
+	}
+}
+
+func (r *report) faultTitle(f fault) string {
+	if f == faultKill {
+		return fmt.Sprintf("SIGKILL master, new process after %v", r.FO.Outage)
+	}
+	return fmt.Sprintf("SIGSTOP master, SIGCONT after %v", r.FO.Outage)
+}
+
+func (r *report) find(kind proxyKind, f fault) *foResult {
+	for _, x := range r.Failover {
+		if x.Proxy == kind && x.Fault == f {
+			return x
+		}
+	}
+	return nil
+}
+
+func row(w io.Writer, cells ...string) {
+	fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+}
+
+func failedCell(r *foResult) string {
+	s := fmt.Sprintf("%d of %d", r.Failed, r.Total)
+	if r.Why != "" {
+		s += " (" + r.Why + ")"
+	}
+	return s
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// fmtLat prints a latency with three significant digits.
+func fmtLat(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+	}
+}
+
+// fmtDelta prints a signed latency difference.
+func fmtDelta(d time.Duration) string {
+	if d < 0 {
+		return "-" + fmtLat(-d)
+	}
+	return "+" + fmtLat(d)
+}
+
+// fmtDur prints a scenario time; negative means the event never happened.
+func fmtDur(d time.Duration) string {
+	if d < 0 {
+		return "never"
+	}
+	return fmtLat(d)
+}
+
+// markdown renders RESULTS.md: context, the table, the runs behind the
+// medians, the scenario timings and the method.
+func (r *report) markdown(w io.Writer) {
+	fmt.Fprintf(w, "# tandem vs HAProxy: throughput and failover\n\n")
+	fmt.Fprintf(w, "- command: `%s`\n", r.Command)
+	fmt.Fprintf(w, "- date: %s\n", r.Date.Format(time.RFC3339))
+	fmt.Fprintf(w, "- tandem: %s\n", r.Tandem)
+	fmt.Fprintf(w, "- haproxy -v: %s (retry-on all-retryable-errors: %v)\n", r.HAProxyV, r.RetryOn)
+	fmt.Fprintf(w, "- nproc: %s (load generator, proxy and backends share these CPUs)\n", r.NProc)
+	fmt.Fprintf(w, "- load average (1, 5, 15 min): %s before, %s after\n", r.LoadPre, r.LoadPost)
+	fmt.Fprintf(w, "- go: %s\n\n", r.GoVer)
+	r.table(w)
+	if r.Through != nil {
+		r.throughputDetails(w)
+	}
+	if len(r.Failover) > 0 {
+		r.failoverDetails(w)
+	}
+	fmt.Fprint(w, method)
+}
+
+func (r *report) throughputDetails(w io.Writer) {
+	fmt.Fprintf(w, "\n## Throughput runs (interleaved; the table shows per-metric medians)\n\n")
+	fmt.Fprintln(w, "| target | run | req/s | p50 | p99 | failed |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|")
+	for _, name := range []string{"direct", string(kindTandem), string(kindHAProxy)} {
+		for i, x := range r.Through[name].Runs {
+			row(w, name, fmt.Sprint(i+1), fmt.Sprintf("%.0f", x.RPS), fmtLat(x.P50), fmtLat(x.P99), fmt.Sprint(x.Failed))
+		}
+	}
+}
+
+func (r *report) failoverDetails(w io.Writer) {
+	fmt.Fprintf(w, "\n## Failover scenarios (times from the start of the load)\n\n")
+	fmt.Fprintln(w, "| proxy | fault | fault at | restart at | answered | cut at end | failover | failback | slowest answer ended at |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|")
+	for _, x := range r.Failover {
+		row(w, string(x.Proxy), string(x.Fault), fmtLat(x.FaultAt), fmtLat(x.RestartAt), fmt.Sprint(x.Total-x.Failed),
+			fmt.Sprint(x.Cut), fmtDur(x.Failover), fmtDur(x.Failback), fmtLat(x.MaxAt))
+	}
+	fmt.Fprintf(w, "\nWho answered, one character per %v (M master, B backup, + both, x a failure, . nothing):\n\n```\n", timelineStep)
+	for _, x := range r.Failover {
+		fmt.Fprintf(w, "%-7s %-4s %s\n", x.Proxy, x.Fault, x.Timeline)
+	}
+	fmt.Fprintln(w, "```")
+}
+
+const method = `
+## Method
+
+- Everything runs on 127.0.0.1: two ` + "`tandem demoapp`" + ` backends (master, backup), ` + "`tandem gateway`" + `
+  and ` + "`haproxy -db`" + ` with generated configs (see ` + "`bench/stack.go`" + `). The load generator is built in:
+  N keep-alive clients, one connection each, GET /hello back to back, every latency recorded.
+- Throughput: direct, tandem and HAProxy are measured in turn, Runs times, after a short warm-up
+  each; the table shows the median of each metric.
+- Failover: fresh backends and proxy per scenario; the master is hurt at "fault at" while the
+  clients run. Failed = non-2xx answer, transport error or client timeout. A request whose reused
+  connection is closed before any byte of an answer is sent once more on a new connection (what
+  browsers and Go's net/http do) and counted as replayed, not failed. "fault → first answer
+  by backup" is the first response whose body says "hello from bench-backup". "restart → first answer
+  by master" counts only requests sent after the restart (or SIGCONT), since a request parked on a
+  stopped master is answered by it at SIGCONT whatever the proxy decided. Requests still in flight
+  when the scenario ends are "cut", not failed.
+- Same checks on both: GET /status expecting "version", interval 1s, 250ms while changing state
+  and while down (HAProxy: fastinter and downinter), timeout 500ms (HAProxy: timeout check),
+  rise 2, fall 2; 3 tries; connect timeout 2s; tandem per-try timeout 1s (HAProxy has none: a
+  request sent to a stopped server waits for timeout server, 60s); tandem fails back with
+  failback after 0s, like HAProxy.
+`

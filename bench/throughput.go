@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+)
+
+// tputOpts configures the throughput measurement.
+type tputOpts struct {
+	Clients  int
+	Duration time.Duration
+	Warmup   time.Duration
+	Runs     int
+	Timeout  time.Duration
+	MaxPer   int
+}
+
+// tputRun is one measurement of one target.
+type tputRun struct {
+	RPS      float64
+	P50, P99 time.Duration
+	Failed   int // in a median: the total over all runs
+}
+
+// tputResult is every run of one target and their medians.
+type tputResult struct {
+	Runs   []tputRun
+	Median tputRun
+}
+
+// target is one thing to send load to.
+type target struct {
+	name string
+	url  string
+}
+
+// measureThroughput runs every target Runs times, interleaved (direct,
+// tandem, HAProxy, direct, ...) so that a slow phase of the machine hits
+// every target alike, and reports per-target medians.
+func measureThroughput(ctx context.Context, e *env, o tputOpts) (map[string]*tputResult, error) {
+	b, err := e.startBackends(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer b.kill()
+	targets := []target{{name: "direct", url: "http://" + b.masterAddr}}
+	var proxies []*proc
+	defer func() {
+		for _, p := range proxies {
+			p.kill()
+		}
+	}()
+	// Both proxies run through the whole phase; the idle one only probes.
+	for _, kind := range []proxyKind{kindTandem, kindHAProxy} {
+		p, url, err := e.startProxy(ctx, kind, b)
+		if err != nil {
+			return nil, err
+		}
+		proxies = append(proxies, p)
+		targets = append(targets, target{name: string(kind), url: url})
+	}
+	res := map[string]*tputResult{}
+	for run := range o.Runs {
+		for _, t := range targets {
+			r, err := measureOnce(ctx, t.url+"/hello", o)
+			// A dead child explains a failed run better than its symptoms.
+			if dead := alive(append(proxies, b.master, b.backup)...); dead != nil {
+				err = dead
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s run %d: %w", t.name, run+1, err)
+			}
+			fmt.Fprintf(os.Stderr, "  run %d %-8s %9.0f req/s  p50 %-9v p99 %-9v failed %d\n", run+1, t.name, r.RPS, r.P50, r.P99, r.Failed)
+			if res[t.name] == nil {
+				res[t.name] = &tputResult{}
+			}
+			res[t.name].Runs = append(res[t.name].Runs, r)
+		}
+	}
+	for _, r := range res {
+		r.Median = medianRun(r.Runs)
+	}
+	return res, nil
+}
+
+// measureOnce warms the connections up (not measured), then measures.
+func measureOnce(ctx context.Context, url string, o tputOpts) (tputRun, error) {
+	spec := loadSpec{URL: url, Clients: o.Clients, Duration: o.Warmup, Timeout: o.Timeout, MaxPer: o.MaxPer, Grace: o.Timeout}
+	if o.Warmup > 0 {
+		runLoad(ctx, spec, time.Now())
+	}
+	spec.Duration = o.Duration
+	t0 := time.Now()
+	samples := runLoad(ctx, spec, t0)
+	elapsed := time.Since(t0)
+	if err := ctx.Err(); err != nil {
+		return tputRun{}, fmt.Errorf("interrupted: %w", err)
+	}
+	var lat []time.Duration
+	r := tputRun{}
+	for _, s := range samples {
+		if s.outcome == outOK {
+			lat = append(lat, s.latency())
+		} else {
+			r.Failed++
+		}
+	}
+	if len(lat) == 0 {
+		return r, fmt.Errorf("no successful request to %s", url)
+	}
+	slices.Sort(lat)
+	r.RPS = float64(len(lat)) / elapsed.Seconds()
+	r.P50, r.P99 = percentile(lat, 0.50), percentile(lat, 0.99)
+	return r, nil
+}
+
+// percentile of sorted values, nearest rank.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	i := int(p*float64(len(sorted))+0.999999) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// medianRun takes the median of each metric on its own: the medians need
+// not come from the same run, but each is robust to one outlier run.
+func medianRun(runs []tputRun) tputRun {
+	rps := make([]float64, len(runs))
+	p50 := make([]time.Duration, len(runs))
+	p99 := make([]time.Duration, len(runs))
+	failed := 0
+	for i, r := range runs {
+		rps[i], p50[i], p99[i] = r.RPS, r.P50, r.P99
+		failed += r.Failed
+	}
+	return tputRun{RPS: median(rps), P50: median(p50), P99: median(p99), Failed: failed}
+}
+
+func median[T float64 | time.Duration](v []T) T {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
