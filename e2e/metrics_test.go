@@ -3,6 +3,8 @@ package e2e
 import (
 	"bufio"
 	"net/http"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -132,4 +134,45 @@ func TestMetrics(t *testing.T) {
 	g.cli("reload")
 	metricIs(t, g, `tandem_config_reloads_total{result="failure"}`, 1)
 	metricIs(t, g, `tandem_config_last_reload_successful`, 0)
+}
+
+// TestAdminToken: with a token file the admin API refuses calls without the
+// token (CLI exits non-zero and says so) and accepts the CLI with it; the
+// token never appears in the logs.
+func TestAdminToken(t *testing.T) {
+	master := startApp(t, "master", "")
+	dir := t.TempDir()
+	const token = "s3cret-admin-token-0123456789"
+	tokenFile := dir + "/token"
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(gwConfig(master), "admin: {address: ADMIN}", "admin: {address: ADMIN, tokenFile: "+tokenFile+"}", 1)
+	g := startGateway(t, cfg+healthCfg)
+
+	if out, code := g.cli("status"); code == 0 || !strings.Contains(out, "401") {
+		t.Errorf("status without token: exit %d %q, want a 401 refusal", code, out)
+	}
+	if out, code := g.cli("switch", "app", "master", "--token", "wrong"); code == 0 || !strings.Contains(out, "valid bearer token") {
+		t.Errorf("switch with a wrong token: exit %d %q", code, out)
+	}
+	if out, code := g.cli("status", "--token", token); code != 0 || !strings.Contains(out, "master") {
+		t.Errorf("status with the token: exit %d %q", code, out)
+	}
+	cmd := exec.Command(bin, "status", "--admin", "http://"+g.admin)
+	cmd.Env = append(os.Environ(), "TANDEM_TOKEN="+token)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("status with TANDEM_TOKEN: %v %s", err, out)
+	}
+	resp, err := http.Get("http://" + g.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/metrics without token: %d, want 401", resp.StatusCode)
+	}
+	if strings.Contains(g.out.String(), token) {
+		t.Error("the admin token appears in the gateway's log")
+	}
 }

@@ -85,22 +85,44 @@ func adminCmds() []*cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
 			}
+			paint := colours(w)
 			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "GROUP\tSERVER\tADDRESS\tSTATE\tACTIVE\tLAST CHECK")
+			fmt.Fprintln(tw, "GROUP\tSERVER\tADDRESS\tSTATE\tROLE\tWS\tLAST CHECK")
 			for _, g := range st.Groups {
 				for _, s := range g.Servers {
-					active := ""
-					if s.Name == g.Active {
-						active = "*"
+					// Every cell of a coloured column is painted, plain ones in
+					// the default colour, so escapes do not skew the columns.
+					role, roleColour := "standby", plain
+					switch {
+					case g.Mode != "failover":
+						role = "roundrobin"
+					case s.Name == g.Active:
+						role, roleColour = "ACTIVE", green
 					}
+					state, stateColour := s.State, plain
+					switch {
+					case s.State == "down":
+						stateColour = red
+					case s.Drained:
+						state, stateColour = s.State+",drained", yellow
+					}
+					role, state = paint(roleColour, role), paint(stateColour, state)
 					check := ""
 					if c := s.LastCheck; c != nil {
-						check = fmt.Sprintf("%v %.1fms %s", map[bool]string{true: "ok", false: "fail"}[c.OK], c.LatencyMS, trim(c.Detail, 40))
+						check = fmt.Sprintf("%s %.1fms %s", map[bool]string{true: "ok", false: "fail"}[c.OK], c.LatencyMS, trim(c.Detail, 40))
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", g.Name, s.Name, s.Address, s.State, active, check)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", g.Name, s.Name, s.Address, state, role, s.Websockets, check)
 				}
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, g := range st.Groups {
+				if g.Pending != "" {
+					fmt.Fprintf(w, "%s: %s\n", g.Name, g.Reason)
+				}
+			}
+			return nil
 		},
 	}
 	status.Flags().StringVarP(&output, "output", "o", "table", "table or json")
@@ -188,6 +210,28 @@ func adminCmds() []*cobra.Command {
 	history.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	addAdminFlags(history, &ac)
 	return []*cobra.Command{status, reload, failback, sw, drain, undrain, history}
+}
+
+// ANSI colours, used only when writing to a terminal.
+const (
+	plain  = "39"
+	red    = "31"
+	green  = "32"
+	yellow = "33"
+)
+
+// colours returns a painter that colours text when w is a terminal and
+// NO_COLOR is not set, and leaves it alone otherwise.
+func colours(w io.Writer) func(colour, s string) string {
+	plain := func(_, s string) string { return s }
+	f, ok := w.(*os.File)
+	if !ok || os.Getenv("NO_COLOR") != "" {
+		return plain
+	}
+	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return plain
+	}
+	return func(colour, s string) string { return "\x1b[" + colour + "m" + s + "\x1b[0m" }
 }
 
 func trim(s string, n int) string {

@@ -24,6 +24,8 @@ type GroupState struct {
 	Epoch    uint64            `json:"epoch"`
 	Reason   string            `json:"reason,omitempty"`
 	Pending  string            `json:"pendingFailback,omitempty"`
+	// PendingAt is when a pending failback with a delay will happen.
+	PendingAt *time.Time       `json:"pendingFailbackAt,omitempty"`
 	Hold     bool              `json:"operatorHold,omitempty"`
 	Failback string            `json:"failback"`
 	Servers  []ServerState     `json:"servers"`
@@ -65,6 +67,9 @@ func (g *Gateway) State() State {
 		if e := grp.Elector; e != nil {
 			d, hold := e.Status()
 			gs.Active, gs.Epoch, gs.Reason, gs.Pending, gs.Hold = e.Active(), e.Epoch(), d.Reason, d.Pending, hold
+			if !d.Recheck.IsZero() {
+				gs.PendingAt = &d.Recheck
+			}
 			gs.History = e.History()
 		}
 		for _, s := range grp.Servers {
