@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 
@@ -30,6 +31,11 @@ func gatewayCmd() *cobra.Command {
 				return err
 			}
 			log := newLogger(cfg.Log.Format, cfg.Log.Level)
+			if os.Getenv("GOGC") == "" {
+				// A proxy's heap is small and short-lived: collecting less
+				// often trades a little memory for CPU (GOGC overrides).
+				debug.SetGCPercent(400)
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return runGateway(ctx, cfg, path, log, nil)
