@@ -1,0 +1,333 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath is Debian's Chromium, installed by .ci/run when absent.
+const chromiumPath = "/usr/bin/chromium"
+
+// pageHealthCfg checks every 500ms so that a killed master is down within
+// about 750ms, well inside the page's 2s budget (with its 500ms polling).
+const pageHealthCfg = `    health: {path: /status, expect: {status: 200, body: version}, interval: 500ms, fastInterval: 250ms, timeout: 400ms, rise: 2, fall: 2}
+`
+
+// TestStatusPage drives the admin status page in headless Chromium: it
+// shows the master active, shows the failover active within 2s of the
+// master's SIGKILL, drains a server through the page's confirmation dialog,
+// shows a refused action's error, and saves screenshots (desktop and phone)
+// as test artifacts.
+func TestStatusPage(t *testing.T) {
+	master, backup := startApp(t, "master", ""), startApp(t, "failover", "")
+	g := startGateway(t, gwConfig(master, backup)+pageHealthCfg+"    failback: {policy: manual}\n")
+	b := newBrowser(t)
+
+	b.do(10*time.Second, "load the status page", chromedp.Navigate("http://"+g.admin+"/"))
+	b.until(10*time.Second, "the page shows the master active and up, live", `(() => {
+		const a = document.getElementById("active-app");
+		const m = document.querySelector('[data-group="app"] [data-server="master"]');
+		const f = document.querySelector('[data-group="app"] [data-server="failover"]');
+		return !!a && a.textContent === "master" && !!m && m.dataset.role === "active" && m.dataset.state === "up" &&
+			!!f && f.dataset.role === "standby" && document.getElementById("conn").dataset.conn === "live";
+	})()`)
+
+	master.kill()
+	took := b.until(5*time.Second, "the page shows the failover active", `(() => {
+		const a = document.getElementById("active-app");
+		const f = document.querySelector('[data-group="app"] [data-server="failover"]');
+		return !!a && a.textContent === "failover" && !!f && f.dataset.role === "active";
+	})()`)
+	t.Logf("the page showed the failover active %v after the master's SIGKILL", took.Round(time.Millisecond))
+	if took > 2*time.Second {
+		t.Errorf("the page showed the failover %v after the kill, want within 2s", took)
+	}
+	b.until(2*time.Second, "the master shown down and the switch in the timeline", `(() => {
+		const m = document.querySelector('[data-group="app"] [data-server="master"]');
+		const sw = [...document.querySelectorAll('[data-group="app"] .timeline .tl')].some((li) =>
+			li.querySelector(".from").textContent === "master" && li.querySelector(".to").textContent === "failover");
+		return !!m && m.dataset.role === "down" && m.dataset.state === "down" && sw;
+	})()`)
+
+	// An action through the page: Drain asks first, and only the
+	// confirmation reaches the API.
+	drain := chromedp.CSS(`[data-group="app"] [data-server="master"] button[data-action="drain"]`)
+	b.do(5*time.Second, "click Drain on the master", chromedp.Click(drain, chromedp.NodeVisible))
+	b.do(5*time.Second, "the confirmation dialog opens", chromedp.WaitVisible(chromedp.CSS("#confirm[open]")))
+	if title := b.text("#confirm-title"); !strings.Contains(title, "Drain master") {
+		t.Errorf("confirmation dialog title %q, want it to name the action", title)
+	}
+	if s := apiServer(t, g, "app", "master"); s.Drained {
+		t.Fatal("the master was drained before the operator confirmed")
+	}
+	b.do(5*time.Second, "confirm", chromedp.Click(chromedp.CSS("#confirm-ok"), chromedp.NodeVisible))
+	if !untilTrue(3*time.Second, func() bool { return apiServer(t, g, "app", "master").Drained }) {
+		t.Fatal("the API does not show the master drained 3s after the page's confirmation")
+	}
+	b.until(3*time.Second, "the page shows the master drained", `(() => {
+		const m = document.querySelector('[data-group="app"] [data-server="master"]');
+		return !!m && m.dataset.role === "drained" &&
+			!!m.querySelector('button[data-action="undrain"]:not([hidden])') && !!m.querySelector('button[data-action="drain"][hidden]');
+	})()`)
+	if !strings.Contains(g.out.String(), "status page from") {
+		t.Error("the gateway log does not say the drain came from the status page")
+	}
+
+	// A refused action: the page shows the API's error.
+	b.do(5*time.Second, "click Fail back now", chromedp.Click(chromedp.CSS(`[data-group="app"] button[data-action="failback"]`), chromedp.NodeVisible))
+	b.do(5*time.Second, "the confirmation dialog opens", chromedp.WaitVisible(chromedp.CSS("#confirm[open]")))
+	b.do(5*time.Second, "confirm", chromedp.Click(chromedp.CSS("#confirm-ok"), chromedp.NodeVisible))
+	b.until(3*time.Second, "the page shows the refusal", `(() => {
+		const m = document.getElementById("message");
+		return !m.hidden && m.dataset.kind === "error" && m.textContent.includes("refused (409)");
+	})()`)
+	if want := apiRefusal(t, g, "/api/v1/groups/app/failback"); !strings.Contains(b.text("#message-text"), want) {
+		t.Errorf("the page shows %q, want the API's error %q", b.text("#message-text"), want)
+	}
+
+	dir := artifactDir(t)
+	b.screenshot(filepath.Join(dir, "status-page.png"))
+	b.do(5*time.Second, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+	b.until(3*time.Second, "the page fits a phone's width", `document.documentElement.scrollWidth <= window.innerWidth`)
+	b.screenshot(filepath.Join(dir, "status-page-phone.png"))
+	b.checkConsole()
+}
+
+// stateServer is the part of the admin API's state this test reads.
+type stateServer struct {
+	Name    string `json:"name"`
+	State   string `json:"state"`
+	Drained bool   `json:"drained"`
+}
+
+// apiServer reads one server's state from the admin API.
+func apiServer(t *testing.T, g *gw, group, server string) stateServer {
+	t.Helper()
+	var st struct {
+		Groups []struct {
+			Name    string        `json:"name"`
+			Servers []stateServer `json:"servers"`
+		} `json:"groups"`
+	}
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + g.admin + "/api/v1/state")
+	if err != nil {
+		t.Fatalf("admin state: %v", err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatalf("admin state: %v", err)
+	}
+	for _, gr := range st.Groups {
+		for _, s := range gr.Servers {
+			if gr.Name == group && s.Name == server {
+				return s
+			}
+		}
+	}
+	t.Fatalf("admin state has no server %s in group %s", server, group)
+	return stateServer{}
+}
+
+// apiRefusal posts to path, expects a refusal and returns its error text.
+func apiRefusal(t *testing.T, g *gw, path string) string {
+	t.Helper()
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Post("http://"+g.admin+path, "", nil)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Error string `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode < 400 || body.Error == "" {
+		t.Fatalf("POST %s: %d %+v (%v), want a refusal with an error", path, resp.StatusCode, body, err)
+	}
+	return body.Error
+}
+
+// artifactDir is where screenshots go: $TANDEM_ARTIFACTS if set, else the
+// test's artifact directory (kept with go test -artifacts).
+func artifactDir(t *testing.T) string {
+	t.Helper()
+	if dir := os.Getenv("TANDEM_ARTIFACTS"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatalf("TANDEM_ARTIFACTS: %v", err)
+		}
+		return dir
+	}
+	return t.ArtifactDir()
+}
+
+// browser is a headless Chromium with one tab.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+
+	mu       sync.Mutex
+	problems []string // exceptions and console errors of the page
+}
+
+// newBrowser starts Debian's Chromium headless with a fresh profile; the
+// browser is closed when the test ends. A missing Chromium fails the test:
+// in CI a missing dependency is a failure, not a skip.
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("the status page test needs Chromium at %s (%v); install it with `apt-get install -y chromium` (.ci/run does)", chromiumPath, err)
+	}
+	out := &syncBuffer{}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		// /dev/shm is small in containers; Chromium crashes when it fills.
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+		chromedp.CombinedOutput(out),
+	}
+	// Every wait below has its own bound; this one ends the browser if the
+	// test hangs anyway.
+	root, cancelRoot := context.WithTimeout(context.Background(), 2*time.Minute)
+	actx, cancelAlloc := chromedp.NewExecAllocator(root, opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancelCtx() // closes the browser and waits for it
+		cancelAlloc()
+		cancelRoot()
+		if t.Failed() {
+			t.Logf("--- output of chromium ---\n%s", out.String())
+		}
+	})
+	b := &browser{t: t, ctx: ctx}
+	start, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(ctx) }() // the first action starts Chromium and opens the tab
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("start chromium: %v\n%s", err, out.String())
+		}
+	case <-start.Done():
+		t.Fatalf("chromium did not start within 20s\n%s", out.String())
+	}
+	// Record what the page says on its console: uncaught exceptions and
+	// errors (a Content-Security-Policy violation is one). Failed loads
+	// ("network") are expected: a refused action answers 409.
+	msgs := chromedp.Console(ctx)
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			if m.IsException() || (m.Type == chromedp.ConsoleError && m.Source != "network") {
+				b.mu.Lock()
+				b.problems = append(b.problems, m.String())
+				b.mu.Unlock()
+			}
+		}
+	}()
+	return b
+}
+
+// do runs actions within d.
+func (b *browser) do(d time.Duration, what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, d)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.t.Fatalf("%s: %v\npage: %s", what, err, b.pageText())
+	}
+}
+
+// text returns the text of the element that matches the CSS selector.
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(sel)))
+	if err != nil {
+		b.t.Fatalf("text of %s: %v", sel, err)
+	}
+	return s
+}
+
+// until polls the JavaScript condition js until it holds, and returns how
+// long that took; the test fails when d passes first.
+func (b *browser) until(d time.Duration, what, js string) time.Duration {
+	b.t.Helper()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(b.ctx, d)
+	defer cancel()
+	var last error
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+js+")"))
+		if err == nil && ok {
+			return time.Since(start)
+		}
+		if err != nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			b.t.Fatalf("%s: not seen within %v (last error: %v)\npage: %s", what, d, last, b.pageText())
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// pageText is the visible text of the page, for failure reports.
+func (b *browser) pageText() string {
+	ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	if err != nil {
+		return fmt.Sprintf("(unreadable: %v)", err)
+	}
+	return s
+}
+
+// screenshot saves a PNG of the whole page to path.
+func (b *browser) screenshot(path string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatalf("screenshot: %v", err)
+	}
+	b.t.Logf("screenshot: %s", path)
+}
+
+// checkConsole fails the test if the page threw or logged an error.
+func (b *browser) checkConsole() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.problems {
+		b.t.Errorf("page console: %s", p)
+	}
+}
