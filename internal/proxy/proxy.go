@@ -21,12 +21,12 @@ var errNoServer = route.ErrNoServer
 
 // Proxy is the gateway's request handler.
 type Proxy struct {
-	table     func() *route.Table
-	log       *slog.Logger
-	metrics   *metrics.Metrics
-	transport *http.Transport
-	rp        *httputil.ReverseProxy
-	dialer    *net.Dialer
+	table   func() *route.Table
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	up      *upstream
+	rp      *httputil.ReverseProxy
+	dialer  *net.Dialer
 
 	// upgraded tracks every websocket, for shutdown.
 	upgraded backend.Conns
@@ -36,15 +36,7 @@ type Proxy struct {
 // New returns a proxy routing with the table that table returns at each request.
 func New(table func() *route.Table, log *slog.Logger, m *metrics.Metrics) *Proxy {
 	p := &Proxy{table: table, log: log, metrics: m, dialer: &net.Dialer{KeepAlive: 30 * time.Second}}
-	p.transport = &http.Transport{
-		Proxy:                 nil, // never an environment proxy between gateway and servers
-		DialContext:           p.dial,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       60 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		// Response headers are bounded per try by the retry loop.
-	}
+	p.up = newUpstream(func(ctx context.Context, addr string) (net.Conn, error) { return p.dial(ctx, "tcp", addr) })
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      &retryTransport{p: p},
@@ -214,7 +206,7 @@ func (p *Proxy) CloseUpgraded(ctx context.Context, code uint16, reason string) {
 }
 
 // CloseIdle drops idle connections to servers (after a reload).
-func (p *Proxy) CloseIdle() { p.transport.CloseIdleConnections() }
+func (p *Proxy) CloseIdle() { p.up.closeIdle() }
 
 func (p *Proxy) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	if st := stateOf(ctx); st != nil {

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -55,6 +54,9 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 		if out.Context().Err() != nil {
 			return nil, fmt.Errorf("%w: %w", errClientGone, out.Context().Err())
 		}
+		if ce := body.clientErr.Load(); ce != nil {
+			return nil, *ce
+		}
 		pc := g.Cfg.Passive
 		switch {
 		case isDialError(err):
@@ -97,37 +99,12 @@ func (t *retryTransport) try(out *http.Request, addr string, body *replayBody, d
 	if wait <= 0 {
 		return nil, errTimeout
 	}
-	ctx, cancel := context.WithCancel(out.Context())
-	var timedOut atomic.Bool
-	timer := time.AfterFunc(wait, func() { timedOut.Store(true); cancel() })
-	req := out.WithContext(ctx)
+	req := *out
 	u := *out.URL
 	u.Host = addr
 	req.URL = &u
 	req.Body, req.GetBody = body.next()
-	resp, err := t.p.transport.RoundTrip(req)
-	stopped := timer.Stop()
-	if err != nil {
-		cancel()
-		if !stopped && timedOut.Load() {
-			return nil, fmt.Errorf("%w (after %v)", errTimeout, wait)
-		}
-		return nil, err
-	}
-	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
-	return resp, nil
-}
-
-// cancelBody releases the try's context when ReverseProxy closes the body.
-type cancelBody struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (b *cancelBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.cancel()
-	return err
+	return t.p.up.roundTrip(&req, addr, time.Now().Add(wait))
 }
 
 // replayBody hands each try a body. A buffered body can be replayed; a
@@ -138,6 +115,9 @@ type replayBody struct {
 	buffered bool
 	rest     io.Reader // streamed remainder after buf (not buffered)
 	read     atomic.Bool
+	// clientErr is the error reading the client's body (too large, cut
+	// off): the request fails for the client's sake, not the server's.
+	clientErr atomic.Pointer[error]
 }
 
 func newReplayBody(r *http.Request, idem bool, limit int64) (*replayBody, error) {
@@ -173,7 +153,7 @@ func (b *replayBody) next() (io.ReadCloser, func() (io.ReadCloser, error)) {
 		rc, _ := get()
 		return rc, get
 	}
-	return &trackedBody{r: b.rest, read: &b.read}, nil
+	return &trackedBody{r: b.rest, body: b}, nil
 }
 
 // replayable reports whether another try can send the body again.
@@ -188,16 +168,20 @@ func (b *replayBody) closeIfUnused() {
 }
 
 // trackedBody records whether the transport read anything from a streamed
-// body; its Close is a no-op so a failed try leaves it usable for the next.
+// body, and why reading it failed; its Close is a no-op so a failed try
+// leaves it usable for the next.
 type trackedBody struct {
 	r    io.Reader
-	read *atomic.Bool
+	body *replayBody
 }
 
 func (t *trackedBody) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
 	if n > 0 || err == io.EOF {
-		t.read.Store(true)
+		t.body.read.Store(true)
+	}
+	if err != nil && err != io.EOF {
+		t.body.clientErr.Store(&err)
 	}
 	return n, err
 }

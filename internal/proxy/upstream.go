@@ -1,0 +1,244 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// upstream is the HTTP/1.1 client towards the servers. It is written for a
+// proxy: one exchange runs wholly in the caller's goroutine (net/http's
+// Transport hands each request to a writer and a reader goroutine per
+// connection, three wake-ups a request), idle connections are reused last
+// in first out, and a timeout is a socket deadline rather than a timer.
+type upstream struct {
+	dial        func(ctx context.Context, addr string) (net.Conn, error)
+	maxIdle     int           // idle connections kept per server
+	idleTimeout time.Duration // an idle connection older than this is closed, not reused
+
+	mu   sync.Mutex
+	idle map[string][]*pconn
+}
+
+// pconn is one connection to a server.
+type pconn struct {
+	u         *upstream
+	addr      string
+	c         net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	idleSince time.Time
+	reused    bool
+}
+
+// aLongTimeAgo is a deadline in the past, to interrupt a blocked read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// errStale means a reused connection had been closed by the server before
+// it received anything: the request was not processed.
+var errStale = errors.New("kept-alive connection was closed by the server")
+
+func newUpstream(dial func(ctx context.Context, addr string) (net.Conn, error)) *upstream {
+	return &upstream{dial: dial, maxIdle: 256, idleTimeout: 30 * time.Second, idle: map[string][]*pconn{}}
+}
+
+// roundTrip sends req to addr and reads the response headers before
+// headerDeadline. The response body streams from the connection, which
+// goes back to the pool when the body was read to its end and closed.
+func (u *upstream) roundTrip(req *http.Request, addr string, headerDeadline time.Time) (*http.Response, error) {
+	ctx := req.Context()
+	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	for {
+		pc, err := u.get(ctx, addr, replayable)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := pc.exchange(req, headerDeadline)
+		if err == nil {
+			return resp, nil
+		}
+		pc.c.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if errors.Is(err, errStale) && replayable {
+			// Nothing reached the server: send it again on a new connection.
+			if req.GetBody != nil {
+				if req.Body, err = req.GetBody(); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		return nil, err
+	}
+}
+
+// exchange writes req and reads the response headers on pc.
+func (pc *pconn) exchange(req *http.Request, headerDeadline time.Time) (*http.Response, error) {
+	// A client that goes away interrupts the exchange at once.
+	stop := context.AfterFunc(req.Context(), func() { pc.c.SetDeadline(aLongTimeAgo) })
+	pc.c.SetDeadline(headerDeadline)
+	err := req.Write(pc.bw)
+	if err == nil {
+		err = pc.bw.Flush()
+	}
+	if err != nil {
+		stop()
+		return nil, pc.classify(err, false)
+	}
+	resp, err := http.ReadResponse(pc.br, req)
+	// Informational answers (100 Continue, 103 Early Hints) precede the real one.
+	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+		resp, err = http.ReadResponse(pc.br, req)
+	}
+	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		err = errors.New("server switched protocols on a request that did not ask to")
+	}
+	if err != nil {
+		stop()
+		return nil, pc.classify(err, true)
+	}
+	// Headers are in: the body may stream as long as it takes.
+	pc.c.SetDeadline(time.Time{})
+	resp.Body = &upstreamBody{rc: resp.Body, pc: pc, stop: stop, reusable: !resp.Close && !req.Close}
+	return resp, nil
+}
+
+// classify names a failed exchange: a timeout, or a stale kept-alive
+// connection that the server closed before reading anything.
+func (pc *pconn) classify(err error, reading bool) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w: %w", errTimeout, err)
+	}
+	if pc.reused && (!reading || errors.Is(err, io.EOF) || isReset(err)) {
+		return fmt.Errorf("%w: %w", errStale, err)
+	}
+	return err
+}
+
+func isReset(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "read" && errors.Is(err, syscall.ECONNRESET)
+}
+
+// get returns an idle connection to addr or dials one. A connection that
+// will carry a body that cannot be sent twice is first checked for a
+// close from the server, which a replayable request instead survives by
+// being sent again.
+func (u *upstream) get(ctx context.Context, addr string, replayable bool) (*pconn, error) {
+	for {
+		pc := u.pop(addr)
+		if pc == nil {
+			break
+		}
+		if replayable || pc.alive() {
+			pc.reused = true
+			return pc, nil
+		}
+		pc.c.Close()
+	}
+	c, err := u.dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &pconn{u: u, addr: addr, c: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}, nil
+}
+
+func (u *upstream) pop(addr string) *pconn {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	list := u.idle[addr]
+	for len(list) > 0 {
+		pc := list[len(list)-1]
+		list[len(list)-1] = nil
+		list = list[:len(list)-1]
+		u.idle[addr] = list
+		if time.Since(pc.idleSince) < u.idleTimeout {
+			return pc
+		}
+		go pc.c.Close()
+	}
+	return nil
+}
+
+func (u *upstream) put(pc *pconn) {
+	pc.idleSince = time.Now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	list := u.idle[pc.addr]
+	// The oldest connections sink to the bottom of the stack: expire them there.
+	for len(list) > 0 && (len(list) >= u.maxIdle || time.Since(list[0].idleSince) > u.idleTimeout) {
+		go list[0].c.Close()
+		list = list[1:]
+	}
+	u.idle[pc.addr] = append(list, pc)
+}
+
+// alive reports whether an idle connection is still open: a read that
+// would block means nothing arrived, not even the server's close.
+func (pc *pconn) alive() bool {
+	pc.c.SetReadDeadline(aLongTimeAgo)
+	_, err := pc.br.Peek(1)
+	pc.c.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// closeIdle closes every idle connection (after a reload).
+func (u *upstream) closeIdle() {
+	u.mu.Lock()
+	all := u.idle
+	u.idle = map[string][]*pconn{}
+	u.mu.Unlock()
+	for _, list := range all {
+		for _, pc := range list {
+			pc.c.Close()
+		}
+	}
+}
+
+// upstreamBody is a response body; it returns its connection to the pool
+// when read to the end, and closes it otherwise.
+type upstreamBody struct {
+	rc       io.ReadCloser
+	pc       *pconn
+	stop     func() bool
+	eof      bool
+	closed   bool
+	reusable bool
+}
+
+func (b *upstreamBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *upstreamBody) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	// stop reports false when the client's cancel already ran and spoiled
+	// the connection's deadline.
+	live := b.stop()
+	if !b.eof || !b.reusable || !live {
+		// net/http's body Close would read the rest; closing the socket is
+		// what a client that left deserves.
+		return b.pc.c.Close()
+	}
+	b.rc.Close()
+	b.pc.u.put(b.pc)
+	return nil
+}
