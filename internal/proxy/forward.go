@@ -36,13 +36,17 @@ func trusted(peer netip.Addr, prefixes []netip.Prefix) bool {
 // a trusted proxy; otherwise they are replaced, so a client cannot forge
 // its address. out must not carry the inbound values already.
 func setForwarded(out, in *http.Request, prefixes []netip.Prefix) {
+	setForwardedHeader(out.Header, in, prefixes)
+}
+
+// setForwardedHeader is setForwarded on a header of the outbound request.
+func setForwardedHeader(h http.Header, in *http.Request, prefixes []netip.Prefix) {
 	peer := peerAddr(in)
 	proto := "http"
 	if in.TLS != nil {
 		proto = "https"
 	}
 	ip := peer.String()
-	h := out.Header
 	for _, k := range forwardedHeaders {
 		h.Del(k)
 	}

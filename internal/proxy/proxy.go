@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"strconv"
 	"sync"
 	"time"
 
@@ -37,18 +36,10 @@ type Proxy struct {
 func New(table func() *route.Table, log *slog.Logger, m *metrics.Metrics) *Proxy {
 	p := &Proxy{table: table, log: log, metrics: m, dialer: &net.Dialer{KeepAlive: 30 * time.Second}}
 	p.up = newUpstream(func(ctx context.Context, addr string) (net.Conn, error) { return p.dial(ctx, "tcp", addr) })
-	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      &retryTransport{p: p},
-		ModifyResponse: p.modifyResponse,
-		ErrorHandler:   p.errorHandler,
-		BufferPool:     bufferPool{},
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
 	return p
 }
 
-// reqState travels with a request through ReverseProxy to the transport.
+// reqState is what one request learns on its way: group, tries, answer.
 type reqState struct {
 	table   *route.Table
 	group   *route.Group
@@ -63,13 +54,6 @@ type reqState struct {
 	answered bool
 	start    time.Time
 	hsts     string
-}
-
-type stateKey struct{}
-
-func stateOf(ctx context.Context) *reqState {
-	st, _ := ctx.Value(stateKey{}).(*reqState)
-	return st
 }
 
 // ServeHTTP routes one request arriving on a listener without HSTS.
@@ -108,11 +92,10 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, hsts string) {
 			st.cookie = c.Value
 		}
 	}
-	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	if upgrade {
 		p.serveUpgrade(w, r, st)
 	} else {
-		p.rp.ServeHTTP(w, r)
+		p.forward(w, r, st)
 	}
 	p.record(r, st, upgrade)
 }
@@ -137,59 +120,6 @@ func (p *Proxy) record(r *http.Request, st *reqState, upgrade bool) {
 	}
 }
 
-// rewrite prepares the outbound request once; the transport sets the
-// server's address on each try.
-func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	st := stateOf(pr.In.Context())
-	pr.Out.URL.Scheme = "http"
-	pr.Out.URL.Host = "upstream.invalid"
-	setForwarded(pr.Out, pr.In, st.table.Trusted)
-	if e := st.group.Elector; e != nil {
-		pr.Out.Header.Set("X-Tandem-Epoch", strconv.FormatUint(e.Epoch(), 10))
-	}
-}
-
-func (p *Proxy) modifyResponse(resp *http.Response) error {
-	st := stateOf(resp.Request.Context())
-	g := st.group
-	st.status, st.answered = resp.StatusCode, true
-	if st.hsts != "" {
-		resp.Header.Del("Strict-Transport-Security")
-	}
-	if resp.StatusCode >= 500 && g.Cfg.Passive.Count5xx {
-		st.server.SoftFailure("answered "+strconv.Itoa(resp.StatusCode), g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D())
-	}
-	if g.Cfg.ExposeServer {
-		resp.Header.Set("X-Tandem-Server", st.server.Name)
-	}
-	if sc := g.Cfg.Sticky; sc != nil {
-		if v := route.CookieValue(g.Name, st.server.Name); v != st.cookie {
-			c := &http.Cookie{Name: sc.Cookie, Value: v, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
-				Secure: resp.Request.Header.Get("X-Forwarded-Proto") == "https"}
-			resp.Header.Add("Set-Cookie", c.String())
-		}
-	}
-	return nil
-}
-
-func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	st := stateOf(r.Context())
-	if r.Context().Err() != nil {
-		// The client went away: not the server's fault, nobody to answer.
-		st.status = 499
-		return
-	}
-	code := statusFor(err)
-	st.status = code
-	server := ""
-	if st.server != nil {
-		server = st.server.Name
-	}
-	p.log.Warn("request failed", "group", st.group.Name, "server", server, "method", r.Method,
-		"path", r.URL.Path, "status", code, "retries", st.retries, "error", reason(err))
-	writeError(w, code)
-}
-
 // Upgraded returns every tracked websocket, for shutdown.
 func (p *Proxy) Upgraded() *backend.Conns { return &p.upgraded }
 
@@ -209,11 +139,6 @@ func (p *Proxy) CloseUpgraded(ctx context.Context, code uint16, reason string) {
 func (p *Proxy) CloseIdle() { p.up.closeIdle() }
 
 func (p *Proxy) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	if st := stateOf(ctx); st != nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, st.group.Cfg.Timeouts.Connect.D())
-		defer cancel()
-	}
 	c, err := p.dialer.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, &dialError{err: err}
@@ -221,9 +146,5 @@ func (p *Proxy) dial(ctx context.Context, network, addr string) (net.Conn, error
 	return c, nil
 }
 
-type bufferPool struct{}
-
+// bufs holds the buffers that copy response bodies.
 var bufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (bufferPool) Get() []byte  { return *bufs.Get().(*[]byte) }
-func (bufferPool) Put(b []byte) { bufs.Put(&b) }

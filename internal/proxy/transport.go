@@ -9,13 +9,12 @@ import (
 	"time"
 )
 
-// retryTransport sends a request to the server the group picks and, when
-// that fails, to the next one, as far as replaying is safe:
+// send delivers wr to the server the group picks and, when that fails, to
+// the next one, as far as replaying is safe:
 //   - a request that could not be sent (dial error) is always retried;
 //   - once sent, only an idempotent request whose body is buffered is;
 //   - a client that went away ends the request, and is no server's fault.
-type retryTransport struct{ p *Proxy }
-
+//
 // idempotent reports whether r may be replayed after it was sent.
 func idempotent(r *http.Request) bool {
 	switch r.Method {
@@ -25,10 +24,9 @@ func idempotent(r *http.Request) bool {
 	return r.Header.Get("Idempotency-Key") != ""
 }
 
-func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
-	st := stateOf(out.Context())
+func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Response, error) {
 	g := st.group
-	body, err := newReplayBody(out, idempotent(out), int64(g.Cfg.Retry.BufferBytes))
+	body, err := newReplayBody(r.Body, r.ContentLength, idempotent(r), int64(g.Cfg.Retry.BufferBytes))
 	if err != nil {
 		return nil, err
 	}
@@ -46,13 +44,13 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 		if try > 0 {
 			st.retries++
 		}
-		resp, err := t.try(out, s.Address, body, deadline, g.Cfg.Retry.PerTryTimeout.D())
+		resp, err := p.try(wr, s.Address, body, deadline, g.Cfg.Retry.PerTryTimeout.D())
 		if err == nil {
 			return resp, nil
 		}
 		lastErr = err
-		if out.Context().Err() != nil {
-			return nil, fmt.Errorf("%w: %w", errClientGone, out.Context().Err())
+		if r.Context().Err() != nil {
+			return nil, fmt.Errorf("%w: %w", errClientGone, r.Context().Err())
 		}
 		if ce := body.clientErr.Load(); ce != nil {
 			return nil, *ce
@@ -91,7 +89,7 @@ func noServer(lastErr error) error {
 
 // try sends one attempt to addr, bounded by the per-try timeout and the
 // request's overall deadline for response headers.
-func (t *retryTransport) try(out *http.Request, addr string, body *replayBody, deadline time.Time, perTry time.Duration) (*http.Response, error) {
+func (p *Proxy) try(wr *wireRequest, addr string, body *replayBody, deadline time.Time, perTry time.Duration) (*http.Response, error) {
 	wait := time.Until(deadline)
 	if perTry > 0 && perTry < wait {
 		wait = perTry
@@ -99,12 +97,9 @@ func (t *retryTransport) try(out *http.Request, addr string, body *replayBody, d
 	if wait <= 0 {
 		return nil, errTimeout
 	}
-	req := *out
-	u := *out.URL
-	u.Host = addr
-	req.URL = &u
-	req.Body, req.GetBody = body.next()
-	return t.p.up.roundTrip(&req, addr, time.Now().Add(wait))
+	attempt := *wr
+	attempt.body, attempt.rewind = body.next()
+	return p.up.roundTrip(&attempt, addr, time.Now().Add(wait))
 }
 
 // replayBody hands each try a body. A buffered body can be replayed; a
@@ -120,18 +115,18 @@ type replayBody struct {
 	clientErr atomic.Pointer[error]
 }
 
-func newReplayBody(r *http.Request, idem bool, limit int64) (*replayBody, error) {
-	b := &replayBody{orig: r.Body}
-	if r.Body == nil || r.Body == http.NoBody {
+func newReplayBody(rb io.ReadCloser, contentLength int64, idem bool, limit int64) (*replayBody, error) {
+	b := &replayBody{orig: rb}
+	if rb == nil || rb == http.NoBody {
 		b.buffered = true
 		return b, nil
 	}
-	if !idem || r.ContentLength > limit {
-		b.rest = r.Body
+	if !idem || contentLength > limit {
+		b.rest = rb
 		return b, nil
 	}
 	// Read up to limit+1 bytes: a body that fits is kept to replay.
-	buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	buf, err := io.ReadAll(io.LimitReader(rb, limit+1))
 	if err != nil {
 		return nil, err
 	}
@@ -139,19 +134,19 @@ func newReplayBody(r *http.Request, idem bool, limit int64) (*replayBody, error)
 		b.buf, b.buffered = buf, true
 		return b, nil
 	}
-	b.buf, b.rest = buf, io.MultiReader(bytes.NewReader(buf), r.Body)
+	b.buf, b.rest = buf, io.MultiReader(bytes.NewReader(buf), rb)
 	return b, nil
 }
 
-// next returns the body for one try, and GetBody when it can be rewound.
-func (b *replayBody) next() (io.ReadCloser, func() (io.ReadCloser, error)) {
+// next returns the body for one try (nil for none), and a rewind function
+// when it can be sent again.
+func (b *replayBody) next() (io.Reader, func() io.Reader) {
 	if b.buffered {
 		if b.orig == nil || b.orig == http.NoBody {
-			return b.orig, nil
+			return nil, nil
 		}
-		get := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b.buf)), nil }
-		rc, _ := get()
-		return rc, get
+		rewind := func() io.Reader { return bytes.NewReader(b.buf) }
+		return rewind(), rewind
 	}
 	return &trackedBody{r: b.rest, body: b}, nil
 }
@@ -167,9 +162,8 @@ func (b *replayBody) closeIfUnused() {
 	}
 }
 
-// trackedBody records whether the transport read anything from a streamed
-// body, and why reading it failed; its Close is a no-op so a failed try
-// leaves it usable for the next.
+// trackedBody records whether a try read anything from a streamed body,
+// and why reading it failed.
 type trackedBody struct {
 	r    io.Reader
 	body *replayBody
@@ -185,5 +179,3 @@ func (t *trackedBody) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-func (t *trackedBody) Close() error { return nil }

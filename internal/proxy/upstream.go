@@ -49,31 +49,28 @@ func newUpstream(dial func(ctx context.Context, addr string) (net.Conn, error)) 
 	return &upstream{dial: dial, maxIdle: 256, idleTimeout: 30 * time.Second, idle: map[string][]*pconn{}}
 }
 
-// roundTrip sends req to addr and reads the response headers before
+// roundTrip sends wr to addr and reads the response headers before
 // headerDeadline. The response body streams from the connection, which
 // goes back to the pool when the body was read to its end and closed.
-func (u *upstream) roundTrip(req *http.Request, addr string, headerDeadline time.Time) (*http.Response, error) {
-	ctx := req.Context()
-	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+func (u *upstream) roundTrip(wr *wireRequest, addr string, headerDeadline time.Time) (*http.Response, error) {
+	replayable := wr.body == nil || wr.rewind != nil
 	for {
-		pc, err := u.get(ctx, addr, replayable)
+		pc, err := u.get(wr.ctx, addr, wr.connect, replayable)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := pc.exchange(req, headerDeadline)
+		resp, err := pc.exchange(wr, headerDeadline)
 		if err == nil {
 			return resp, nil
 		}
 		pc.c.Close()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if wr.ctx.Err() != nil {
+			return nil, wr.ctx.Err()
 		}
 		if errors.Is(err, errStale) && replayable {
 			// Nothing reached the server: send it again on a new connection.
-			if req.GetBody != nil {
-				if req.Body, err = req.GetBody(); err != nil {
-					return nil, err
-				}
+			if wr.rewind != nil {
+				wr.body = wr.rewind()
 			}
 			continue
 		}
@@ -81,19 +78,16 @@ func (u *upstream) roundTrip(req *http.Request, addr string, headerDeadline time
 	}
 }
 
-// exchange writes req and reads the response headers on pc.
-func (pc *pconn) exchange(req *http.Request, headerDeadline time.Time) (*http.Response, error) {
+// exchange writes wr and reads the response headers on pc.
+func (pc *pconn) exchange(wr *wireRequest, headerDeadline time.Time) (*http.Response, error) {
 	// A client that goes away interrupts the exchange at once.
-	stop := context.AfterFunc(req.Context(), func() { pc.c.SetDeadline(aLongTimeAgo) })
+	stop := context.AfterFunc(wr.ctx, func() { pc.c.SetDeadline(aLongTimeAgo) })
 	pc.c.SetDeadline(headerDeadline)
-	err := req.Write(pc.bw)
-	if err == nil {
-		err = pc.bw.Flush()
-	}
-	if err != nil {
+	if err := wr.write(pc.bw); err != nil {
 		stop()
 		return nil, pc.classify(err, false)
 	}
+	req := &http.Request{Method: wr.method}
 	resp, err := http.ReadResponse(pc.br, req)
 	// Informational answers (100 Continue, 103 Early Hints) precede the real one.
 	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
@@ -108,7 +102,7 @@ func (pc *pconn) exchange(req *http.Request, headerDeadline time.Time) (*http.Re
 	}
 	// Headers are in: the body may stream as long as it takes.
 	pc.c.SetDeadline(time.Time{})
-	resp.Body = &upstreamBody{rc: resp.Body, pc: pc, stop: stop, reusable: !resp.Close && !req.Close}
+	resp.Body = &upstreamBody{rc: resp.Body, pc: pc, stop: stop, reusable: !resp.Close}
 	return resp, nil
 }
 
@@ -134,7 +128,7 @@ func isReset(err error) bool {
 // will carry a body that cannot be sent twice is first checked for a
 // close from the server, which a replayable request instead survives by
 // being sent again.
-func (u *upstream) get(ctx context.Context, addr string, replayable bool) (*pconn, error) {
+func (u *upstream) get(ctx context.Context, addr string, connect time.Duration, replayable bool) (*pconn, error) {
 	for {
 		pc := u.pop(addr)
 		if pc == nil {
@@ -146,7 +140,9 @@ func (u *upstream) get(ctx context.Context, addr string, replayable bool) (*pcon
 		}
 		pc.c.Close()
 	}
-	c, err := u.dial(ctx, addr)
+	dctx, cancel := context.WithTimeout(ctx, connect)
+	defer cancel()
+	c, err := u.dial(dctx, addr)
 	if err != nil {
 		return nil, err
 	}

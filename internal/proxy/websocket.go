@@ -92,7 +92,7 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 		p.relayUpgrade(w, r, st, s, choice.Pinned, backConn, br, resp)
 		return
 	}
-	p.errorHandler(w, r, noServer(lastErr))
+	p.fail(w, r, st, noServer(lastErr))
 }
 
 // handshake dials s and sends the upgrade request, returning the server's answer.
