@@ -455,3 +455,30 @@ func TestPassive5xx(t *testing.T) {
 		}
 	}
 }
+
+// TestClientGoesAway: a client that leaves while the server thinks makes
+// the gateway drop the server's request too, and counts against no server.
+func TestClientGoesAway(t *testing.T) {
+	master, backup := startApp(t, "master", ""), startApp(t, "failover", "")
+	g := startGateway(t, gwConfig(master, backup)+healthCfg+"    passive: {maxFails: 1}\n")
+	c := &http.Client{Timeout: 300 * time.Millisecond}
+	if _, err := c.Get("http://" + g.addr + "/slow?ms=5000"); err == nil {
+		t.Fatal("a 5s request answered within 300ms")
+	}
+	cancelled := func() float64 {
+		resp, err := http.Get("http://" + master.addr + "/stats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var s struct{ Cancelled float64 }
+		json.NewDecoder(resp.Body).Decode(&s)
+		return s.Cancelled
+	}
+	if !untilTrue(2*time.Second, func() bool { return cancelled() == 1 }) {
+		t.Errorf("the master saw %v cancelled requests, want 1: the gateway kept waiting for a client that left", cancelled())
+	}
+	if s := get(http.DefaultClient, "http://"+g.addr+"/hello").server; s != "master" {
+		t.Errorf("after a client left, served by %q: a client's leaving was held against the master", s)
+	}
+}

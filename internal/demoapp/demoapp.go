@@ -33,6 +33,8 @@ type App struct {
 	Name    string
 	started time.Time
 	hits    atomic.Int64
+	// cancelled counts /slow requests whose client (the gateway) went away.
+	cancelled atomic.Int64
 	// unhealthy makes /status answer 503 (toggled by POST /admin/health).
 	unhealthy atomic.Bool
 }
@@ -76,6 +78,7 @@ func (a *App) Handler() http.Handler {
 		select {
 		case <-time.After(time.Duration(ms) * time.Millisecond):
 		case <-r.Context().Done():
+			a.cancelled.Add(1)
 			return
 		}
 		w.Header().Set("X-Served-By", a.Name)
@@ -84,6 +87,9 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("/error", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Served-By", a.Name)
 		http.Error(w, "failing on purpose", http.StatusInternalServerError)
+	})
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, map[string]any{"name": a.Name, "cancelled": a.cancelled.Load()})
 	})
 	mux.HandleFunc("/headers", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"name": a.Name, "host": r.Host, "header": r.Header})

@@ -18,18 +18,18 @@ type State struct {
 
 // GroupState is one group's servers, active server and history.
 type GroupState struct {
-	Name     string            `json:"name"`
-	Mode     string            `json:"mode"`
-	Active   string            `json:"active,omitempty"`
-	Epoch    uint64            `json:"epoch"`
-	Reason   string            `json:"reason,omitempty"`
-	Pending  string            `json:"pendingFailback,omitempty"`
+	Name    string `json:"name"`
+	Mode    string `json:"mode"`
+	Active  string `json:"active,omitempty"`
+	Epoch   uint64 `json:"epoch"`
+	Reason  string `json:"reason,omitempty"`
+	Pending string `json:"pendingFailback,omitempty"`
 	// PendingAt is when a pending failback with a delay will happen.
-	PendingAt *time.Time       `json:"pendingFailbackAt,omitempty"`
-	Hold     bool              `json:"operatorHold,omitempty"`
-	Failback string            `json:"failback"`
-	Servers  []ServerState     `json:"servers"`
-	History  []failover.Switch `json:"history"`
+	PendingAt *time.Time        `json:"pendingFailbackAt,omitempty"`
+	Hold      bool              `json:"operatorHold,omitempty"`
+	Failback  string            `json:"failback"`
+	Servers   []ServerState     `json:"servers"`
+	History   []failover.Switch `json:"history"`
 }
 
 // ServerState is one server's health.

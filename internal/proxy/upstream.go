@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,21 @@ type pconn struct {
 
 // aLongTimeAgo is a deadline in the past, to interrupt a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
+
+// fastAnswer is how long a bodiless request waits for its answer before the
+// client's context is watched.
+const fastAnswer = 20 * time.Millisecond
+
+// headerBuffered reports whether the whole response head is buffered.
+func headerBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Contains(b, []byte("\r\n\r\n"))
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
 
 // errStale means a reused connection had been closed by the server before
 // it received anything: the request was not processed.
@@ -80,12 +96,33 @@ func (u *upstream) roundTrip(wr *wireRequest, addr string, headerDeadline time.T
 
 // exchange writes wr and reads the response headers on pc.
 func (pc *pconn) exchange(wr *wireRequest, headerDeadline time.Time) (*http.Response, error) {
-	// A client that goes away interrupts the exchange at once.
-	stop := context.AfterFunc(wr.ctx, func() { pc.c.SetDeadline(aLongTimeAgo) })
-	pc.c.SetDeadline(headerDeadline)
+	stop := func() bool { return true }
+	if wr.body != nil {
+		// A body may fill the socket: writing it is bounded too, and a
+		// client that goes away interrupts it.
+		stop = context.AfterFunc(wr.ctx, func() { pc.c.SetDeadline(aLongTimeAgo) })
+		pc.c.SetWriteDeadline(headerDeadline)
+	}
 	if err := wr.write(pc.bw); err != nil {
 		stop()
 		return nil, pc.classify(err, false)
+	}
+	// Most answers come at once: wait a moment for the first byte before
+	// paying for a watch on the client's context, which a client that goes
+	// away while the server thinks needs.
+	if fast := time.Now().Add(fastAnswer); wr.body == nil && fast.Before(headerDeadline) {
+		pc.c.SetReadDeadline(fast)
+		_, err := pc.br.Peek(1)
+		if isTimeout(err) {
+			stop = context.AfterFunc(wr.ctx, func() { pc.c.SetDeadline(aLongTimeAgo) })
+		}
+		// Headers already in the buffer are parsed without another read:
+		// the short deadline can stay.
+		if isTimeout(err) || !headerBuffered(pc.br) {
+			pc.c.SetReadDeadline(headerDeadline)
+		}
+	} else {
+		pc.c.SetReadDeadline(headerDeadline)
 	}
 	req := &http.Request{Method: wr.method}
 	resp, err := http.ReadResponse(pc.br, req)
@@ -101,7 +138,11 @@ func (pc *pconn) exchange(wr *wireRequest, headerDeadline time.Time) (*http.Resp
 		return nil, pc.classify(err, true)
 	}
 	// Headers are in: the body may stream as long as it takes.
-	pc.c.SetDeadline(time.Time{})
+	if wr.body != nil {
+		pc.c.SetDeadline(time.Time{})
+	} else {
+		pc.c.SetReadDeadline(time.Time{})
+	}
 	resp.Body = &upstreamBody{rc: resp.Body, pc: pc, stop: stop, reusable: !resp.Close}
 	return resp, nil
 }
@@ -109,8 +150,7 @@ func (pc *pconn) exchange(wr *wireRequest, headerDeadline time.Time) (*http.Resp
 // classify names a failed exchange: a timeout, or a stale kept-alive
 // connection that the server closed before reading anything.
 func (pc *pconn) classify(err error, reading bool) error {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if isTimeout(err) {
 		return fmt.Errorf("%w: %w", errTimeout, err)
 	}
 	if pc.reused && (!reading || errors.Is(err, io.EOF) || isReset(err)) {
@@ -185,8 +225,7 @@ func (pc *pconn) alive() bool {
 	pc.c.SetReadDeadline(aLongTimeAgo)
 	_, err := pc.br.Peek(1)
 	pc.c.SetReadDeadline(time.Time{})
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	return isTimeout(err)
 }
 
 // closeIdle closes every idle connection (after a reload).
