@@ -7,10 +7,6 @@ import (
 	"strings"
 )
 
-// forwardedHeaders are the client-settable headers that say who the client
-// is; they are only believed from a trusted proxy.
-var forwardedHeaders = []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"}
-
 // peerAddr returns the address of the TCP peer of r.
 func peerAddr(r *http.Request) netip.Addr {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
@@ -40,6 +36,8 @@ func setForwarded(out, in *http.Request, prefixes []netip.Prefix) {
 }
 
 // setForwardedHeader is setForwarded on a header of the outbound request.
+// It runs on every request: keys are the canonical constants, used on the
+// map directly, and the four values share one allocation.
 func setForwardedHeader(h http.Header, in *http.Request, prefixes []netip.Prefix) {
 	peer := peerAddr(in)
 	proto := "http"
@@ -47,45 +45,47 @@ func setForwardedHeader(h http.Header, in *http.Request, prefixes []netip.Prefix
 		proto = "https"
 	}
 	ip := peer.String()
-	for _, k := range forwardedHeaders {
-		h.Del(k)
-	}
+	xff, xfh, xfp, fwd := ip, in.Host, proto, ""
 	if trusted(peer, prefixes) {
-		if prior := strings.Join(in.Header.Values("X-Forwarded-For"), ", "); strings.TrimSpace(prior) != "" {
-			ip = prior + ", " + ip
+		if prior := strings.Join(in.Header["X-Forwarded-For"], ", "); strings.TrimSpace(prior) != "" {
+			xff = prior + ", " + ip
 		}
-		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
-			h.Set("X-Forwarded-Host", v)
+		if v := in.Header["X-Forwarded-Host"]; len(v) > 0 && v[0] != "" {
+			xfh = v[0]
 		}
-		if v := in.Header.Get("X-Forwarded-Proto"); v != "" {
-			h.Set("X-Forwarded-Proto", v)
+		if v := in.Header["X-Forwarded-Proto"]; len(v) > 0 && v[0] != "" {
+			xfp = v[0]
 		}
-		if prior := in.Header.Values("Forwarded"); len(prior) > 0 {
-			h.Set("Forwarded", strings.Join(prior, ", ")+", "+forwardedElement(peer, in.Host, proto))
+		if prior := in.Header["Forwarded"]; len(prior) > 0 {
+			fwd = strings.Join(prior, ", ") + ", "
 		}
 	}
-	h.Set("X-Forwarded-For", ip)
-	if h.Get("X-Forwarded-Host") == "" {
-		h.Set("X-Forwarded-Host", in.Host)
-	}
-	if h.Get("X-Forwarded-Proto") == "" {
-		h.Set("X-Forwarded-Proto", proto)
-	}
-	if h.Get("Forwarded") == "" {
-		h.Set("Forwarded", forwardedElement(peer, in.Host, proto))
-	}
+	vals := [4]string{xff, xfh, xfp, fwd + forwardedElement(peer, ip, in.Host, proto)}
+	all := vals[:]
+	h["X-Forwarded-For"] = all[0:1:1]
+	h["X-Forwarded-Host"] = all[1:2:2]
+	h["X-Forwarded-Proto"] = all[2:3:3]
+	h["Forwarded"] = all[3:4:4]
 }
 
 // forwardedElement is one RFC 7239 element; IPv6 and hosts are quoted.
-func forwardedElement(peer netip.Addr, host, proto string) string {
-	forID := peer.String()
+func forwardedElement(peer netip.Addr, ip, host, proto string) string {
 	if peer.Is6() {
-		forID = `"[` + forID + `]"`
+		ip = `"[` + ip + `]"`
 	}
-	return "for=" + forID + ";host=" + quote(host) + ";proto=" + proto
+	return "for=" + ip + ";host=" + quote(host) + ";proto=" + proto
 }
 
+// quote makes s a quoted-string, dropping control characters.
 func quote(s string) string {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		c := s[i]
+		plain = c >= 0x20 && c != 0x7f && c != '"' && c != '\\'
+	}
+	if plain {
+		return `"` + s + `"`
+	}
 	var b strings.Builder
 	b.WriteByte('"')
 	for _, r := range s {

@@ -308,7 +308,7 @@ func FuzzSetForwarded(f *testing.F) {
 		setForwarded(out, in, prefixes)
 
 		peer := addr.Unmap().String()
-		for _, k := range forwardedHeaders {
+		for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"} {
 			if n := len(out.Header.Values(k)); n != 1 {
 				t.Fatalf("%s has %d values: %q", k, n, out.Header.Values(k))
 			}
