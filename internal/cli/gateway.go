@@ -31,11 +31,6 @@ func gatewayCmd() *cobra.Command {
 				return err
 			}
 			log := newLogger(cfg.Log.Format, cfg.Log.Level)
-			if os.Getenv("GOGC") == "" {
-				// A proxy's heap is small and short-lived: collecting less
-				// often trades a little memory for CPU (GOGC overrides).
-				debug.SetGCPercent(400)
-			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return runGateway(ctx, cfg, path, log, nil)
@@ -48,6 +43,11 @@ func gatewayCmd() *cobra.Command {
 // runGateway runs the gateway and its admin API until ctx ends; SIGHUP
 // reloads. ready, if not nil, receives the gateway once it listens.
 func runGateway(ctx context.Context, cfg *config.Config, path string, log *slog.Logger, ready func(*gateway.Gateway, string)) error {
+	if os.Getenv("GOGC") == "" {
+		// A proxy's heap is small and short-lived: collecting less often
+		// trades a little memory for CPU (GOGC overrides).
+		debug.SetGCPercent(400)
+	}
 	reg := prometheus.NewRegistry()
 	gw, err := gateway.New(cfg, path, log, reg)
 	if err != nil {
