@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -116,5 +119,121 @@ func TestSlowloris(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("slow connections closed after %v, want about the 500ms read-header timeout", d)
+	}
+}
+
+// h2Frame encodes one HTTP/2 frame.
+func h2Frame(typ, flags byte, stream uint32, payload []byte) []byte {
+	n := len(payload)
+	f := []byte{byte(n >> 16), byte(n >> 8), byte(n), typ, flags,
+		byte(stream >> 24 & 0x7f), byte(stream >> 16), byte(stream >> 8), byte(stream)}
+	return append(f, payload...)
+}
+
+// TestHTTP2RapidReset: a client that opens and cancels streams as fast as it
+// can (CVE-2023-44487) does not stop the gateway serving other clients.
+func TestHTTP2RapidReset(t *testing.T) {
+	master := startApp(t, "master", "")
+	certFile, keyFile, pool := selfSigned(t, t.TempDir())
+	cfg := strings.Replace(gwConfig(master), "{name: http, address: LISTEN}",
+		"{name: http, address: LISTEN, tls: {cert: "+certFile+", key: "+keyFile+"}}", 1)
+	g := startGateway(t, cfg+healthCfg)
+
+	c, err := tls.Dial("tcp", g.addr, &tls.Config{RootCAs: pool, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("negotiated %q, want h2", p)
+	}
+	go io.Copy(io.Discard, c) // SETTINGS, acks, GOAWAY
+	var b bytes.Buffer
+	b.WriteString("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	b.Write(h2Frame(0x4, 0, 0, nil)) // SETTINGS
+	// HPACK: :method GET, :scheme https, :path /hello, :authority.
+	block := []byte{0x82, 0x87, 0x04, 6}
+	block = append(block, "/hello"...)
+	block = append(block, 0x01, byte(len(g.addr)))
+	block = append(block, g.addr...)
+	const streams = 5000
+	for i := uint32(0); i < streams; i++ {
+		id := 2*i + 1
+		b.Write(h2Frame(0x1, 0x5, id, block))              // HEADERS, END_STREAM|END_HEADERS
+		b.Write(h2Frame(0x3, 0, id, []byte{0, 0, 0, 0x8})) // RST_STREAM CANCEL
+	}
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	attackDone := make(chan error, 1)
+	go func() { _, err := c.Write(b.Bytes()); attackDone <- err }()
+
+	// Other clients are served while the attack runs and after it.
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	for i := range 20 {
+		resp, err := client.Get("https://" + g.addr + "/hello")
+		if err != nil {
+			t.Fatalf("request %d during the rapid reset: %v", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d during the rapid reset: %d", i, resp.StatusCode)
+		}
+	}
+	<-attackDone
+	resp, err := client.Get("https://" + g.addr + "/hello")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("after the rapid reset: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// The attack must really have opened streams for this test to mean
+	// anything: some reached the server before their reset.
+	var n int
+	fmt.Sscanf(string(body), "hello from master (request %d)", &n)
+	t.Logf("the server saw %d requests of %d cancelled streams and 21 normal ones", n-21, streams)
+	if n <= 21 {
+		t.Errorf("no cancelled stream reached the server: the attack did not run (%q)", body)
+	}
+}
+
+// TestBogusWebsocket: handshakes a server refuses are relayed as refused,
+// and frames that break the protocol end that connection only.
+func TestBogusWebsocket(t *testing.T) {
+	master := startApp(t, "master", "")
+	g := startGateway(t, gwConfig(master)+healthCfg+wsCfg)
+	for name, raw := range map[string]string{
+		"no key":          "GET /websocket HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n",
+		"unknown version": "GET /websocket HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 99\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+		"POST upgrade":    "POST /websocket HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n",
+	} {
+		if code, _ := rawRequest(t, g.addr, raw); code < 400 || code > 499 {
+			t.Errorf("%s: status %d, want 4xx", name, code)
+		}
+	}
+
+	// A valid handshake, then a frame longer than any sane message and an
+	// unmasked client frame: the connection ends, nothing else does.
+	for name, frame := range map[string][]byte{
+		"absurd length":  {0x82, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4},
+		"unmasked frame": {0x81, 0x05, 'h', 'e', 'l', 'l', 'o'},
+	} {
+		c, err := net.Dial("tcp", g.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET /websocket HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("%s: handshake %v %v", name, resp, err)
+		}
+		c.Write(frame)
+		if _, err := io.Copy(io.Discard, br); err != nil && !strings.Contains(err.Error(), "reset") {
+			t.Errorf("%s: connection not closed: %v", name, err)
+		}
+		c.Close()
+	}
+	if r := get(http.DefaultClient, "http://"+g.addr+"/hello"); r.status != 200 {
+		t.Errorf("after bogus websockets: %d %v", r.status, r.err)
 	}
 }
