@@ -104,6 +104,17 @@ func lastSwitch(t *testing.T, g *gw) (time.Time, string) {
 	return h[len(h)-1].At, h[len(h)-1].To
 }
 
+// waitSwitch waits until the group's last switch went to server and
+// returns when it happened.
+func waitSwitch(t *testing.T, g *gw, server string) time.Time {
+	t.Helper()
+	var at time.Time
+	if !untilTrue(5*time.Second, func() bool { var to string; at, to = lastSwitch(t, g); return to == server }) {
+		t.Fatalf("no switch to %s within 5s", server)
+	}
+	return at
+}
+
 // TestWebsocketSwitch: websockets follow the active role. On failover and
 // on failback each client gets close code 1012 within a second and its
 // reconnect lands on the new active server; the guard refuses a plain GET.
@@ -139,10 +150,7 @@ func TestWebsocketSwitch(t *testing.T) {
 	// Failback: the master returns; connections on the failover lose the
 	// active role and are told to reconnect.
 	startApp(t, "master", master.addr)
-	var at time.Time
-	if !untilTrue(5*time.Second, func() bool { var to string; at, to = lastSwitch(t, g); return to == "master" }) {
-		t.Fatal("no failback to the master")
-	}
+	at := waitSwitch(t, g, "master")
 	expectClosed(t, ws, websocket.StatusServiceRestart, at, time.Second)
 	if w := dialWS(t, g.addr); w.hello != "hello from master" {
 		t.Errorf("after failback, reconnect greeted with %q, want the master", w.hello)
@@ -156,10 +164,7 @@ func TestWebsocketFreeze(t *testing.T) {
 	g := startGateway(t, gwConfig(master, backup)+healthCfg+wsCfg+"    failback: {policy: manual}\n")
 	ws := dialAll(t, g.addr, 5)
 	master.signal(syscall.SIGSTOP)
-	var at time.Time
-	if !untilTrue(5*time.Second, func() bool { var to string; at, to = lastSwitch(t, g); return to == "failover" }) {
-		t.Fatal("no switch to the failover")
-	}
+	at := waitSwitch(t, g, "failover")
 	expectClosed(t, ws, websocket.StatusServiceRestart, at, time.Second)
 	if w := dialWS(t, g.addr); w.hello != "hello from failover" {
 		t.Errorf("reconnect greeted with %q, want the failover", w.hello)

@@ -81,9 +81,7 @@ func adminCmds() []*cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			if output == "json" {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
+				return printJSON(w, st)
 			}
 			paint := colours(w)
 			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
@@ -191,9 +189,7 @@ func adminCmds() []*cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			if output == "json" {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(h)
+				return printJSON(w, h)
 			}
 			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TIME\tEPOCH\tFROM\tTO\tREASON\tBY")
@@ -232,6 +228,12 @@ func colours(w io.Writer) func(colour, s string) string {
 		return plain
 	}
 	return func(colour, s string) string { return "\x1b[" + colour + "m" + s + "\x1b[0m" }
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func trim(s string, n int) string {

@@ -93,39 +93,36 @@ var (
 // Drain takes server out of service: no new requests or websockets, the
 // requests in flight finish, its websockets are closed with 1012 after a
 // grace period. In failover mode the group switches away from it.
-func (g *Gateway) Drain(group, server, by string) error {
-	grp, s, err := g.server(group, server)
-	if err != nil {
-		return err
-	}
-	if !s.SetDrained(true) {
-		return fmt.Errorf("%w: %s is already drained", ErrConflict, server)
-	}
-	g.log.Warn("server drained", "group", group, "server", server, "by", by)
-	if grp.Elector != nil {
-		grp.Elector.Evaluate("drain by " + by)
-	}
-	// Websockets get a grace period to finish what they were doing.
-	time.AfterFunc(grp.Cfg.Websocket.DrainGrace.D(), func() {
-		if s.Drained() {
-			s.Conns().CloseAll(proxy.CloseServiceRestart, "server drained")
-		}
-	})
-	return nil
-}
+func (g *Gateway) Drain(group, server, by string) error { return g.setDrained(group, server, by, true) }
 
 // Undrain puts server back in service.
 func (g *Gateway) Undrain(group, server, by string) error {
+	return g.setDrained(group, server, by, false)
+}
+
+func (g *Gateway) setDrained(group, server, by string, on bool) error {
 	grp, s, err := g.server(group, server)
 	if err != nil {
 		return err
 	}
-	if !s.SetDrained(false) {
-		return fmt.Errorf("%w: %s is not drained", ErrConflict, server)
+	action, already := "drain", "already drained"
+	if !on {
+		action, already = "undrain", "not drained"
 	}
-	g.log.Info("server back in service", "group", group, "server", server, "by", by)
+	if !s.SetDrained(on) {
+		return fmt.Errorf("%w: %s is %s", ErrConflict, server, already)
+	}
+	g.log.Warn("server "+action+"ed", "group", group, "server", server, "by", by)
 	if grp.Elector != nil {
-		grp.Elector.Evaluate("undrain by " + by)
+		grp.Elector.Evaluate(action + " by " + by)
+	}
+	if on {
+		// Websockets get a grace period to finish what they were doing.
+		time.AfterFunc(grp.Cfg.Websocket.DrainGrace.D(), func() {
+			if s.Drained() {
+				s.Conns().CloseAll(proxy.CloseServiceRestart, "server drained")
+			}
+		})
 	}
 	return nil
 }
