@@ -313,11 +313,11 @@ func (s *Server) NewDB(t testing.TB) string {
 
 // The package-wide server: started by the first DB call, stopped by Main.
 var shared struct {
-	mu     sync.Mutex
-	main   bool
-	srv    *Server
-	err    error
-	tried  bool
+	mu    sync.Mutex
+	main  bool
+	srv   *Server
+	err   error
+	tried bool
 }
 
 // Main runs the package's tests with one shared server, started on first
