@@ -3,15 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 )
 
-// fault is what happens to the master during a scenario.
+// fault is what happens to the master during a scenario (scenario.go has
+// them all); the first table of RESULTS.md shows these two.
 type fault string
 
 const (
@@ -56,83 +54,6 @@ const (
 	slowAfter    = time.Second
 	timelineStep = 250 * time.Millisecond
 )
-
-// runScenario starts fresh backends and a fresh proxy, loads the proxy with
-// o.Clients clients, hurts the master at o.FaultAt, brings it back after
-// o.Outage, and reads the outcome from the samples.
-func runScenario(ctx context.Context, e *env, kind proxyKind, f fault, o foOpts) (*foResult, error) {
-	b, err := e.startBackends(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer b.kill() // reads b.master at exit: the restarted master, if any
-	p, url, err := e.startProxy(ctx, kind, b)
-	if err != nil {
-		return nil, err
-	}
-	defer p.kill()
-
-	t0 := time.Now()
-	var (
-		at       faultTimes
-		faultErr error
-		wg       sync.WaitGroup
-	)
-	wg.Go(func() { at, faultErr = injectFault(ctx, e, b, f, o, t0) })
-	samples := runLoad(ctx, loadSpec{URL: url + "/hello", Clients: o.Clients, Duration: o.Length,
-		Timeout: o.Timeout, MaxPer: 1 << 22, Grace: time.Second}, t0)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("interrupted: %w", err)
-	}
-	if faultErr != nil {
-		return nil, faultErr
-	}
-	if err := alive(p, b.master, b.backup); err != nil {
-		return nil, err
-	}
-	r := analyze(samples, at.fault, at.restart)
-	r.Proxy, r.Fault = kind, f
-	return r, nil
-}
-
-// faultTimes are when the fault and the restart really happened, on the
-// load's clock.
-type faultTimes struct{ fault, restart time.Duration }
-
-// injectFault sleeps until FaultAt, hurts the master, sleeps Outage and
-// brings it back. A restarted master replaces b.master.
-func injectFault(ctx context.Context, e *env, b *backends, f fault, o foOpts, t0 time.Time) (faultTimes, error) {
-	var at faultTimes
-	if !sleepUntil(ctx, t0.Add(o.FaultAt)) {
-		return at, nil
-	}
-	sig := syscall.SIGKILL
-	if f == faultStop {
-		sig = syscall.SIGSTOP
-	}
-	at.fault = time.Since(t0)
-	if err := b.master.signal(sig); err != nil {
-		return at, fmt.Errorf("fault: %w", err)
-	}
-	if !sleepUntil(ctx, t0.Add(o.FaultAt+o.Outage)) {
-		return at, nil
-	}
-	at.restart = time.Since(t0)
-	if f == faultStop {
-		if err := b.master.signal(syscall.SIGCONT); err != nil {
-			return at, fmt.Errorf("resume: %w", err)
-		}
-		return at, nil
-	}
-	<-b.master.done // reaped, so its port is free
-	p, err := e.startApp(ctx, masterName, b.masterAddr)
-	if err != nil {
-		return at, fmt.Errorf("restart master: %w", err)
-	}
-	b.master = p
-	return at, nil
-}
 
 // sleepUntil reports false when ctx ended first.
 func sleepUntil(ctx context.Context, t time.Time) bool {
@@ -235,7 +156,10 @@ func failureKind(s sample) string {
 }
 
 // summarize renders counts as "502×3 timeout×1", most frequent first.
-func summarize(m map[string]int) string {
+func summarize(m map[string]int) string { return strings.Join(countList(m), " ") }
+
+// countList is summarize's items: "502×3", most frequent first.
+func countList(m map[string]int) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -250,28 +174,5 @@ func summarize(m map[string]int) string {
 	for i, k := range keys {
 		parts[i] = fmt.Sprintf("%s×%d", k, m[k])
 	}
-	return strings.Join(parts, " ")
-}
-
-// runScenarios runs every fault against every proxy, each on fresh processes.
-func runScenarios(ctx context.Context, e *env, faults []fault, o foOpts) ([]*foResult, error) {
-	var out []*foResult
-	for _, f := range faults {
-		for _, kind := range []proxyKind{kindTandem, kindHAProxy} {
-			fmt.Fprintf(os.Stderr, "failover: %s master behind %s (%v)\n", f, kind, o.Length)
-			var r *foResult
-			err := retryDied(fmt.Sprintf("%s %s", kind, f), 3, func() (err error) {
-				r, err = runScenario(ctx, e, kind, f, o)
-				return err
-			})
-			if err != nil {
-				return nil, fmt.Errorf("%s %s: %w", kind, f, err)
-			}
-			fmt.Fprintf(os.Stderr, "  %d requests, %d failed %s, failover %s, failback %s, max latency %v at %v\n  %s\n",
-				r.Total, r.Failed, r.Why, fmtDur(r.Failover), fmtDur(r.Failback), r.MaxLat.Round(time.Millisecond),
-				r.MaxAt.Round(time.Millisecond), r.Timeline)
-			out = append(out, r)
-		}
-	}
-	return out, nil
+	return parts
 }

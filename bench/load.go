@@ -51,6 +51,9 @@ type sample struct {
 	// replayed: the reused connection was closed without an answer and the
 	// request was sent again on a new one, as browsers and net/http do.
 	replayed bool
+	// retryAfter: the answer had a Retry-After header (a 503 that tells
+	// clients when to come back).
+	retryAfter bool
 }
 
 func (s sample) latency() time.Duration { return s.end - s.start }
@@ -168,7 +171,7 @@ func (c *rawClient) try(ctx context.Context) (s sample, stale bool) {
 	if err != nil || resp.Close {
 		c.close()
 	}
-	s = sample{status: resp.StatusCode}
+	s = sample{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After") != ""}
 	switch {
 	case err != nil:
 		s = failure(ctx, err)

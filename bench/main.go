@@ -1,13 +1,20 @@
 // Command bench compares tandem with HAProxy on loopback: throughput and
 // latency of GET /hello (direct, through tandem, through HAProxy), then what
 // clients see when the master is killed or stopped behind either proxy.
+// With -scenarios it runs fault scenarios instead (slow, flapping,
+// black-holed master, 5xx, both down, a data centre cut; some need root for
+// network namespaces), and with -soak a long run of mixed load through
+// tandem with switches and reloads.
 //
-//	go run ./bench          # full run, a few minutes; writes bench/RESULTS.md
-//	go run ./bench -quick   # under a minute
+//	go run ./bench                  # full run, a few minutes; writes bench/RESULTS.md
+//	go run ./bench -quick           # under a minute
+//	go run ./bench -scenarios all   # every fault scenario, about 6 minutes (-quick: 3)
+//	go run ./bench -soak 10m        # the soak
+//
+// RESULTS.md has a section per mode; a run rewrites its own and keeps the others.
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -32,6 +39,8 @@ type options struct {
 	keep    bool
 	noTput  bool
 	faults  string
+	scen    []string
+	soak    soakOpts
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -53,9 +62,21 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.out, "out", "bench/RESULTS.md", "results file, relative to the module root; empty: none")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir with configs and process logs")
 	fs.BoolVar(&o.noTput, "skip-throughput", false, "only run the failover scenarios")
-	fs.StringVar(&o.faults, "faults", "kill,stop", "failover scenarios to run, comma-separated; empty: none")
+	fs.StringVar(&o.faults, "faults", "kill,stop", "failover scenarios of the default run, comma-separated; empty: none")
+	scen := fs.String("scenarios", "", "run these fault scenarios instead of the default run: all, or some of "+strings.Join(allScenarios, ","))
+	fs.DurationVar(&o.soak.Length, "soak", 0, "run the soak this long instead of the default run (e.g. 10m)")
+	fs.DurationVar(&o.soak.Every, "soak-sample", 10*time.Second, "soak: how often to sample the gateway's memory, goroutines and fds")
+	fs.DurationVar(&o.soak.SwitchEvery, "soak-switch", 20*time.Second, "soak: how often to switch to the backup or fail back")
+	fs.DurationVar(&o.soak.ReloadEvery, "soak-reload", 30*time.Second, "soak: how often to reload the config (SIGHUP)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	var err error
+	if o.scen, err = scenarioList(*scen); err != nil {
+		return nil, err
+	}
+	if len(o.scen) > 0 && o.soak.Length > 0 {
+		return nil, errors.New("-scenarios and -soak are separate runs")
 	}
 	if o.quick {
 		// Only the flags left at their defaults shrink, so -quick -runs 5 works.
@@ -130,6 +151,10 @@ func run(ctx context.Context, o *options) (err error) {
 	e := &env{ps: &procs{dir: dir}, dir: dir}
 	defer func() {
 		e.ps.killAll()
+		// After the kills: a namespace with a process in it outlives its name.
+		if e.lab != nil {
+			e.lab.close()
+		}
 		// Logs explain a failure: keep them then, and say where.
 		if o.keep || err != nil {
 			fmt.Fprintln(os.Stderr, "configs and logs kept in", dir)
@@ -143,6 +168,21 @@ func run(ctx context.Context, o *options) (err error) {
 	rep := &report{Command: command(), Date: time.Now(), Tandem: e.tandemSrc, HAProxyV: e.haproxyV, RetryOn: e.retryOnOK,
 		NProc: nproc(ctx), LoadPre: loadavg(), GoVer: runtime.Version(), Tput: o.tput, FO: o.fo}
 
+	switch {
+	case o.soak.Length > 0:
+		if rep.Soak, err = runSoak(ctx, e, o.soak); err != nil {
+			return fmt.Errorf("soak: %w", err)
+		}
+		rep.LoadPost = loadavg()
+		return publish(rep, root, o.out)
+	case len(o.scen) > 0:
+		if rep.Scenarios, err = runScenarios(ctx, e, o.scen, o.fo); err != nil {
+			return fmt.Errorf("scenarios: %w", err)
+		}
+		rep.LoadPost = loadavg()
+		return publish(rep, root, o.out)
+	}
+	rep.Main = true
 	if !o.noTput {
 		fmt.Fprintf(os.Stderr, "throughput: %d clients, %d×%v per target\n", o.tput.Clients, o.tput.Runs, o.tput.Duration)
 		err = retryDied("throughput", 3, func() (err error) {
@@ -153,8 +193,16 @@ func run(ctx context.Context, o *options) (err error) {
 			return fmt.Errorf("throughput: %w", err)
 		}
 	}
-	if rep.Failover, err = runScenarios(ctx, e, o.faultList(), o.fo); err != nil {
+	var names []string
+	for _, f := range o.faultList() {
+		names = append(names, string(f))
+	}
+	res, err := runScenarios(ctx, e, names, o.fo)
+	if err != nil {
 		return fmt.Errorf("failover: %w", err)
+	}
+	for _, r := range res {
+		rep.Failover = append(rep.Failover, r.foResult)
 	}
 	rep.LoadPost = loadavg()
 	return publish(rep, root, o.out)
@@ -181,20 +229,23 @@ func (e *env) setup(ctx context.Context, root string, o *options) error {
 	return nil
 }
 
-// publish prints the table and writes the results file.
+// publish prints the tables and writes the results file: the sections
+// this run produced replace their old versions, the others are kept.
 func publish(rep *report, root, out string) error {
 	fmt.Println()
-	rep.table(os.Stdout)
+	rep.tables(os.Stdout)
 	if out == "" {
 		return nil
 	}
-	var buf bytes.Buffer
-	rep.markdown(&buf)
 	path := out
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(root, out)
 	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read results: %w", err)
+	}
+	if err := os.WriteFile(path, rep.merge(old), 0o644); err != nil {
 		return fmt.Errorf("write results: %w", err)
 	}
 	fmt.Fprintln(os.Stderr, "\nwrote", path)

@@ -22,6 +22,24 @@ type report struct {
 	FO       foOpts
 	Through  map[string]*tputResult
 	Failover []*foResult
+	// Main: this run is the default one (throughput, kill and stop), the
+	// first part of RESULTS.md.
+	Main      bool
+	Scenarios []*scResult // -scenarios
+	Soak      *soakResult // -soak
+}
+
+// tables prints the tables of whatever this run measured.
+func (r *report) tables(w io.Writer) {
+	if r.Main {
+		r.table(w)
+	}
+	if len(r.Scenarios) > 0 {
+		r.scenarioTable(w)
+	}
+	if r.Soak != nil {
+		r.soakTable(w)
+	}
 }
 
 // table renders the one comparison table: throughput rows, then a block of
@@ -130,13 +148,7 @@ func fmtDur(d time.Duration) string {
 // medians, the scenario timings and the method.
 func (r *report) markdown(w io.Writer) {
 	fmt.Fprintf(w, "# tandem vs HAProxy: throughput and failover\n\n")
-	fmt.Fprintf(w, "- command: `%s`\n", r.Command)
-	fmt.Fprintf(w, "- date: %s\n", r.Date.Format(time.RFC3339))
-	fmt.Fprintf(w, "- tandem: %s\n", r.Tandem)
-	fmt.Fprintf(w, "- haproxy -v: %s (retry-on all-retryable-errors: %v)\n", r.HAProxyV, r.RetryOn)
-	fmt.Fprintf(w, "- nproc: %s (load generator, proxy and backends share these CPUs)\n", r.NProc)
-	fmt.Fprintf(w, "- load average (1, 5, 15 min): %s before, %s after\n", r.LoadPre, r.LoadPost)
-	fmt.Fprintf(w, "- go: %s\n\n", r.GoVer)
+	r.context(w)
 	r.table(w)
 	if r.Through != nil {
 		r.throughputDetails(w)
@@ -145,6 +157,17 @@ func (r *report) markdown(w io.Writer) {
 		r.failoverDetails(w)
 	}
 	fmt.Fprint(w, method)
+}
+
+// context lists what a section's figures depend on.
+func (r *report) context(w io.Writer) {
+	fmt.Fprintf(w, "- command: `%s`\n", r.Command)
+	fmt.Fprintf(w, "- date: %s\n", r.Date.Format(time.RFC3339))
+	fmt.Fprintf(w, "- tandem: %s\n", r.Tandem)
+	fmt.Fprintf(w, "- haproxy -v: %s (retry-on all-retryable-errors: %v)\n", r.HAProxyV, r.RetryOn)
+	fmt.Fprintf(w, "- nproc: %s (load generator, proxy and backends share these CPUs)\n", r.NProc)
+	fmt.Fprintf(w, "- load average (1, 5, 15 min): %s before, %s after\n", r.LoadPre, r.LoadPost)
+	fmt.Fprintf(w, "- go: %s\n\n", r.GoVer)
 }
 
 func (r *report) throughputDetails(w io.Writer) {

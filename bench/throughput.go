@@ -55,12 +55,12 @@ func measureThroughput(ctx context.Context, e *env, o tputOpts) (map[string]*tpu
 	}()
 	// Both proxies run through the whole phase; the idle one only probes.
 	for _, kind := range []proxyKind{kindTandem, kindHAProxy} {
-		p, url, err := e.startProxy(ctx, kind, b)
+		g, err := e.startProxy(ctx, kind, b)
 		if err != nil {
 			return nil, err
 		}
-		proxies = append(proxies, p)
-		targets = append(targets, target{name: string(kind), url: url})
+		proxies = append(proxies, g.proc)
+		targets = append(targets, target{name: string(kind), url: g.url})
 	}
 	res := map[string]*tputResult{}
 	for run := range o.Runs {
