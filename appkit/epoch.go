@@ -1,0 +1,370 @@
+package appkit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// EpochHeader is the header in which the gateway sends its group's switch
+// counter with every request it proxies.
+const EpochHeader = "X-Tandem-Epoch"
+
+// Role is an instance's role as it infers it from the gateway's traffic.
+type Role string
+
+const (
+	// RoleActive: the instance served a request carrying the newest epoch
+	// recently, or holds a websocket opened with it.
+	RoleActive Role = "active"
+	// RoleStandby: it has seen the gateway, but not lately with the newest
+	// epoch (a newer one went to the other instance).
+	RoleStandby Role = "standby"
+	// RoleUnknown: no request from a gateway yet (health checks carry no
+	// epoch), and the instance was not told it runs on its own.
+	RoleUnknown Role = "unknown"
+)
+
+// ErrFenced is returned for a write that carries an epoch older than the
+// newest one seen: it was routed by a gateway whose view is out of date.
+var ErrFenced = errors.New("write fenced: it carries an older gateway epoch than the newest seen")
+
+// FenceError says which epochs were compared; it matches ErrFenced.
+type FenceError struct{ Got, Newest uint64 }
+
+func (e *FenceError) Error() string {
+	return fmt.Sprintf("write refused: it carries gateway epoch %d but epoch %d is newer, so this server is no longer the active one (retry through the gateway)", e.Got, e.Newest)
+}
+
+func (e *FenceError) Is(target error) bool { return target == ErrFenced }
+
+// Epochs tracks the gateway's epochs an instance sees: it infers the role,
+// shares the newest epoch with the other instance through the database,
+// and fences writes.
+//
+// The newest epoch only grows, except with ResetAfter: tandem's file-mode
+// gateway counts from zero again when it restarts (the Kubernetes Lease
+// keeps counting), and without a reset a persisted newer epoch would
+// refuse every write after such a restart.
+type Epochs struct {
+	// DB, when set, persists the newest epoch (table appkit_fence) so
+	// that both instances agree on it.
+	DB *DB
+	// Window is how long a request with the newest epoch keeps the role
+	// active (default 5s).
+	Window time.Duration
+	// Standalone makes the role active when no gateway was ever seen
+	// (the app runs on its own).
+	Standalone bool
+	// ResetAfter, when positive, accepts a lower epoch once the newest one
+	// has not been seen by any instance for this long (a restarted
+	// gateway). Zero never goes back.
+	ResetAfter time.Duration
+	Log        *slog.Logger
+
+	newest   atomic.Uint64
+	seen     atomic.Bool
+	activeAt atomic.Int64 // UnixNano of the last request with the newest epoch
+	touched  atomic.Int64 // UnixNano of the last seen_at refresh in the database
+
+	mu    sync.Mutex
+	holds map[uint64]int // open long-lived connections by epoch
+	kick  chan struct{}
+}
+
+func (e *Epochs) window() time.Duration {
+	if e.Window > 0 {
+		return e.Window
+	}
+	return 5 * time.Second
+}
+
+func (e *Epochs) log() *slog.Logger {
+	if e.Log != nil {
+		return e.Log
+	}
+	return slog.Default()
+}
+
+// ParseEpoch reads the gateway's epoch from r.
+func ParseEpoch(r *http.Request) (uint64, bool) {
+	v := r.Header.Get(EpochHeader)
+	if v == "" {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	return n, err == nil
+}
+
+// Observe records the epoch r carries, if any, and returns it.
+func (e *Epochs) Observe(r *http.Request) (uint64, bool) {
+	n, ok := ParseEpoch(r)
+	if !ok {
+		return 0, false
+	}
+	e.seen.Store(true)
+	if e.raise(n) {
+		e.persistSoon()
+	}
+	if n >= e.newest.Load() {
+		e.activeAt.Store(time.Now().UnixNano())
+	}
+	return n, true
+}
+
+// raise makes n the newest epoch if it is newer and reports whether it was.
+func (e *Epochs) raise(n uint64) bool {
+	for {
+		cur := e.newest.Load()
+		if n <= cur {
+			return false
+		}
+		if e.newest.CompareAndSwap(cur, n) {
+			return true
+		}
+	}
+}
+
+func (e *Epochs) persistSoon() {
+	e.mu.Lock()
+	k := e.kick
+	e.mu.Unlock()
+	if k != nil {
+		select {
+		case k <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Newest is the newest epoch seen (here or, with a DB, by either instance).
+func (e *Epochs) Newest() uint64 { return e.newest.Load() }
+
+// Hold counts a long-lived connection (a websocket) opened with epoch as
+// serving while it is open; call the returned func when it closes. The
+// gateway closes such connections when the instance loses the role.
+func (e *Epochs) Hold(epoch uint64) func() {
+	e.mu.Lock()
+	if e.holds == nil {
+		e.holds = map[uint64]int{}
+	}
+	e.holds[epoch]++
+	e.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			e.mu.Lock()
+			if e.holds[epoch]--; e.holds[epoch] <= 0 {
+				delete(e.holds, epoch)
+			}
+			e.mu.Unlock()
+		})
+	}
+}
+
+// Role infers the instance's role from the traffic it gets.
+func (e *Epochs) Role() Role {
+	if !e.seen.Load() {
+		if e.Standalone {
+			return RoleActive
+		}
+		return RoleUnknown
+	}
+	newest := e.newest.Load()
+	if time.Since(time.Unix(0, e.activeAt.Load())) < e.window() {
+		return RoleActive
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for ep, n := range e.holds {
+		if ep >= newest && n > 0 {
+			return RoleActive
+		}
+	}
+	return RoleStandby
+}
+
+// Active reports whether the role is active: background jobs that must run
+// on one instance only ask this.
+func (e *Epochs) Active() bool { return e.Role() == RoleActive }
+
+// Middleware observes the epoch of every request.
+func (e *Epochs) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.Observe(r)
+		next.ServeHTTP(w, r)
+	})
+}
+
+type epochKey struct{}
+
+// EpochFrom returns the epoch the request carried, stored by Fence.
+func EpochFrom(ctx context.Context) (uint64, bool) {
+	n, ok := ctx.Value(epochKey{}).(uint64)
+	return n, ok
+}
+
+// Fence refuses, with 409 and a message that says why, an unsafe request
+// (not GET, HEAD, OPTIONS, TRACE) that carries an epoch older than the
+// newest seen by either instance. Requests without the header (no gateway
+// in front) pass. It observes every request as Middleware does.
+//
+// The check runs before the handler; for a check that holds until the
+// write commits, call FenceTx inside the write's transaction.
+func (e *Epochs) Fence(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, ok := e.Observe(r)
+		if !ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), epochKey{}, n))
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+			next.ServeHTTP(w, r)
+			return
+		}
+		if err := e.Check(r.Context(), n); err != nil {
+			if errors.Is(err, ErrFenced) {
+				e.log().Warn("write fenced", "method", r.Method, "path", r.URL.Path, "error", err)
+				http.Error(w, err.Error(), http.StatusConflict)
+				return
+			}
+			e.log().Error("fence check failed", "error", err)
+			http.Error(w, "service unavailable: cannot check the gateway epoch", http.StatusServiceUnavailable)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Check returns a *FenceError if epoch n is older than the newest one
+// known here or in the database. A newer n becomes the newest.
+func (e *Epochs) Check(ctx context.Context, n uint64) error {
+	if newest := e.newest.Load(); n < newest && e.DB == nil {
+		return &FenceError{Got: n, Newest: newest}
+	}
+	if e.DB == nil {
+		return nil
+	}
+	dbEpoch, seenAt, err := e.advance(ctx, n)
+	if err != nil {
+		return err
+	}
+	if dbEpoch > n {
+		if e.ResetAfter > 0 && time.Since(time.UnixMilli(seenAt)) > e.ResetAfter {
+			// Nobody has seen the newer epoch for a while: the gateway
+			// was restarted and counts again from its start.
+			res, err := e.DB.ExecContext(ctx, `UPDATE appkit_fence SET epoch = $1, seen_at_ms = $2 WHERE id = 1 AND epoch = $3`,
+				int64(n), nowMS(), int64(dbEpoch))
+			if err != nil {
+				return fmt.Errorf("appkit: reset fence epoch: %w", err)
+			}
+			if k, _ := res.RowsAffected(); k == 1 {
+				e.log().Warn("gateway epoch went back; newest epoch reset", "from", dbEpoch, "to", n, "unseen_for", time.Since(time.UnixMilli(seenAt)).Round(time.Millisecond))
+				e.newest.Store(n)
+				return nil
+			}
+			return e.Check(ctx, n)
+		}
+		e.raise(dbEpoch)
+		return &FenceError{Got: n, Newest: dbEpoch}
+	}
+	// The newest epoch is in use: say so, at most once a second, so that
+	// ResetAfter measures silence and not traffic.
+	if now := time.Now(); now.Sub(time.Unix(0, e.touched.Load())) > time.Second {
+		e.touched.Store(now.UnixNano())
+		if _, err := e.DB.ExecContext(ctx, `UPDATE appkit_fence SET seen_at_ms = $1 WHERE id = 1 AND epoch = $2`, nowMS(), int64(n)); err != nil {
+			return fmt.Errorf("appkit: touch fence epoch: %w", err)
+		}
+	}
+	return nil
+}
+
+// advance raises the database's epoch to n if lower, and returns it with
+// when it was last seen in use.
+func (e *Epochs) advance(ctx context.Context, n uint64) (uint64, int64, error) {
+	var epoch, seenAt int64
+	err := e.DB.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE appkit_fence SET epoch = $1, seen_at_ms = $2 WHERE id = 1 AND epoch < $1`, int64(n), nowMS()); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT epoch, seen_at_ms FROM appkit_fence WHERE id = 1`).Scan(&epoch, &seenAt)
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("appkit: fence epoch: %w", err)
+	}
+	return uint64(epoch), seenAt, nil
+}
+
+// FenceTx checks, inside the write's own transaction, that the request's
+// epoch (stored in ctx by Fence) is still the newest, and keeps it so
+// until the transaction ends: on PostgreSQL the fence row is share-locked,
+// so a newer epoch cannot be recorded while the write is in flight; on
+// SQLite the write transaction already excludes every other writer.
+func (e *Epochs) FenceTx(ctx context.Context, tx *sql.Tx) error {
+	n, ok := EpochFrom(ctx)
+	if !ok || e.DB == nil {
+		return nil
+	}
+	q := `SELECT epoch FROM appkit_fence WHERE id = 1`
+	if e.DB.Dialect == Postgres {
+		q += ` FOR SHARE`
+	}
+	var epoch int64
+	if err := tx.QueryRowContext(ctx, q).Scan(&epoch); err != nil {
+		return fmt.Errorf("appkit: fence epoch: %w", err)
+	}
+	if uint64(epoch) > n {
+		e.raise(uint64(epoch))
+		return &FenceError{Got: n, Newest: uint64(epoch)}
+	}
+	return nil
+}
+
+// Run shares the newest epoch through the database until ctx ends: it
+// records a newer local one at once and learns the other instance's every
+// second, so a standby knows it is one even if it served nothing lately.
+func (e *Epochs) Run(ctx context.Context) error {
+	if e.DB == nil {
+		<-ctx.Done()
+		return nil
+	}
+	e.mu.Lock()
+	e.kick = make(chan struct{}, 1)
+	kick := e.kick
+	e.mu.Unlock()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		var err error
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-kick:
+			// An observed epoch is newer than any known: record it.
+			var dbEpoch uint64
+			if dbEpoch, _, err = e.advance(ctx, e.newest.Load()); err == nil {
+				e.raise(dbEpoch)
+			}
+		case <-t.C:
+			var n int64
+			if err = e.DB.QueryRowContext(ctx, `SELECT epoch FROM appkit_fence WHERE id = 1`).Scan(&n); err == nil {
+				if !e.raise(uint64(n)) && e.ResetAfter > 0 && uint64(n) < e.newest.Load() && len(kick) == 0 {
+					// The other instance reset it (a restarted gateway).
+					e.newest.Store(uint64(n))
+				}
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			e.log().Warn("cannot share the gateway epoch", "error", err)
+		}
+	}
+}

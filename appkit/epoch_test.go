@@ -1,0 +1,198 @@
+package appkit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func epochReq(method string, epoch int) *http.Request {
+	r := httptest.NewRequest(method, "/tasks", nil)
+	if epoch >= 0 {
+		r.Header.Set(EpochHeader, strconv.Itoa(epoch))
+	}
+	return r
+}
+
+func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+// TestFence: two instances share the newest epoch through the database;
+// a write carrying an older one is refused with 409 on either, reads and
+// requests without the header pass.
+func TestFence(t *testing.T) {
+	bothDialects(t, func(t *testing.T, d Dialect) {
+		dsn := dsnFor(t, d)
+		dbA := openRaw(t, dsn)
+		if _, err := (&Migrator{DB: dbA, Log: testLog(t)}).Migrate(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		var writes atomic.Int64
+		ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != "GET" {
+				writes.Add(1)
+			}
+		})
+		a := &Epochs{DB: dbA, Log: testLog(t)}
+		b := &Epochs{DB: openRaw(t, dsn), Log: testLog(t)}
+		fa, fb := a.Fence(ok), b.Fence(ok)
+
+		cases := []struct {
+			name  string
+			h     http.Handler
+			r     *http.Request
+			want  int
+			wrote bool
+		}{
+			{"the old master writes with epoch 1", fa, epochReq("POST", 1), 200, true},
+			{"the switch: the failover writes with epoch 2", fb, epochReq("POST", 2), 200, true},
+			{"a stale gateway still sends epoch 1 to the old master", fa, epochReq("POST", 1), 409, false},
+			{"a DELETE with epoch 1", fa, epochReq("DELETE", 1), 409, false},
+			{"a read with epoch 1 passes", fa, epochReq("GET", 1), 200, false},
+			{"no header (no gateway) passes", fa, epochReq("POST", -1), 200, true},
+			{"the old master with the new epoch", fa, epochReq("POST", 2), 200, true},
+			{"the failover gets a stale epoch", fb, epochReq("PUT", 1), 409, false},
+		}
+		for _, tc := range cases {
+			before := writes.Load()
+			w := serve(tc.h, tc.r)
+			if w.Code != tc.want || (writes.Load() > before) != tc.wrote {
+				t.Errorf("%s: %d %q (wrote %v), want %d", tc.name, w.Code, w.Body.String(), writes.Load() > before, tc.want)
+			}
+			if w.Code == 409 && !strings.Contains(w.Body.String(), "epoch 1 but epoch 2 is newer") {
+				t.Errorf("%s: refusal %q does not say why", tc.name, w.Body.String())
+			}
+		}
+	})
+}
+
+// TestFenceTx: a write that passed the middleware but commits after a
+// newer epoch was recorded is refused inside its transaction.
+func TestFenceTx(t *testing.T) {
+	db := openDB(t, Postgres)
+	e := &Epochs{DB: db}
+	ctx := testCtx(t)
+	if err := e.Check(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	reqCtx := context.WithValue(ctx, epochKey{}, uint64(3))
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.FenceTx(reqCtx, tx); err != nil {
+		t.Fatalf("epoch 3 is the newest: %v", err)
+	}
+	// The other instance records epoch 4 while this write is in flight: it
+	// waits for the write to end (the share lock)...
+	advanced := make(chan error, 1)
+	other := &Epochs{DB: openRaw(t, dsnOf(t, db))}
+	go func() { advanced <- other.Check(ctx, 4) }()
+	select {
+	case err := <-advanced:
+		t.Fatalf("epoch 4 recorded during a write fenced by epoch 3 (%v)", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-advanced; err != nil {
+		t.Fatal(err)
+	}
+	// ...and the next write with epoch 3 is refused in its transaction.
+	err = db.InTx(ctx, func(tx *sql.Tx) error { return e.FenceTx(reqCtx, tx) })
+	var fe *FenceError
+	if !errors.As(err, &fe) || !errors.Is(err, ErrFenced) || fe.Newest != 4 {
+		t.Errorf("a write with epoch 3 after 4: %v, want a FenceError naming 4", err)
+	}
+}
+
+// dsnOf finds the DSN a test database was opened with (for a second pool).
+var dsns sync.Map
+
+func dsnOf(t *testing.T, db *DB) string {
+	v, ok := dsns.Load(db)
+	if !ok {
+		t.Fatal("no DSN recorded for this database")
+	}
+	return v.(string)
+}
+
+// TestFenceReset: with ResetAfter, a gateway that restarted (its epoch
+// back to 1) is accepted once the newer epoch has been unseen that long.
+func TestFenceReset(t *testing.T) {
+	db := openDB(t, SQLite)
+	e := &Epochs{DB: db, ResetAfter: 300 * time.Millisecond, Log: testLog(t)}
+	ctx := testCtx(t)
+	if err := e.Check(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Check(ctx, 1); !errors.Is(err, ErrFenced) {
+		t.Fatalf("epoch 1 right after 7: %v, want fenced", err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if err := e.Check(ctx, 1); err != nil {
+		t.Fatalf("epoch 1 after 7 was unseen for longer than ResetAfter: %v", err)
+	}
+	if e.Newest() != 1 {
+		t.Errorf("newest %d after the reset, want 1", e.Newest())
+	}
+	if err := e.Check(ctx, 2); err != nil {
+		t.Errorf("the restarted gateway's next epoch: %v", err)
+	}
+}
+
+// TestRole: the role follows the traffic: unknown before any gateway
+// request, active while requests (or a websocket) carry the newest epoch,
+// standby once a newer epoch went elsewhere.
+func TestRole(t *testing.T) {
+	db := openDB(t, SQLite)
+	a := &Epochs{DB: db, Window: 200 * time.Millisecond}
+	b := &Epochs{DB: db, Window: 200 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, e := range []*Epochs{a, b} {
+		wg.Go(func() { e.Run(ctx) })
+	}
+	defer func() { cancel(); wg.Wait() }()
+	if a.Role() != RoleUnknown {
+		t.Errorf("before any request: %s, want unknown", a.Role())
+	}
+	if (&Epochs{Standalone: true}).Role() != RoleActive {
+		t.Error("a standalone instance is not active")
+	}
+	a.Observe(epochReq("GET", 1))
+	release := a.Hold(1)
+	if a.Role() != RoleActive {
+		t.Errorf("after a request with epoch 1: %s, want active", a.Role())
+	}
+	time.Sleep(300 * time.Millisecond)
+	if a.Role() != RoleActive {
+		t.Errorf("holding a websocket with the newest epoch: %s, want active", a.Role())
+	}
+	// The switch: b gets epoch 2; a learns it through the database.
+	b.Observe(epochReq("GET", 2))
+	deadline := time.Now().Add(3 * time.Second)
+	for a.Newest() != 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if a.Newest() != 2 {
+		t.Fatalf("a did not learn epoch 2 from the database")
+	}
+	release()
+	b.Observe(epochReq("POST", 2))
+	if a.Role() != RoleStandby || b.Role() != RoleActive {
+		t.Errorf("after the switch: a %s, b %s; want standby, active", a.Role(), b.Role())
+	}
+}
