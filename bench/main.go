@@ -174,7 +174,14 @@ func run(ctx context.Context, o *options) (err error) {
 			return fmt.Errorf("soak: %w", err)
 		}
 		rep.LoadPost = loadavg()
-		return publish(rep, root, o.out)
+		if err := publish(rep, root, o.out); err != nil {
+			return err
+		}
+		// The figure that must be zero fails the run, so scripts and CI see it.
+		if n := rep.Soak.failedReplayable(); n != 0 {
+			return fmt.Errorf("soak: %d replayable requests failed (the gateway's log is kept)", n)
+		}
+		return nil
 	case len(o.scen) > 0:
 		if rep.Scenarios, err = runScenarios(ctx, e, o.scen, o.fo); err != nil {
 			return fmt.Errorf("scenarios: %w", err)

@@ -147,6 +147,11 @@ func haproxyServersUp(sock string) (map[string]bool, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseServersState(out)
+}
+
+// parseServersState reads the answer of `show servers state`.
+func parseServersState(out string) (map[string]bool, error) {
 	var cols []string
 	up := map[string]bool{}
 	for line := range strings.Lines(out) {
