@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -389,7 +390,7 @@ func runScenarioOnce(ctx context.Context, e *env, sc *scenario, kind proxyKind, 
 		wg, ww   sync.WaitGroup
 	)
 	if kind == kindHAProxy {
-		watch = &haproxyWatch{sock: g.sock, t0: st.t0}
+		watch = &haproxyWatch{sock: g.sock, log: filepath.Join(e.dir, g.name+".log"), t0: st.t0}
 		ww.Go(func() { watch.run(wctx) })
 	}
 	wg.Go(func() { faultErr = sc.Inject(ctx, st) })

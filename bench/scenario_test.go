@@ -114,3 +114,22 @@ func TestHAProxyServersUp(t *testing.T) {
 		t.Fatal("no error for an answer without the header")
 	}
 }
+
+func TestServerEvent(t *testing.T) {
+	tests := []struct {
+		line   string
+		name   string
+		up, ok bool
+	}{
+		{"[WARNING]  (24165) : Server bench/bench-master is DOWN, reason: Layer7 timeout, check duration: 874ms.", masterName, false, true},
+		{"[WARNING]  (24165) : Server bench/bench-backup is UP, reason: Layer7 check passed, code: 200.", backupName, true, true},
+		{"[ALERT]    (24165) : backend 'bench' has no server available!", "", false, false},
+		{"[NOTICE]   (24165) : haproxy version is 2.6.12", "", false, false},
+	}
+	for _, tt := range tests {
+		name, up, ok := serverEvent(tt.line)
+		if name != tt.name || up != tt.up || ok != tt.ok {
+			t.Errorf("%q: got %q %v %v", tt.line, name, up, ok)
+		}
+	}
+}

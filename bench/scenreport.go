@@ -186,10 +186,11 @@ const scenarioMethod = `
 
 - Failed: a non-2xx answer, a transport error or the client's timeout. A request whose reused
   connection closed before any byte of an answer is sent once more (as browsers do), not failed.
-- Switches: tandem's come from ` + "`tandem history bench -o json`" + ` (its admin API); HAProxy keeps no
-  history, so the bench polls ` + "`show servers state`" + ` on its stats socket every 50ms and counts the
-  changes of the server it would send new traffic to (the master while up, else the backup while
-  up, else none); ` + "`show stat`" + `'s chkdown, the master's UP→DOWN count, is given beside it.
+- Switches: tandem's come from ` + "`tandem history bench -o json`" + ` (its admin API). HAProxy keeps no
+  history: the bench reads the servers' state from its stats socket (` + "`show servers state`" + `) at the
+  start, then tails HAProxy's stderr, which has a line per server going UP or DOWN, every 20ms, and
+  counts the changes of the server HAProxy would send new traffic to (the master while up, else the
+  backup while up, else none); ` + "`show stat`" + `'s chkdown, the master's UP→DOWN count, is given beside it.
 - "master back" is the master's restart, SIGCONT, end of the slowness, of the 500s, of the flapping
   or of the cut. "master active for good": the proxy's last switch, to the master, measured from
   then (0: it was already active again then). "first answer by master" counts only requests sent

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -51,25 +54,28 @@ func tandemSwitches(ctx context.Context, e *env, g *gateway, t0 time.Time) ([]sw
 	return recs, nil
 }
 
-// haproxyWatch polls HAProxy's stats socket and records every change of the
-// server HAProxy would send new traffic to: the master while it is up, else
-// the backup while it is up, else none. HAProxy keeps no such history, and
-// its log lines carry no sub-second time, hence polling; checks run every
-// 250ms at the fastest and a transition needs two of them, so a 50ms poll
-// misses nothing.
+// haproxyWatch records every change of the server HAProxy would send new
+// traffic to: the master while it is up, else the backup while it is up,
+// else none. HAProxy keeps no such history. Its stderr (our log file) has a
+// line for every server that goes UP or DOWN but no time of day, so the
+// watch tails that file every 20ms and stamps the lines as they come; the
+// stats socket gives the state at the start. Polling the socket alone
+// would miss a server that is up for less than a poll, which HAProxy's
+// on-error mark-down makes happen.
 type haproxyWatch struct {
-	sock string
-	t0   time.Time
+	sock, log string
+	t0        time.Time
 
 	mu      sync.Mutex
 	recs    []switchRec
+	up      map[string]bool
 	active  string
-	started bool
-	errs    int
+	offset  int64
+	partial []byte
 	lastErr error
 }
 
-const haproxyPoll = 50 * time.Millisecond
+const haproxyPoll = 20 * time.Millisecond
 
 func (w *haproxyWatch) run(ctx context.Context) {
 	t := time.NewTicker(haproxyPoll)
@@ -78,6 +84,7 @@ func (w *haproxyWatch) run(ctx context.Context) {
 		w.poll()
 		select {
 		case <-ctx.Done():
+			w.poll() // the lines written since the last tick
 			return
 		case <-t.C:
 		}
@@ -85,36 +92,85 @@ func (w *haproxyWatch) run(ctx context.Context) {
 }
 
 func (w *haproxyWatch) poll() {
-	up, err := haproxyServersUp(w.sock)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err != nil {
-		w.errs++
-		w.lastErr = err
+	if w.up == nil {
+		// The log so far is earlier scenarios' and the start's: skip it.
+		fi, err := os.Stat(w.log)
+		if err != nil {
+			w.lastErr = fmt.Errorf("haproxy log: %w", err)
+			return
+		}
+		up, err := haproxyServersUp(w.sock)
+		if err != nil {
+			w.lastErr = err
+			return
+		}
+		w.up, w.offset, w.active = up, fi.Size(), activeOf(up)
 		return
 	}
-	active := ""
+	f, err := os.Open(w.log)
+	if err != nil {
+		w.lastErr = fmt.Errorf("haproxy log: %w", err)
+		return
+	}
+	defer f.Close()
+	buf, err := io.ReadAll(io.NewSectionReader(f, w.offset, 1<<30))
+	if err != nil {
+		w.lastErr = fmt.Errorf("haproxy log: %w", err)
+		return
+	}
+	w.offset += int64(len(buf))
+	buf = append(w.partial, buf...)
+	end := bytes.LastIndexByte(buf, '\n') + 1
+	w.partial = append([]byte(nil), buf[end:]...)
+	at := time.Since(w.t0)
+	for line := range strings.Lines(string(buf[:end])) {
+		name, state, ok := serverEvent(line)
+		if !ok {
+			continue
+		}
+		w.up[name] = state
+		if a := activeOf(w.up); a != w.active {
+			w.recs = append(w.recs, switchRec{At: at, From: w.active, To: a, Why: strings.TrimSpace(line)})
+			w.active = a
+		}
+	}
+}
+
+// serverEvent reads HAProxy's "Server bench/NAME is UP" (or DOWN) line.
+func serverEvent(line string) (name string, up, ok bool) {
+	_, rest, found := strings.Cut(line, "Server bench/")
+	if !found {
+		return "", false, false
+	}
+	name, rest, found = strings.Cut(rest, " is ")
+	switch {
+	case !found:
+		return "", false, false
+	case strings.HasPrefix(rest, "UP"):
+		return name, true, true
+	case strings.HasPrefix(rest, "DOWN"):
+		return name, false, true
+	}
+	return "", false, false
+}
+
+func activeOf(up map[string]bool) string {
 	switch {
 	case up[masterName]:
-		active = masterName
+		return masterName
 	case up[backupName]:
-		active = backupName
+		return backupName
 	}
-	if !w.started {
-		w.started, w.active = true, active
-		return
-	}
-	if active != w.active {
-		w.recs = append(w.recs, switchRec{At: time.Since(w.t0), From: w.active, To: active, Why: "stats socket"})
-		w.active = active
-	}
+	return ""
 }
 
 func (w *haproxyWatch) switches() ([]switchRec, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.started {
-		return nil, fmt.Errorf("HAProxy stats socket never answered: %w", w.lastErr)
+	if w.up == nil {
+		return nil, fmt.Errorf("HAProxy's state never read: %w", w.lastErr)
 	}
 	return append([]switchRec(nil), w.recs...), nil
 }
