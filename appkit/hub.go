@@ -65,6 +65,8 @@ type Hub struct {
 
 	startMu sync.Mutex
 	started bool
+	done    chan struct{} // closed when Run ends: websockets are told to go away
+
 
 	clients atomic.Int64
 }
@@ -79,6 +81,7 @@ func (h *Hub) init() {
 	h.once.Do(func() {
 		h.wake = make(chan struct{}, 1)
 		h.subs = map[*subscriber]struct{}{}
+		h.done = make(chan struct{})
 	})
 }
 
@@ -193,6 +196,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	if err := h.start(ctx); err != nil {
 		return err
 	}
+	// http.Server.Shutdown leaves hijacked connections alone: end them
+	// here, with 1001 so that clients reconnect (to the other instance).
+	defer close(h.done)
 	poll := h.Poll
 	if poll <= 0 {
 		poll = 250 * time.Millisecond
@@ -379,6 +385,9 @@ func (h *Hub) serve(ctx context.Context, c *websocket.Conn, since int64) error {
 	for {
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-h.done:
+			c.Close(websocket.StatusGoingAway, "server shutting down")
 			return nil
 		case <-sub.gone:
 			c.Close(websocket.StatusTryAgainLater, "too slow; reconnect with since")

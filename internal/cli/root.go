@@ -48,7 +48,7 @@ func NewRoot(name string) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(gatewayCmd(), checkCmd(), demoCmd(), demoAppCmd())
+	root.AddCommand(gatewayCmd(), checkCmd(), demoCmd(), demoAppCmd(), taskboardCmd())
 	root.AddCommand(adminCmds()...)
 	return root
 }
