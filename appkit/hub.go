@@ -67,7 +67,6 @@ type Hub struct {
 	started bool
 	done    chan struct{} // closed when Run ends: websockets are told to go away
 
-
 	clients atomic.Int64
 }
 
