@@ -257,11 +257,60 @@ func pgConn(t *testing.T, dsn string) *pgx.Conn {
 	return c
 }
 
+// querier reads the database under test, PostgreSQL or SQLite.
+type querier struct {
+	t  *testing.T
+	db *appkit.DB
+}
+
+func (q querier) int(query string) int {
+	q.t.Helper()
+	var n int
+	if err := q.db.QueryRowContext(context.Background(), query).Scan(&n); err != nil {
+		q.t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// counts is how many times each task title is in the database.
+func (q querier) counts() map[string]int {
+	q.t.Helper()
+	rows, err := q.db.QueryContext(context.Background(), `SELECT title, COUNT(*) FROM tasks GROUP BY title`)
+	if err != nil {
+		q.t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var title string
+		var n int
+		if err := rows.Scan(&title, &n); err != nil {
+			q.t.Fatal(err)
+		}
+		out[title] = n
+	}
+	return out
+}
+
+func openQuerier(t *testing.T, dsn string) querier {
+	t.Helper()
+	db, err := appkit.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return querier{t: t, db: db}
+}
+
 // TestTaskboard runs the task board scenarios on one PostgreSQL (a fresh
 // database each).
 func TestTaskboard(t *testing.T) {
 	pg := pgtest.New(t)
-	t.Run("KillMasterUnderWriters", func(t *testing.T) { testBoardKillMaster(t, pg) })
+	t.Run("KillMasterUnderWriters", func(t *testing.T) { testBoardKillMaster(t, pg.NewDB(t)) })
+	// tandem demo's setup: both processes on one SQLite file.
+	t.Run("KillMasterUnderWritersSQLite", func(t *testing.T) {
+		testBoardKillMaster(t, filepath.Join(t.TempDir(), "board.db"))
+	})
 	t.Run("OldBinaryRefuses", func(t *testing.T) { testBoardOldBinary(t, pg) })
 	t.Run("ConcurrentStartMigratesOnce", func(t *testing.T) { testBoardConcurrentStart(t, pg) })
 	t.Run("Browser", func(t *testing.T) { testBoardBrowser(t, pg) })
@@ -282,8 +331,8 @@ type writeOutcome struct {
 // client is in the database afterwards, none is applied twice; the
 // session keeps working on the failover without a new login; a websocket
 // client is told 1012, reconnects and receives every event it missed.
-func testBoardKillMaster(t *testing.T, pg *pgtest.Server) {
-	dsn, keys := pg.NewDB(t), boardKeys(t)
+func testBoardKillMaster(t *testing.T, dsn string) {
+	keys := boardKeys(t)
 	master := startBoard(t, "master", dsn, keys, 200)
 	failover := startBoard(t, "failover", dsn, keys, 200)
 	g := startGateway(t, gwConfig(master, failover)+boardHealth)
@@ -354,20 +403,8 @@ func testBoardKillMaster(t *testing.T, pg *pgtest.Server) {
 	}
 
 	// What the database holds.
-	db := pgConn(t, dsn)
-	ctx := context.Background()
-	counts := map[string]int{}
-	rows, err := db.Query(ctx, `SELECT title, COUNT(*) FROM tasks GROUP BY title`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var title string
-		var n int
-		rows.Scan(&title, &n)
-		counts[title] = n
-	}
-	rows.Close()
+	db := openQuerier(t, dsn)
+	counts := db.counts()
 	var acked, firstFailed, afterKill, byFailover int
 	firstStatuses := map[int]int{}
 	for _, o := range outcomes {
@@ -398,10 +435,7 @@ func testBoardKillMaster(t *testing.T, pg *pgtest.Server) {
 			t.Errorf("task %q is in the database %d times", title, n)
 		}
 	}
-	var replays int
-	if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM appkit_idempotency`).Scan(&replays); err != nil {
-		t.Fatal(err)
-	}
+	replays := db.int(`SELECT COUNT(*) FROM appkit_idempotency`)
 	t.Logf("%d writes acknowledged (%d after the kill, %d of them by the failover), %d needed a client retry (first answers %v, 0 = transport error); %d tasks in the database, %d idempotency keys",
 		acked, afterKill, byFailover, firstFailed, firstStatuses, len(counts), replays)
 	if acked < 50 || byFailover == 0 {
@@ -410,10 +444,7 @@ func testBoardKillMaster(t *testing.T, pg *pgtest.Server) {
 
 	// The websocket: closed with 1012 by the gateway, reconnected to the
 	// failover, and every event delivered once, in order, none missing.
-	var last int64
-	if err := db.QueryRow(ctx, `SELECT n FROM appkit_counter WHERE name = 'events'`).Scan(&last); err != nil {
-		t.Fatal(err)
-	}
+	last := int64(db.int(`SELECT n FROM appkit_counter WHERE name = 'events'`))
 	if !untilTrue(5*time.Second, func() bool { return hub.lastID() >= last }) {
 		t.Errorf("the websocket client got up to event %d of %d", hub.lastID(), last)
 	}
