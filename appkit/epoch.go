@@ -27,8 +27,9 @@ const (
 	// RoleStandby: it has seen the gateway, but not lately with the newest
 	// epoch (a newer one went to the other instance).
 	RoleStandby Role = "standby"
-	// RoleUnknown: no request from a gateway yet (health checks carry no
-	// epoch), and the instance was not told it runs on its own.
+	// RoleUnknown: no gateway epoch seen yet, here or (with a DB) by the
+	// other instance (health checks carry none), and the instance was not
+	// told it runs on its own.
 	RoleUnknown Role = "unknown"
 )
 
@@ -172,10 +173,16 @@ func (e *Epochs) Hold(epoch uint64) func() {
 // Role infers the instance's role from the traffic it gets.
 func (e *Epochs) Role() Role {
 	if !e.seen.Load() {
-		if e.Standalone {
+		switch {
+		case e.Standalone:
 			return RoleActive
+		case e.newest.Load() == 0:
+			return RoleUnknown
+		default:
+			// The other instance records the gateway's epochs: it gets the
+			// traffic, this one only health checks.
+			return RoleStandby
 		}
-		return RoleUnknown
 	}
 	newest := e.newest.Load()
 	if time.Since(time.Unix(0, e.activeAt.Load())) < e.window() {

@@ -177,6 +177,14 @@ func TestRole(t *testing.T) {
 	if a.Role() != RoleActive {
 		t.Errorf("after a request with epoch 1: %s, want active", a.Role())
 	}
+	// b has seen no gateway request, but learns from the database that the
+	// gateway sends its traffic elsewhere.
+	for deadline := time.Now().Add(3 * time.Second); b.Role() != RoleStandby && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if b.Role() != RoleStandby {
+		t.Errorf("the instance without traffic: %s, want standby", b.Role())
+	}
 	time.Sleep(300 * time.Millisecond)
 	if a.Role() != RoleActive {
 		t.Errorf("holding a websocket with the newest epoch: %s, want active", a.Role())

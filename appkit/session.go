@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -31,8 +32,10 @@ type Sessions struct {
 	Name string
 	// MaxAge ends a session unused for this long (default 12h).
 	MaxAge time.Duration
-	// Secure sets the cookie's Secure attribute (it is also set for a
-	// request that came over TLS).
+	// Secure sets the cookie's Secure attribute. It is also set for a
+	// request that came over TLS, or through a proxy that says so with
+	// X-Forwarded-Proto: https (believing a client that lies about it only
+	// makes its own cookie stricter).
 	Secure bool
 }
 
@@ -131,7 +134,7 @@ func (m *Sessions) Save(w http.ResponseWriter, r *http.Request, s *Session) {
 		Path:     "/",
 		MaxAge:   int(m.maxAge() / time.Second),
 		HttpOnly: true,
-		Secure:   m.Secure || r.TLS != nil,
+		Secure:   m.Secure || r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"),
 		SameSite: http.SameSiteLaxMode,
 	})
 }

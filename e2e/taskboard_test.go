@@ -151,6 +151,18 @@ func (u *boardUser) cookieHeader() http.Header {
 	return h
 }
 
+// boardRole is the role an instance's /status reports.
+func boardRole(a *app) string {
+	resp, err := http.Get("http://" + a.addr + "/status")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var st appkit.StatusBody
+	json.NewDecoder(resp.Body).Decode(&st)
+	return string(st.Role)
+}
+
 // hubClient follows the hub the way appkit's hub.js does: it reconnects
 // after every close, with ?since= the last event id it got.
 type hubClient struct {
@@ -344,6 +356,11 @@ func testBoardKillMaster(t *testing.T, dsn string) {
 		t.Fatalf("board served by %q before the kill, want master", before.servedBy)
 	}
 	hub := followHub(t, u, before.EventID)
+	// Each instance's own view of its role (/status, from the gateway's
+	// epochs shared through the database).
+	if !untilTrue(3*time.Second, func() bool { return boardRole(master) == "active" && boardRole(failover) == "standby" }) {
+		t.Errorf("roles before the kill: master %s, failover %s; want active, standby", boardRole(master), boardRole(failover))
+	}
 
 	const writers = 8
 	var (
@@ -400,6 +417,10 @@ func testBoardKillMaster(t *testing.T, dsn string) {
 	}
 	if status, by, err := u.post("/api/tasks", "after-the-switch", `{"title": "after-the-switch"}`); status != 201 || by != "failover" {
 		t.Errorf("a write with the master's session and CSRF token after the switch: %d by %q (%v), want 201 by the failover", status, by, err)
+	}
+
+	if role := boardRole(failover); role != "active" {
+		t.Errorf("the failover's role after the switch: %s, want active", role)
 	}
 
 	// What the database holds.
