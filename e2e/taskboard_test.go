@@ -9,12 +9,14 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +31,9 @@ import (
 // started by the test, behind the real gateway.
 
 const boardPassword = "correct-horse"
+
+// demoPassword is what `tandem demo` seeds and prints.
+const demoPassword = "tandem-demo"
 
 // boardHealth detects a dead master within about 300ms.
 const boardHealth = `    health: {path: /status, expect: {status: 200, body: version}, interval: 200ms, fastInterval: 100ms, timeout: 150ms, rise: 2, fall: 2}
@@ -72,6 +77,11 @@ var csrfField = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 // loginBoard logs name in through the login form at base.
 func loginBoard(t *testing.T, base, name string) *boardUser {
 	t.Helper()
+	return loginBoardWith(t, base, name, boardPassword)
+}
+
+func loginBoardWith(t *testing.T, base, name, password string) *boardUser {
+	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	u := &boardUser{t: t, base: base, c: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
 	resp, err := u.c.Get(base + "/login")
@@ -84,7 +94,7 @@ func loginBoard(t *testing.T, base, name string) *boardUser {
 	if m == nil {
 		t.Fatalf("login page without a CSRF field: %d %s", resp.StatusCode, page)
 	}
-	resp, err = u.c.PostForm(base+"/login", url.Values{"csrf_token": {string(m[1])}, "name": {name}, "password": {boardPassword}})
+	resp, err = u.c.PostForm(base+"/login", url.Values{"csrf_token": {string(m[1])}, "name": {name}, "password": {password}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,10 +413,10 @@ func testBoardKillMaster(t *testing.T, dsn string) {
 			}
 		})
 	}
-	time.Sleep(1200 * time.Millisecond)
+	time.Sleep(800 * time.Millisecond)
 	killAt := time.Now()
 	master.kill()
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(time.Second)
 	close(stop)
 	wg.Wait()
 
@@ -419,6 +429,21 @@ func testBoardKillMaster(t *testing.T, dsn string) {
 		t.Errorf("a write with the master's session and CSRF token after the switch: %d by %q (%v), want 201 by the failover", status, by, err)
 	}
 
+	// The failover's in-memory board has every acknowledged write, the
+	// master's last ones included.
+	onBoard := map[string]bool{}
+	for _, task := range after.Tasks {
+		onBoard[task.Title] = true
+	}
+	missing := 0
+	for _, o := range outcomes {
+		if o.acked && !onBoard[o.key] {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d acknowledged writes missing from the failover's board (%d tasks on it)", missing, len(after.Tasks))
+	}
 	if role := boardRole(failover); role != "active" {
 		t.Errorf("the failover's role after the switch: %s, want active", role)
 	}
@@ -607,4 +632,45 @@ func testBoardBrowser(t *testing.T, pg *pgtest.Server) {
 	b.until(time.Second, "no reload, no login", `window.__noReload === 42 && location.pathname === "/" && document.getElementById("message").hidden`)
 	b.screenshot(filepath.Join(artifactDir(t), "taskboard.png"))
 	b.checkConsole()
+}
+
+// TestTaskboardDemo: `tandem demo` starts the gateway and two task boards,
+// prints how to log in, and the printed login works through the gateway,
+// also after the master is killed.
+func TestTaskboardDemo(t *testing.T) {
+	listen, admin, master, failover := freePort(t), freePort(t), freePort(t), freePort(t)
+	d := start(t, "demo", "demo", "--listen", listen, "--admin", admin, "--master", master, "--failover", failover, "--restart-after", "1m")
+	// SIGTERM, not the harness's SIGKILL: the demo stops its instances.
+	t.Cleanup(func() {
+		d.signal(syscall.SIGTERM)
+		d.wait(15 * time.Second)
+	})
+	if !untilTrue(20*time.Second, func() bool { return strings.Contains(d.out.String(), "log in as alice or bob, password") }) {
+		t.Fatal("the demo did not print how to log in within 20s")
+	}
+	m := regexp.MustCompile(`password (\S+)\)`).FindStringSubmatch(d.out.String())
+	if m == nil || m[1] != demoPassword {
+		t.Fatalf("the demo's login line: %q", m)
+	}
+	u := loginBoardWith(t, "http://"+listen, "alice", demoPassword)
+	if status, by, err := u.post("/api/tasks", "demo-1", `{"title": "demo"}`); status != 201 || by != "master" {
+		t.Fatalf("a write through the demo: %d by %q (%v), want 201 by the master", status, by, err)
+	}
+	if !strings.Contains(d.out.String(), "pkill -KILL -f 'taskboard --name master'") {
+		t.Fatal("the demo does not print how to kill the master")
+	}
+	// What the printed command matches: the master's process.
+	out, err := exec.Command("pgrep", "-f", "taskboard --name master --addr "+master).Output()
+	if err != nil {
+		t.Fatalf("the printed pattern matches no process: %v", err)
+	}
+	for _, pid := range strings.Fields(string(out)) {
+		exec.Command("kill", "-KILL", pid).Run()
+	}
+	if !untilTrue(5*time.Second, func() bool { return u.board().servedBy == "failover" }) {
+		t.Fatal("the demo did not switch to the failover within 5s of killing the master")
+	}
+	if b := u.board(); b.User != "alice" || len(b.Tasks) != 1 {
+		t.Errorf("after the kill: %+v, want alice's board with the task", b)
+	}
 }

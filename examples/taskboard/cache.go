@@ -87,6 +87,13 @@ func (b *board) event(ev appkit.Event) {
 	b.eventID = max(b.eventID, ev.ID)
 }
 
+// lastEvent is the last event the cache reflects.
+func (b *board) lastEvent() int64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.eventID
+}
+
 // snapshot returns the live tasks in id order and the event id they
 // reflect: a page that shows them resumes the hub from that id.
 func (b *board) snapshot() ([]Task, int64, bool) {

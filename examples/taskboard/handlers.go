@@ -140,8 +140,34 @@ func (a *App) apiBoard(w http.ResponseWriter, r *http.Request) {
 	if s == nil {
 		return
 	}
+	a.catchUp(r.Context())
 	tasks, eventID, _ := a.board.snapshot()
 	writeJSON(w, 200, BoardView{User: s.User, CSRF: s.CSRF, Server: a.cfg.Name, EventID: eventID, Tasks: tasks})
+}
+
+// catchUp brings the cache up to the database's newest event before it
+// is read: one single-row query when it is current, the missing events
+// when the other instance wrote since the hub last polled (just after a
+// switch, a write the old master committed a moment ago).
+func (a *App) catchUp(ctx context.Context) {
+	have := a.board.lastEvent()
+	last, err := a.hub.LastID(ctx, a.db)
+	if err != nil || last <= have {
+		return
+	}
+	evs, covered, err := a.hub.Since(ctx, have, 1000)
+	if err != nil {
+		return
+	}
+	if !covered || int64(len(evs)) < last-have {
+		if err := a.board.load(ctx, a.db); err != nil {
+			a.log.Warn("cache not reloaded", "error", err)
+		}
+		return
+	}
+	for _, ev := range evs {
+		a.board.event(ev)
+	}
 }
 
 // errResponse is a stored answer that refuses the request.
