@@ -120,9 +120,10 @@ func kitSchema(d Dialect) []string {
 		`CREATE TABLE IF NOT EXISTS appkit_fence (
 			id INTEGER PRIMARY KEY,
 			epoch BIGINT NOT NULL,
-			seen_at_ms BIGINT NOT NULL
+			seen_at_ms BIGINT NOT NULL,
+			owner TEXT NOT NULL
 		)`,
-		`INSERT INTO appkit_fence (id, epoch, seen_at_ms) VALUES (1, 0, 0) ON CONFLICT (id) DO NOTHING`,
+		`INSERT INTO appkit_fence (id, epoch, seen_at_ms, owner) VALUES (1, 0, 0, '') ON CONFLICT (id) DO NOTHING`,
 		`CREATE TABLE IF NOT EXISTS appkit_idempotency (
 			scope TEXT NOT NULL,
 			key TEXT NOT NULL,

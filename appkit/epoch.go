@@ -58,6 +58,12 @@ type Epochs struct {
 	// DB, when set, persists the newest epoch (table appkit_fence) so
 	// that both instances agree on it.
 	DB *DB
+	// Instance names this instance. The instance that first sees an epoch
+	// is recorded as its server, and a write with an older epoch that
+	// reaches that server is accepted: it is a late request (a gateway
+	// retry keeps its first attempt's epoch) on the right server. Empty:
+	// every older epoch is refused.
+	Instance string
 	// Window is how long a request with the newest epoch keeps the role
 	// active (default 5s).
 	Window time.Duration
@@ -220,8 +226,9 @@ func EpochFrom(ctx context.Context) (uint64, bool) {
 
 // Fence refuses, with 409 and a message that says why, an unsafe request
 // (not GET, HEAD, OPTIONS, TRACE) that carries an epoch older than the
-// newest seen by either instance. Requests without the header (no gateway
-// in front) pass. It observes every request as Middleware does.
+// newest seen by either instance, unless it reached the newest epoch's
+// server (see Instance). Requests without the header (no gateway in
+// front) pass. It observes every request as Middleware does.
 //
 // The check runs before the handler; for a check that holds until the
 // write commits, call FenceTx inside the write's transaction.
@@ -253,7 +260,9 @@ func (e *Epochs) Fence(next http.Handler) http.Handler {
 }
 
 // Check returns a *FenceError if epoch n is older than the newest one
-// known here or in the database. A newer n becomes the newest.
+// known here or in the database, unless this instance is the newest
+// epoch's server (see Instance). A newer n becomes the newest, and this
+// instance its server.
 func (e *Epochs) Check(ctx context.Context, n uint64) error {
 	if newest := e.newest.Load(); n < newest && e.DB == nil {
 		return &FenceError{Got: n, Newest: newest}
@@ -261,28 +270,34 @@ func (e *Epochs) Check(ctx context.Context, n uint64) error {
 	if e.DB == nil {
 		return nil
 	}
-	dbEpoch, seenAt, err := e.advance(ctx, n)
+	f, err := e.advance(ctx, n)
 	if err != nil {
 		return err
 	}
-	if dbEpoch > n {
-		if e.ResetAfter > 0 && time.Since(time.UnixMilli(seenAt)) > e.ResetAfter {
+	if f.epoch > n {
+		if e.Instance != "" && f.owner == e.Instance {
+			// A late request routed before the switch (a gateway retry
+			// carries the epoch of its first attempt) that reached the
+			// newest epoch's server anyway: writing here splits nothing.
+			return nil
+		}
+		if e.ResetAfter > 0 && time.Since(time.UnixMilli(f.seenAt)) > e.ResetAfter {
 			// Nobody has seen the newer epoch for a while: the gateway
 			// was restarted and counts again from its start.
-			res, err := e.DB.ExecContext(ctx, `UPDATE appkit_fence SET epoch = $1, seen_at_ms = $2 WHERE id = 1 AND epoch = $3`,
-				int64(n), nowMS(), int64(dbEpoch))
+			res, err := e.DB.ExecContext(ctx, `UPDATE appkit_fence SET epoch = $1, seen_at_ms = $2, owner = $3 WHERE id = 1 AND epoch = $4`,
+				int64(n), nowMS(), e.Instance, int64(f.epoch))
 			if err != nil {
 				return fmt.Errorf("appkit: reset fence epoch: %w", err)
 			}
 			if k, _ := res.RowsAffected(); k == 1 {
-				e.log().Warn("gateway epoch went back; newest epoch reset", "from", dbEpoch, "to", n, "unseen_for", time.Since(time.UnixMilli(seenAt)).Round(time.Millisecond))
+				e.log().Warn("gateway epoch went back; newest epoch reset", "from", f.epoch, "to", n, "unseen_for", time.Since(time.UnixMilli(f.seenAt)).Round(time.Millisecond))
 				e.newest.Store(n)
 				return nil
 			}
 			return e.Check(ctx, n)
 		}
-		e.raise(dbEpoch)
-		return &FenceError{Got: n, Newest: dbEpoch}
+		e.raise(f.epoch)
+		return &FenceError{Got: n, Newest: f.epoch}
 	}
 	// The newest epoch is in use: say so, at most once a second, so that
 	// ResetAfter measures silence and not traffic.
@@ -295,20 +310,31 @@ func (e *Epochs) Check(ctx context.Context, n uint64) error {
 	return nil
 }
 
-// advance raises the database's epoch to n if lower, and returns it with
-// when it was last seen in use.
-func (e *Epochs) advance(ctx context.Context, n uint64) (uint64, int64, error) {
-	var epoch, seenAt int64
+// fence is the shared row: the newest epoch, when it was last seen in
+// use, and the instance that saw it first (its server).
+type fence struct {
+	epoch  uint64
+	seenAt int64
+	owner  string
+}
+
+// advance raises the database's epoch to n if lower, making this instance
+// its server, and returns the row.
+func (e *Epochs) advance(ctx context.Context, n uint64) (fence, error) {
+	var f fence
+	var epoch int64
 	err := e.DB.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE appkit_fence SET epoch = $1, seen_at_ms = $2 WHERE id = 1 AND epoch < $1`, int64(n), nowMS()); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE appkit_fence SET epoch = $1, seen_at_ms = $2, owner = $3 WHERE id = 1 AND epoch < $1`,
+			int64(n), nowMS(), e.Instance); err != nil {
 			return err
 		}
-		return tx.QueryRowContext(ctx, `SELECT epoch, seen_at_ms FROM appkit_fence WHERE id = 1`).Scan(&epoch, &seenAt)
+		return tx.QueryRowContext(ctx, `SELECT epoch, seen_at_ms, owner FROM appkit_fence WHERE id = 1`).Scan(&epoch, &f.seenAt, &f.owner)
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("appkit: fence epoch: %w", err)
+		return fence{}, fmt.Errorf("appkit: fence epoch: %w", err)
 	}
-	return uint64(epoch), seenAt, nil
+	f.epoch = uint64(epoch)
+	return f, nil
 }
 
 // FenceTx checks, inside the write's own transaction, that the request's
@@ -321,15 +347,16 @@ func (e *Epochs) FenceTx(ctx context.Context, tx *sql.Tx) error {
 	if !ok || e.DB == nil {
 		return nil
 	}
-	q := `SELECT epoch FROM appkit_fence WHERE id = 1`
+	q := `SELECT epoch, owner FROM appkit_fence WHERE id = 1`
 	if e.DB.Dialect == Postgres {
 		q += ` FOR SHARE`
 	}
 	var epoch int64
-	if err := tx.QueryRowContext(ctx, q).Scan(&epoch); err != nil {
+	var owner string
+	if err := tx.QueryRowContext(ctx, q).Scan(&epoch, &owner); err != nil {
 		return fmt.Errorf("appkit: fence epoch: %w", err)
 	}
-	if uint64(epoch) > n {
+	if uint64(epoch) > n && (e.Instance == "" || owner != e.Instance) {
 		e.raise(uint64(epoch))
 		return &FenceError{Got: n, Newest: uint64(epoch)}
 	}
@@ -357,9 +384,9 @@ func (e *Epochs) Run(ctx context.Context) error {
 			return nil
 		case <-kick:
 			// An observed epoch is newer than any known: record it.
-			var dbEpoch uint64
-			if dbEpoch, _, err = e.advance(ctx, e.newest.Load()); err == nil {
-				e.raise(dbEpoch)
+			var f fence
+			if f, err = e.advance(ctx, e.newest.Load()); err == nil {
+				e.raise(f.epoch)
 			}
 		case <-t.C:
 			var n int64

@@ -77,6 +77,50 @@ func TestFence(t *testing.T) {
 	})
 }
 
+// TestFenceLateRequest: with instance names, a write carrying the old
+// epoch that reaches the newest epoch's server (a gateway retry keeps its
+// first attempt's epoch) is accepted; the old master still refuses it.
+func TestFenceLateRequest(t *testing.T) {
+	dsn := dsnFor(t, Postgres)
+	db := openRaw(t, dsn)
+	if _, err := (&Migrator{DB: db, Log: testLog(t)}).Migrate(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	master := (&Epochs{DB: db, Instance: "master", Log: testLog(t)}).Fence(ok)
+	failover := (&Epochs{DB: openRaw(t, dsn), Instance: "failover", Log: testLog(t)}).Fence(ok)
+	for _, tc := range []struct {
+		name string
+		h    http.Handler
+		r    *http.Request
+		want int
+	}{
+		{"the master writes with epoch 1", master, epochReq("POST", 1), 200},
+		{"the switch: the failover gets epoch 2 first", failover, epochReq("POST", 2), 200},
+		{"a retry with epoch 1 reaches the failover", failover, epochReq("POST", 1), 200},
+		{"a stale gateway's epoch 1 reaches the old master", master, epochReq("POST", 1), 409},
+	} {
+		if w := serve(tc.h, tc.r); w.Code != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, w.Code, w.Body.String(), tc.want)
+		}
+	}
+	// Inside the write's transaction too.
+	e := &Epochs{DB: db, Instance: "failover"}
+	err := db.InTx(testCtx(t), func(tx *sql.Tx) error {
+		return e.FenceTx(context.WithValue(testCtx(t), epochKey{}, uint64(1)), tx)
+	})
+	if err != nil {
+		t.Errorf("FenceTx of a late request on the newest epoch's server: %v", err)
+	}
+	e.Instance = "master"
+	err = db.InTx(testCtx(t), func(tx *sql.Tx) error {
+		return e.FenceTx(context.WithValue(testCtx(t), epochKey{}, uint64(1)), tx)
+	})
+	if !errors.Is(err, ErrFenced) {
+		t.Errorf("FenceTx of epoch 1 on the old master: %v, want fenced", err)
+	}
+}
+
 // TestFenceTx: a write that passed the middleware but commits after a
 // newer epoch was recorded is refused inside its transaction.
 func TestFenceTx(t *testing.T) {

@@ -448,6 +448,27 @@ func testBoardKillMaster(t *testing.T, dsn string) {
 		t.Errorf("the failover's role after the switch: %s, want active", role)
 	}
 
+	// A client that never got the master's answer sends its write again,
+	// now to the failover: the same answer, nothing applied twice.
+	resent := 0
+	for _, o := range outcomes {
+		if o.acked && o.by == "master" && resent < 5 {
+			resent++
+			req, _ := http.NewRequest("POST", base+"/api/tasks", strings.NewReader(fmt.Sprintf(`{"title": %q}`, o.key)))
+			req.Header.Set(appkit.CSRFHeader, u.csrf)
+			req.Header.Set(appkit.IdempotencyHeader, o.key)
+			resp, err := u.c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 201 || resp.Header.Get("Idempotent-Replayed") != "true" || resp.Header.Get("X-Served-By") != "failover" {
+				t.Errorf("write %s sent again after the switch: %d, replayed %q, by %q; want the stored 201 from the failover",
+					o.key, resp.StatusCode, resp.Header.Get("Idempotent-Replayed"), resp.Header.Get("X-Served-By"))
+			}
+		}
+	}
+
 	// What the database holds.
 	db := openQuerier(t, dsn)
 	counts := db.counts()
@@ -482,8 +503,14 @@ func testBoardKillMaster(t *testing.T, dsn string) {
 		}
 	}
 	replays := db.int(`SELECT COUNT(*) FROM appkit_idempotency`)
-	t.Logf("%d writes acknowledged (%d after the kill, %d of them by the failover), %d needed a client retry (first answers %v, 0 = transport error); %d tasks in the database, %d idempotency keys",
-		acked, afterKill, byFailover, firstFailed, firstStatuses, len(counts), replays)
+	t.Logf("%d writes acknowledged (%d after the kill, %d of them by the failover), %d needed a client retry (first answers %v, 0 = transport error); "+
+		"%d tasks in the database, %d idempotency keys, %d replays answered from a stored result",
+		acked, afterKill, byFailover, firstFailed, firstStatuses, len(counts), replays, strings.Count(failover.out.String(), `msg="idempotent replay"`))
+	// The gateway replays a keyed POST whose server died: none should
+	// reach the client as a failure.
+	if firstFailed > 0 {
+		t.Errorf("%d writes failed at their first attempt (%v); the gateway should have replayed them on the failover", firstFailed, firstStatuses)
+	}
 	if acked < 50 || byFailover == 0 {
 		t.Errorf("too little load to mean anything: %d acknowledged, %d by the failover", acked, byFailover)
 	}

@@ -110,7 +110,7 @@ func New(cfg Config) (*App, error) {
 	log := cfg.Log.With("instance", cfg.Name)
 	a := &App{cfg: cfg, log: log}
 	a.status = appkit.NewStatus(cfg.Name, Version)
-	a.epochs = &appkit.Epochs{Standalone: cfg.Standalone, ResetAfter: cfg.FenceResetAfter, Log: log}
+	a.epochs = &appkit.Epochs{Instance: cfg.Name, Standalone: cfg.Standalone, ResetAfter: cfg.FenceResetAfter, Log: log}
 	a.status.Epochs = a.epochs
 	a.sessions = &appkit.Sessions{Keys: cfg.Keys, Name: "taskboard_session"}
 	return a, nil
