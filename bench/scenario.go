@@ -456,16 +456,19 @@ func switchTimes(recs []switchRec, fault, back time.Duration) (sw, fb time.Durat
 
 // runScenarios runs each named scenario against tandem, then HAProxy.
 func runScenarios(ctx context.Context, e *env, names []string, o foOpts) ([]*scResult, error) {
-	var out []*scResult
+	// Namespaces first: without root, say so before minutes of other scenarios.
 	for _, name := range names {
-		sc := scenarioDef(name, o)
-		if sc.Sites > 0 && e.lab == nil {
+		if scenarioDef(name, o).Sites > 0 && e.lab == nil {
 			lab, err := newNetLab()
 			if err != nil {
-				return nil, fmt.Errorf("scenario %s: %w", name, err)
+				return nil, fmt.Errorf("scenario %s: %w (leave out blackhole and dc)", name, err)
 			}
 			e.lab = lab
 		}
+	}
+	var out []*scResult
+	for _, name := range names {
+		sc := scenarioDef(name, o)
 		for _, kind := range []proxyKind{kindTandem, kindHAProxy} {
 			fmt.Fprintf(os.Stderr, "scenario %s behind %s (%v)\n", name, kind, sc.Length)
 			var r *scResult
