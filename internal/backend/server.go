@@ -63,6 +63,9 @@ type Server struct {
 	state   atomic.Int32
 	drained atomic.Bool  // an operator took it out of service
 	since   atomic.Int64 // unix nanoseconds of the last transition
+	// heldUntil (unix nanoseconds) keeps a server that failed live traffic
+	// down even if its checks pass: the checks are not what failed.
+	heldUntil atomic.Int64
 	last    atomic.Pointer[CheckResult]
 
 	// notify is called after every transition, outside any lock.
@@ -157,6 +160,9 @@ func (s *Server) ReportCheck(r CheckResult, rise, fall int) {
 	case cur == Unknown:
 		s.transition(cur, Down, "first check failed: "+r.Detail)
 	case cur == Down && r.OK && oks >= rise:
+		if time.Now().UnixNano() < s.heldUntil.Load() {
+			return // taken out by its traffic; the hold ends by itself
+		}
 		s.transition(cur, Up, "check passed "+strconv.Itoa(oks)+" times in a row")
 	case cur == Up && !r.OK && fails >= fall:
 		s.transition(cur, Down, "check failed "+strconv.Itoa(fails)+" times in a row: "+r.Detail)
@@ -195,9 +201,28 @@ func (s *Server) MarkDown(reason string) bool {
 	}
 }
 
-// SoftFailure records a timeout or 5xx seen on live traffic; maxFails of
-// them within window mark the server down.
+// SoftFailure records a timeout or a broken exchange seen on live traffic;
+// maxFails of them within window mark the server down.
 func (s *Server) SoftFailure(reason string, maxFails int, window time.Duration) bool {
+	return s.softFailure(reason, maxFails, window, false)
+}
+
+// FailedAnswer records a 5xx answer. When maxFails of them within window
+// take the server down, it stays down for window whatever its checks say:
+// they passed all along, so their passing again proves nothing.
+func (s *Server) FailedAnswer(reason string, maxFails int, window time.Duration) bool {
+	return s.softFailure(reason, maxFails, window, true)
+}
+
+// HeldUntil returns when a hold after failed answers ends (zero if none).
+func (s *Server) HeldUntil() time.Time {
+	if n := s.heldUntil.Load(); n > time.Now().UnixNano() {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+func (s *Server) softFailure(reason string, maxFails int, window time.Duration, hold bool) bool {
 	if maxFails <= 0 {
 		return false
 	}
@@ -213,6 +238,10 @@ func (s *Server) SoftFailure(reason string, maxFails int, window time.Duration) 
 	n := len(s.failures)
 	s.mu.Unlock()
 	if n >= maxFails {
+		if hold {
+			s.heldUntil.Store(now.Add(window).UnixNano())
+			reason += "; held down for " + window.String()
+		}
 		return s.MarkDown(reason + " (" + strconv.Itoa(n) + " failures within " + window.String() + ")")
 	}
 	return false

@@ -489,3 +489,38 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("a forgotten server came back")
 	}
 }
+
+// TestFailedAnswerHoldsDown: a server taken out by its 5xx answers stays
+// out for the window although its checks pass, then comes back.
+func TestFailedAnswerHoldsDown(t *testing.T) {
+	reg := backend.NewRegistry(nil)
+	s := reg.Get(backend.Key{Group: "g", Name: "a", Address: "a:1"})
+	s.ReportCheck(backend.CheckResult{OK: true}, 2, 2)
+	const window = 150 * time.Millisecond
+	for range 3 {
+		s.FailedAnswer("answered 500", 3, window)
+	}
+	if s.State() != backend.Down || s.HeldUntil().IsZero() {
+		t.Fatalf("after 3 failed answers: %v, held until %v", s.State(), s.HeldUntil())
+	}
+	for range 5 {
+		s.ReportCheck(backend.CheckResult{OK: true}, 2, 2)
+	}
+	if s.State() != backend.Down {
+		t.Fatal("passing checks ended the hold early")
+	}
+	time.Sleep(window)
+	s.ReportCheck(backend.CheckResult{OK: true}, 2, 2)
+	if s.State() != backend.Up {
+		t.Errorf("after the hold, a passing check left it %v", s.State())
+	}
+	// Timeouts and broken exchanges do not hold: the checks judge those.
+	for range 3 {
+		s.SoftFailure("timeout", 3, window)
+	}
+	s.ReportCheck(backend.CheckResult{OK: true}, 2, 2)
+	s.ReportCheck(backend.CheckResult{OK: true}, 2, 2)
+	if s.State() != backend.Up {
+		t.Errorf("after soft failures and 2 passing checks: %v, want up", s.State())
+	}
+}

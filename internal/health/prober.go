@@ -249,7 +249,9 @@ func (p *prober) loop(ctx context.Context, log *slog.Logger, m *metrics.Metrics,
 			log.Error("health prober panicked", "group", s.Group, "server", s.Name, "panic", r)
 		}
 	}()
+	var last time.Time
 	check := func() {
+		last = time.Now()
 		res := c.Do(ctx)
 		if ctx.Err() != nil {
 			return
@@ -275,6 +277,17 @@ func (p *prober) loop(ctx context.Context, log *slog.Logger, m *metrics.Metrics,
 			return
 		case <-t.C:
 		case <-s.Kicked():
+			// A kick asks for a check now, but checks stay at least the
+			// fast interval apart: a burst of kicks must not turn `rise`
+			// passes into a few milliseconds' worth.
+			if wait := c.Cfg.FastInterval.D() - time.Since(last); wait > 0 {
+				t.Reset(wait)
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
 		}
 		check()
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -127,7 +128,7 @@ func TestManager(t *testing.T) {
 	// that happen at once even with a long interval.
 	slow := healthCfg(func(h *config.Health) {
 		h.Interval = config.Duration(time.Hour)
-		h.FastInterval = config.Duration(time.Hour)
+		h.FastInterval = config.Duration(20 * time.Millisecond)
 	})
 	if err := m.Sync(ctx, []Target{{Server: s, Health: slow}}); err != nil {
 		t.Fatal(err)
@@ -158,4 +159,44 @@ func waitState(s *backend.Server, want backend.State, d time.Duration) bool {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return false
+}
+
+// TestKicksKeepChecksApart: a burst of kicks (every failed request kicks)
+// does not squeeze `rise` checks into a few milliseconds.
+func TestKicksKeepChecksApart(t *testing.T) {
+	var checks []time.Time
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		checks = append(checks, time.Now())
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	reg := backend.NewRegistry(nil)
+	s := reg.Get(backend.Key{Group: "g", Name: "a", Address: srv.Listener.Addr().String()})
+	m := NewManager(slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()))
+	defer m.Stop()
+	fast := 100 * time.Millisecond
+	h := healthCfg(func(h *config.Health) {
+		h.Interval = config.Duration(time.Hour)
+		h.FastInterval = config.Duration(fast)
+	})
+	if err := m.Sync(context.Background(), []Target{{Server: s, Health: h}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		s.Kick()
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(fast)
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(checks); i++ {
+		if d := checks[i].Sub(checks[i-1]); d < fast-10*time.Millisecond {
+			t.Errorf("checks %d and %d only %v apart, want at least the fast interval %v", i-1, i, d, fast)
+		}
+	}
+	if len(checks) < 3 {
+		t.Errorf("%d checks in 350ms of kicks, want kicks to be served", len(checks))
+	}
 }
