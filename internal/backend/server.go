@@ -66,7 +66,7 @@ type Server struct {
 	// heldUntil (unix nanoseconds) keeps a server that failed live traffic
 	// down even if its checks pass: the checks are not what failed.
 	heldUntil atomic.Int64
-	last    atomic.Pointer[CheckResult]
+	last      atomic.Pointer[CheckResult]
 
 	// notify is called after every transition, outside any lock.
 	notify func(Transition)
