@@ -139,15 +139,21 @@ func (e *Epochs) raise(n uint64) bool {
 	}
 }
 
-func (e *Epochs) persistSoon() {
+// kickCh is Run's wake-up: made on first use by either side, so that an
+// epoch observed before Run started is recorded when it does.
+func (e *Epochs) kickCh() chan struct{} {
 	e.mu.Lock()
-	k := e.kick
-	e.mu.Unlock()
-	if k != nil {
-		select {
-		case k <- struct{}{}:
-		default:
-		}
+	defer e.mu.Unlock()
+	if e.kick == nil {
+		e.kick = make(chan struct{}, 1)
+	}
+	return e.kick
+}
+
+func (e *Epochs) persistSoon() {
+	select {
+	case e.kickCh() <- struct{}{}:
+	default:
 	}
 }
 
@@ -371,10 +377,7 @@ func (e *Epochs) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	e.mu.Lock()
-	e.kick = make(chan struct{}, 1)
-	kick := e.kick
-	e.mu.Unlock()
+	kick := e.kickCh()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
