@@ -48,7 +48,12 @@ func Example() {
 	mux.Handle("GET /appkit/hub.js", appkit.ClientJS())
 	mux.HandleFunc("POST /notes", func(w http.ResponseWriter, r *http.Request) {
 		s := appkit.SessionFrom(r.Context())
-		resp, replayed, err := db.Idempotent(r.Context(), s.User, r.Header.Get(appkit.IdempotencyHeader), nil,
+		key := r.Header.Get(appkit.IdempotencyHeader)
+		if !appkit.ValidIdempotencyKey(key) {
+			http.Error(w, "an Idempotency-Key is required", http.StatusBadRequest)
+			return
+		}
+		resp, replayed, err := db.Idempotent(r.Context(), s.User, key, []byte(r.URL.Path),
 			func(tx *sql.Tx) (appkit.Response, error) {
 				if err := epochs.FenceTx(r.Context(), tx); err != nil {
 					return appkit.Response{}, err

@@ -38,6 +38,9 @@ func (r Response) Write(w http.ResponseWriter, replayed bool) {
 // ErrIdempotencyMismatch means a key was used again for a different request.
 var ErrIdempotencyMismatch = errors.New("idempotency key reused for a different request")
 
+// ErrBadIdempotencyKey means a key is empty, too long or not printable ASCII.
+var ErrBadIdempotencyKey = errors.New("bad idempotency key: want 1 to 200 printable ASCII characters")
+
 // ValidIdempotencyKey reports whether k is acceptable: 1 to 200 printable
 // ASCII characters.
 func ValidIdempotencyKey(k string) bool {
@@ -63,6 +66,9 @@ func ValidIdempotencyKey(k string) bool {
 // included, so the client may retry.
 func (db *DB) Idempotent(ctx context.Context, scope, key string, fingerprint []byte,
 	fn func(tx *sql.Tx) (Response, error)) (resp Response, replayed bool, err error) {
+	if !ValidIdempotencyKey(key) {
+		return Response{}, false, ErrBadIdempotencyKey
+	}
 	sum := sha256.Sum256(fingerprint)
 	fp := hex.EncodeToString(sum[:16])
 	err = db.InTx(ctx, func(tx *sql.Tx) error {

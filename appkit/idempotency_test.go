@@ -62,6 +62,9 @@ func TestIdempotent(t *testing.T) {
 		if _, _, err := dbA.Idempotent(testCtx(t), "user:1", "key-1", []byte("POST /other"), write); !errors.Is(err, ErrIdempotencyMismatch) {
 			t.Errorf("key reused for another request: %v, want a mismatch", err)
 		}
+		if _, _, err := dbA.Idempotent(testCtx(t), "user:1", "", nil, write); !errors.Is(err, ErrBadIdempotencyKey) {
+			t.Errorf("an empty key: %v, want ErrBadIdempotencyKey", err)
+		}
 		fail := func(tx *sql.Tx) (Response, error) { return Response{}, fmt.Errorf("boom") }
 		if _, _, err := dbA.Idempotent(testCtx(t), "user:1", "key-2", nil, fail); err == nil {
 			t.Fatal("a failing write succeeded")
