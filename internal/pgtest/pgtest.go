@@ -117,7 +117,8 @@ func runAs() (*syscall.Credential, error) {
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
+		// No supplementary groups: not root's.
+		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
 	}
 	return nil, errors.New("pgtest: running as root and neither a postgres nor a nobody user exists to run PostgreSQL as (it refuses root)")
 }
