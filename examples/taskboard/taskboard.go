@@ -127,7 +127,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("taskboard: %w", err)
 	}
-	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	a.log.Info("listening", "address", ln.Addr().String(), "version", Version)
@@ -149,6 +149,9 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	if e := <-serveErr; e != nil && !errors.Is(e, http.ErrServerClosed) && err == nil {
 		err = fmt.Errorf("taskboard: %w", e)
+	}
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil // stopped while starting: not a failure
 	}
 	return err
 }
