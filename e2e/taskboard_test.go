@@ -176,13 +176,13 @@ func boardRole(a *app) string {
 // hubClient follows the hub the way appkit's hub.js does: it reconnects
 // after every close, with ?since= the last event id it got.
 type hubClient struct {
-	mu     sync.Mutex
-	ids    []int64
-	closes []websocket.StatusCode
-	hellos []string
+	mu      sync.Mutex
+	ids     []int64
+	closes  []websocket.StatusCode
+	hellos  []string
 	helloAt []time.Time
-	stop   chan struct{}
-	done   chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 func followHub(t *testing.T, u *boardUser, since int64) *hubClient {
