@@ -374,6 +374,18 @@ func testBoardKillMaster(t *testing.T, dsn string) {
 		t.Errorf("roles before the kill: master %s, failover %s; want active, standby", boardRole(master), boardRole(failover))
 	}
 
+	// The background job runs on the active instance only: a task due now
+	// is marked overdue by the master, never by the standby.
+	if status, _, err := u.post("/api/tasks", "due-now", `{"title": "due-now", "dueInMinutes": 0}`); status != 201 {
+		t.Fatalf("a task due now: %d %v", status, err)
+	}
+	if !untilTrue(3*time.Second, func() bool { return strings.Contains(master.out.String(), `msg="tasks marked overdue"`) }) {
+		t.Error("the master (active) did not mark the due task overdue within 3s")
+	}
+	if strings.Contains(failover.out.String(), `msg="tasks marked overdue"`) {
+		t.Error("the standby ran the background job")
+	}
+
 	const writers = 8
 	var (
 		mu       sync.Mutex
