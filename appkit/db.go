@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tandemproxy/tandem/appkit/internal/pgsql"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	_ "modernc.org/sqlite" // the embedded default: pure Go, nothing to install
 )
 
@@ -39,9 +39,9 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	var db *DB
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		s, err := pgsql.Open(dsn)
+		s, err := sql.Open("pgx", dsn)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("appkit: open postgres: %w", err)
 		}
 		s.SetMaxOpenConns(20)
 		s.SetMaxIdleConns(20)
