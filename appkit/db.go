@@ -10,7 +10,7 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
-	_ "modernc.org/sqlite" // the embedded default: pure Go, nothing to install
+	_ "modernc.org/sqlite"             // the embedded default: pure Go, nothing to install
 )
 
 // Dialect says which database a DB talks to. The kit's SQL is written for
