@@ -196,10 +196,22 @@ func TestHTTPS(t *testing.T) {
 	if resp.TLS == nil || resp.TLS.Version < tls.VersionTLS12 {
 		t.Errorf("TLS state %+v", resp.TLS)
 	}
-	old := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS11}}}
-	if resp, err := old.Get("https://" + httpsAddr + "/hello"); err == nil {
+	for name, cfg := range map[string]*tls.Config{
+		"TLS 1.1":           {RootCAs: pool, MaxVersion: tls.VersionTLS11},
+		"TLS 1.2 CBC suite": {RootCAs: pool, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}},
+	} {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
+		if resp, err := c.Get("https://" + httpsAddr + "/hello"); err == nil {
+			resp.Body.Close()
+			t.Errorf("a %s client was served, want a refused handshake", name)
+		}
+	}
+	modern := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256}}}}
+	if resp, err := modern.Get("https://" + httpsAddr + "/hello"); err != nil {
+		t.Errorf("a TLS 1.2 client with a modern suite was refused: %v", err)
+	} else {
 		resp.Body.Close()
-		t.Error("a TLS 1.1 client was served, want a refused handshake")
 	}
 }
 

@@ -348,8 +348,9 @@ func (g *Gateway) listen(l config.Listener, lim config.Limits) (*http.Server, ne
 			minV = tls.VersionTLS13
 		}
 		srv.TLSConfig = &tls.Config{
-			MinVersion: minV,
-			NextProtos: []string{"h2", "http/1.1"},
+			MinVersion:   minV,
+			CipherSuites: modernSuites,
+			NextProtos:   []string{"h2", "http/1.1"},
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 				return state().cert, nil
 			},
@@ -360,6 +361,14 @@ func (g *Gateway) listen(l config.Listener, lim config.Limits) (*http.Server, ne
 		srv.Protocols.SetHTTP2(true)
 	}
 	return srv, ln, nil
+}
+
+// modernSuites are the TLS 1.2 suites offered: forward secret key exchange
+// and AEAD ciphers only (TLS 1.3's are fixed and all modern).
+var modernSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // redirectHTTPS answers 301 to the same host, path and query over https.
