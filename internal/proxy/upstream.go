@@ -219,13 +219,28 @@ func (u *upstream) put(pc *pconn) {
 	u.idle[pc.addr] = append(list, pc)
 }
 
-// alive reports whether an idle connection is still open: a read that
-// would block means nothing arrived, not even the server's close.
+// alive reports whether an idle connection is still open: a peek that
+// would block means nothing arrived, not even the server's close. (A read
+// under a deadline in the past does not reach the socket at all.)
 func (pc *pconn) alive() bool {
-	pc.c.SetReadDeadline(aLongTimeAgo)
-	_, err := pc.br.Peek(1)
-	pc.c.SetReadDeadline(time.Time{})
-	return isTimeout(err)
+	if pc.br.Buffered() > 0 {
+		return false // an answer to no request
+	}
+	sc, ok := pc.c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	open := false
+	err = rc.Control(func(fd uintptr) {
+		var b [1]byte
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		open = err == syscall.EAGAIN
+	})
+	return err == nil && open
 }
 
 // closeIdle closes every idle connection (after a reload).
