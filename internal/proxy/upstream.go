@@ -100,7 +100,7 @@ func (pc *pconn) exchange(wr *wireRequest, headerDeadline time.Time) (*http.Resp
 	if wr.body != nil {
 		// A body may fill the socket: writing it is bounded too, and a
 		// client that goes away interrupts it.
-		stop = context.AfterFunc(wr.ctx, func() { pc.c.SetDeadline(aLongTimeAgo) })
+		stop = pc.watch(wr.ctx)
 		pc.c.SetWriteDeadline(headerDeadline)
 	}
 	if err := wr.write(pc.bw); err != nil {
@@ -109,26 +109,37 @@ func (pc *pconn) exchange(wr *wireRequest, headerDeadline time.Time) (*http.Resp
 	}
 	// Most answers come at once: wait a moment for the first byte before
 	// paying for a watch on the client's context, which a client that goes
-	// away while the server thinks needs.
+	// away while the server thinks needs. short: the read deadline is that
+	// moment, and nothing watches the client.
+	short := false
 	if fast := time.Now().Add(fastAnswer); wr.body == nil && fast.Before(headerDeadline) {
 		pc.c.SetReadDeadline(fast)
 		_, err := pc.br.Peek(1)
-		if isTimeout(err) {
-			stop = context.AfterFunc(wr.ctx, func() { pc.c.SetDeadline(aLongTimeAgo) })
-		}
-		// Headers already in the buffer are parsed without another read:
-		// the short deadline can stay.
-		if isTimeout(err) || !headerBuffered(pc.br) {
-			pc.c.SetReadDeadline(headerDeadline)
-		}
-	} else {
+		short = !isTimeout(err)
+	}
+	if !short && wr.body == nil {
+		stop = pc.watch(wr.ctx)
+	}
+	if !short {
 		pc.c.SetReadDeadline(headerDeadline)
 	}
 	req := &http.Request{Method: wr.method}
-	resp, err := http.ReadResponse(pc.br, req)
-	// Informational answers (100 Continue, 103 Early Hints) precede the real one.
-	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+	var resp *http.Response
+	var err error
+	for {
+		// Headers already in the buffer are parsed without another read:
+		// the short deadline can stay. Otherwise the server is still at
+		// work, and the client is watched.
+		if short && !headerBuffered(pc.br) {
+			short = false
+			stop = pc.watch(wr.ctx)
+			pc.c.SetReadDeadline(headerDeadline)
+		}
 		resp, err = http.ReadResponse(pc.br, req)
+		// Informational answers (100 Continue, 103 Early Hints) precede the real one.
+		if err != nil || resp.StatusCode < 100 || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
 	}
 	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
 		err = errors.New("server switched protocols on a request that did not ask to")
@@ -145,6 +156,12 @@ func (pc *pconn) exchange(wr *wireRequest, headerDeadline time.Time) (*http.Resp
 	}
 	resp.Body = &upstreamBody{rc: resp.Body, pc: pc, stop: stop, reusable: !resp.Close}
 	return resp, nil
+}
+
+// watch interrupts pc's reads and writes when ctx (the client's) ends; the
+// function it returns stops watching, and reports false if too late.
+func (pc *pconn) watch(ctx context.Context) func() bool {
+	return context.AfterFunc(ctx, func() { pc.c.SetDeadline(aLongTimeAgo) })
 }
 
 // classify names a failed exchange: a timeout, or a stale kept-alive
