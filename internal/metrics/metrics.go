@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +29,21 @@ type Metrics struct {
 	Reloads         *prometheus.CounterVec
 	LastReloadOK    prometheus.Gauge
 	LastReloadTime  prometheus.Gauge
+
+	// perServer caches, per group and server, the children of the vectors
+	// above that every request touches: WithLabelValues hashes and looks
+	// up its labels under a lock at each call.
+	perServer sync.Map // serverKey -> *serverObs
+}
+
+type serverKey struct{ group, server string }
+
+// serverObs holds one group and server's request metrics, each created on
+// first use so that a scrape shows the same series as without the cache.
+type serverObs struct {
+	codes    [len(codeClasses)]atomic.Pointer[prometheus.Counter]
+	duration prometheus.Observer
+	retries  atomic.Pointer[prometheus.Counter]
 }
 
 // New registers tandem's metrics, Go runtime and process metrics, and
@@ -99,11 +116,38 @@ func CodeClass(code int) string {
 
 // ObserveRequest records one finished request.
 func (m *Metrics) ObserveRequest(group, server string, code, retries int, d time.Duration) {
-	m.Requests.WithLabelValues(group, server, CodeClass(code)).Inc()
-	m.RequestDuration.WithLabelValues(group).Observe(d.Seconds())
-	if retries > 0 {
-		m.Retries.WithLabelValues(group).Add(float64(retries))
+	o := m.serverObs(group, server)
+	if code >= 100 && code < 600 {
+		counter(&o.codes[code/100-1], func() prometheus.Counter {
+			return m.Requests.WithLabelValues(group, server, codeClasses[code/100-1])
+		}).Inc()
+	} else {
+		m.Requests.WithLabelValues(group, server, strconv.Itoa(code)).Inc()
 	}
+	o.duration.Observe(d.Seconds())
+	if retries > 0 {
+		counter(&o.retries, func() prometheus.Counter { return m.Retries.WithLabelValues(group) }).Add(float64(retries))
+	}
+}
+
+func (m *Metrics) serverObs(group, server string) *serverObs {
+	k := serverKey{group, server}
+	if o, ok := m.perServer.Load(k); ok {
+		return o.(*serverObs)
+	}
+	o, _ := m.perServer.LoadOrStore(k, &serverObs{duration: m.RequestDuration.WithLabelValues(group)})
+	return o.(*serverObs)
+}
+
+// counter returns the counter in p, creating it with mk the first time.
+// Two first uses at once both call mk, which returns the same child.
+func counter(p *atomic.Pointer[prometheus.Counter], mk func() prometheus.Counter) prometheus.Counter {
+	if c := p.Load(); c != nil {
+		return *c
+	}
+	c := mk()
+	p.Store(&c)
+	return c
 }
 
 // Reload records a reload's outcome.
