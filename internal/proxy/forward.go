@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"unicode/utf8"
 )
 
 // peerAddr returns the address of the TCP peer of r.
@@ -35,68 +36,120 @@ func setForwarded(out, in *http.Request, prefixes []netip.Prefix) {
 	setForwardedHeader(out.Header, in, prefixes)
 }
 
-// setForwardedHeader is setForwarded on a header of the outbound request.
-// It runs on every request: keys are the canonical constants, used on the
-// map directly, and the four values share one allocation.
+// setForwardedHeader is setForwarded on a header map (the websocket
+// handshake); plain requests render the same values straight onto the
+// wire (forwarded.appendTo).
 func setForwardedHeader(h http.Header, in *http.Request, prefixes []netip.Prefix) {
+	f := forwardedOf(in, prefixes)
+	h["X-Forwarded-For"] = []string{string(f.appendFor(nil))}
+	h["X-Forwarded-Host"] = []string{f.xfHost}
+	h["X-Forwarded-Proto"] = []string{f.xfProto}
+	h["Forwarded"] = []string{string(f.appendForwarded(nil))}
+}
+
+// forwarded is what the forwarding headers of one request say.
+type forwarded struct {
+	peer     netip.Addr
+	host     string // the request's Host
+	proto    string // this hop's: http or https
+	priorFor string // a trusted peer's X-Forwarded-For, joined; else ""
+	xfHost   string // X-Forwarded-Host to send
+	xfProto  string // X-Forwarded-Proto to send
+	priorFwd string // a trusted peer's Forwarded elements, joined, and ", "; else ""
+}
+
+func forwardedOf(in *http.Request, prefixes []netip.Prefix) forwarded {
 	peer := peerAddr(in)
 	proto := "http"
 	if in.TLS != nil {
 		proto = "https"
 	}
-	ip := peer.String()
-	xff, xfh, xfp, fwd := ip, in.Host, proto, ""
+	f := forwarded{peer: peer, host: in.Host, proto: proto, xfHost: in.Host, xfProto: proto}
 	if trusted(peer, prefixes) {
 		if prior := strings.Join(in.Header["X-Forwarded-For"], ", "); strings.TrimSpace(prior) != "" {
-			xff = prior + ", " + ip
+			f.priorFor = prior
 		}
 		if v := in.Header["X-Forwarded-Host"]; len(v) > 0 && v[0] != "" {
-			xfh = v[0]
+			f.xfHost = v[0]
 		}
 		if v := in.Header["X-Forwarded-Proto"]; len(v) > 0 && v[0] != "" {
-			xfp = v[0]
+			f.xfProto = v[0]
 		}
 		if prior := in.Header["Forwarded"]; len(prior) > 0 {
-			fwd = strings.Join(prior, ", ") + ", "
+			f.priorFwd = strings.Join(prior, ", ") + ", "
 		}
 	}
-	vals := [4]string{xff, xfh, xfp, fwd + forwardedElement(peer, ip, in.Host, proto)}
-	all := vals[:]
-	h["X-Forwarded-For"] = all[0:1:1]
-	h["X-Forwarded-Host"] = all[1:2:2]
-	h["X-Forwarded-Proto"] = all[2:3:3]
-	h["Forwarded"] = all[3:4:4]
+	return f
 }
 
-// forwardedElement is one RFC 7239 element; IPv6 and hosts are quoted.
-func forwardedElement(peer netip.Addr, ip, host, proto string) string {
-	if peer.Is6() {
-		ip = `"[` + ip + `]"`
+// appendTo appends the four header lines.
+func (f *forwarded) appendTo(b []byte) []byte {
+	b = append(b, "X-Forwarded-For: "...)
+	b = f.appendFor(b)
+	b = append(b, "\r\nX-Forwarded-Host: "...)
+	b = append(b, f.xfHost...)
+	b = append(b, "\r\nX-Forwarded-Proto: "...)
+	b = append(b, f.xfProto...)
+	b = append(b, "\r\nForwarded: "...)
+	b = f.appendForwarded(b)
+	return append(b, "\r\n"...)
+}
+
+// appendFor appends the X-Forwarded-For value.
+func (f *forwarded) appendFor(b []byte) []byte {
+	if f.priorFor != "" {
+		b = append(b, f.priorFor...)
+		b = append(b, ", "...)
 	}
-	return "for=" + ip + ";host=" + quote(host) + ";proto=" + proto
+	return appendAddr(b, f.peer)
 }
 
-// quote makes s a quoted-string, dropping control characters.
-func quote(s string) string {
+// appendForwarded appends the Forwarded value: the trusted prior elements
+// and this hop's RFC 7239 element; IPv6 and hosts are quoted.
+func (f *forwarded) appendForwarded(b []byte) []byte {
+	b = append(b, f.priorFwd...)
+	b = append(b, "for="...)
+	if f.peer.Is6() {
+		b = append(b, `"[`...)
+		b = appendAddr(b, f.peer)
+		b = append(b, `]"`...)
+	} else {
+		b = appendAddr(b, f.peer)
+	}
+	b = append(b, ";host="...)
+	b = appendQuoted(b, f.host)
+	b = append(b, ";proto="...)
+	return append(b, f.proto...)
+}
+
+// appendAddr appends a.String().
+func appendAddr(b []byte, a netip.Addr) []byte {
+	if !a.IsValid() {
+		return append(b, a.String()...)
+	}
+	return a.AppendTo(b)
+}
+
+// appendQuoted appends s as a quoted-string, dropping control characters.
+func appendQuoted(b []byte, s string) []byte {
 	plain := true
 	for i := 0; i < len(s) && plain; i++ {
 		c := s[i]
 		plain = c >= 0x20 && c != 0x7f && c != '"' && c != '\\'
 	}
+	b = append(b, '"')
 	if plain {
-		return `"` + s + `"`
+		b = append(b, s...)
+		return append(b, '"')
 	}
-	var b strings.Builder
-	b.WriteByte('"')
 	for _, r := range s {
 		if r == '"' || r == '\\' {
-			b.WriteByte('\\')
+			b = append(b, '\\')
 		}
 		if r < 0x20 || r == 0x7f {
 			continue
 		}
-		b.WriteRune(r)
+		b = utf8.AppendRune(b, r)
 	}
-	b.WriteByte('"')
-	return b.String()
+	return append(b, '"')
 }

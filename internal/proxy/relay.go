@@ -9,19 +9,21 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/route"
 )
 
-// wireRequest is the request as it goes to a server: built once from the
-// client's request, written afresh on each try.
+// wireRequest is the request as it goes to a server: rendered once from
+// the client's request, written afresh on each try.
 type wireRequest struct {
 	ctx    context.Context
 	method string
-	uri    string
-	host   string
-	header http.Header
+	// head is the request line and the header lines, the body's framing
+	// aside: the client's headers minus the connection-specific ones, with
+	// the forwarding headers and the epoch.
+	head []byte
 	// body and its length (-1: unknown, sent chunked); nil body: none.
 	body          io.Reader
 	contentLength int64
@@ -31,67 +33,101 @@ type wireRequest struct {
 	connect time.Duration
 }
 
-// outbound builds the request for the servers: the client's headers minus
-// the connection-specific ones, with forwarding headers and the epoch.
+// wires holds the wireRequests of finished requests, with their buffers.
+var wires = sync.Pool{New: func() any { return &wireRequest{head: make([]byte, 0, 1024)} }}
+
+// outbound renders the request for the servers; release gives it back.
 func outbound(r *http.Request, st *reqState) *wireRequest {
-	h := make(http.Header, len(r.Header)+5)
-	for k, vv := range r.Header {
-		h[k] = vv
-	}
-	dropHopHeaders(h)
-	setForwardedHeader(h, r, st.table.Trusted)
-	if e := st.group.Elector; e != nil {
-		h["X-Tandem-Epoch"] = []string{strconv.FormatUint(e.Epoch(), 10)}
-	}
-	if _, ok := h["User-Agent"]; !ok {
-		// Say nothing rather than let a library name itself.
-		h["User-Agent"] = []string{""}
-	}
-	if te := r.Header.Values("Te"); len(te) > 0 && headerHasToken(r.Header, "Te", "trailers") {
-		h["Te"] = []string{"trailers"}
-	}
-	uri := r.URL.RequestURI()
+	wr := wires.Get().(*wireRequest)
+	b := wr.head[:0]
+	b = append(b, r.Method...)
+	b = append(b, ' ')
 	if r.Method == http.MethodOptions && r.RequestURI == "*" {
-		uri = "*"
+		b = append(b, '*')
+	} else {
+		b = append(b, r.URL.RequestURI()...)
 	}
-	return &wireRequest{ctx: r.Context(), method: r.Method, uri: uri, host: r.Host, header: h,
-		contentLength: r.ContentLength, connect: st.group.Cfg.Timeouts.Connect.D()}
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, r.Host...)
+	b = append(b, "\r\n"...)
+	epoch := st.group.Elector
+	conn := r.Header["Connection"]
+	for k, vv := range r.Header {
+		if notForwarded(k) || k == "X-Tandem-Epoch" && epoch != nil || len(conn) > 0 && namedIn(conn, k) {
+			continue
+		}
+		for _, v := range vv {
+			if v == "" && k == "User-Agent" {
+				// Say nothing rather than let a library name itself.
+				continue
+			}
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	if _, ok := r.Header["Te"]; ok && headerHasToken(r.Header, "Te", "trailers") {
+		b = append(b, "Te: trailers\r\n"...)
+	}
+	f := forwardedOf(r, st.table.Trusted)
+	b = f.appendTo(b)
+	if epoch != nil {
+		b = append(b, "X-Tandem-Epoch: "...)
+		b = strconv.AppendUint(b, epoch.Epoch(), 10)
+		b = append(b, "\r\n"...)
+	}
+	*wr = wireRequest{ctx: r.Context(), method: r.Method, head: b, contentLength: r.ContentLength,
+		connect: st.group.Cfg.Timeouts.Connect.D()}
+	return wr
 }
 
-// dropHopHeaders removes the headers that concern one connection only
-// (RFC 9110 7.6.1), including those the Connection header names.
-func dropHopHeaders(h http.Header) {
-	for _, v := range h["Connection"] {
-		for _, name := range strings.Split(v, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				delete(h, http.CanonicalHeaderKey(name))
+// release gives wr back to the pool; it is not used after.
+func (wr *wireRequest) release() {
+	if cap(wr.head) > 64<<10 {
+		return
+	}
+	*wr = wireRequest{head: wr.head[:0]}
+	wires.Put(wr)
+}
+
+// notForwarded reports whether a client's header is left out of the
+// outbound request: connection-specific headers, the body's framing, which
+// the request writes itself, and the forwarding headers, which are replaced.
+func notForwarded(k string) bool {
+	switch k {
+	case "Content-Length", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded":
+		return true
+	}
+	return hopHeader(k)
+}
+
+// hopHeader reports whether k concerns one connection only (RFC 9110
+// 7.6.1): one of hopHeaders.
+func hopHeader(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// namedIn reports whether the Connection header values conn name k.
+func namedIn(conn []string, k string) bool {
+	for _, v := range conn {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = strings.TrimSpace(name); name != "" && http.CanonicalHeaderKey(name) == k {
+				return true
 			}
 		}
 	}
-	for _, k := range hopHeaders {
-		delete(h, k)
-	}
+	return false
 }
 
 // write sends the request on bw and flushes it.
 func (wr *wireRequest) write(bw *bufio.Writer) error {
-	bw.WriteString(wr.method)
-	bw.WriteByte(' ')
-	bw.WriteString(wr.uri)
-	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(wr.host)
-	bw.WriteString("\r\n")
-	for k, vv := range wr.header {
-		for _, v := range vv {
-			if v == "" && k == "User-Agent" {
-				continue
-			}
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
-		}
-	}
+	bw.Write(wr.head)
 	switch {
 	case wr.body == nil:
 		if wr.method == http.MethodPost || wr.method == http.MethodPut || wr.method == http.MethodPatch {
@@ -127,6 +163,7 @@ func (wr *wireRequest) write(bw *bufio.Writer) error {
 // that are safe) and relays the answer.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, st *reqState) {
 	wr := outbound(r, st)
+	defer wr.release()
 	resp, err := p.send(r, wr, st)
 	if err != nil {
 		p.fail(w, r, st, err)
@@ -146,10 +183,10 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Respo
 	if resp.StatusCode >= 500 && g.Cfg.Passive.Count5xx {
 		st.server.SoftFailure("answered "+strconv.Itoa(resp.StatusCode), g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D())
 	}
-	dropHopHeaders(resp.Header)
 	h := w.Header()
+	conn := resp.Header["Connection"]
 	for k, vv := range resp.Header {
-		if k == "Strict-Transport-Security" && st.hsts != "" {
+		if hopHeader(k) || k == "Strict-Transport-Security" && st.hsts != "" || len(conn) > 0 && namedIn(conn, k) {
 			continue
 		}
 		h[k] = vv

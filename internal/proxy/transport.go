@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/tandemproxy/tandem/internal/backend"
 )
 
 // send delivers wr to the server the group picks and, when that fails, to
@@ -33,13 +35,15 @@ func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Resp
 	defer body.closeIfUnused()
 	deadline := st.start.Add(g.Cfg.Timeouts.Response.D())
 	var lastErr error
+	var triedA [4]*backend.Server
+	tried := triedA[:0]
 	for try := 0; try < g.Cfg.Retry.Attempts; try++ {
-		choice, err := g.Pick(st.host, st.cookie, st.tried)
+		choice, err := g.Pick(st.host, st.cookie, tried)
 		if err != nil {
 			return nil, noServer(lastErr)
 		}
 		s := choice.Server
-		st.tried = append(st.tried, s)
+		tried = append(tried, s)
 		st.server = s
 		if try > 0 {
 			st.retries++
@@ -115,12 +119,14 @@ type replayBody struct {
 	clientErr atomic.Pointer[error]
 }
 
+// noReplayBody is the body of every request without one.
+var noReplayBody = &replayBody{buffered: true}
+
 func newReplayBody(rb io.ReadCloser, contentLength int64, idem bool, limit int64) (*replayBody, error) {
-	b := &replayBody{orig: rb}
 	if rb == nil || rb == http.NoBody {
-		b.buffered = true
-		return b, nil
+		return noReplayBody, nil
 	}
+	b := &replayBody{orig: rb}
 	if !idem || contentLength > limit {
 		b.rest = rb
 		return b, nil
