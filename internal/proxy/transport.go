@@ -94,7 +94,8 @@ func noServer(lastErr error) error {
 // try sends one attempt to addr, bounded by the per-try timeout and the
 // request's overall deadline for response headers.
 func (p *Proxy) try(wr *wireRequest, addr string, body *replayBody, deadline time.Time, perTry time.Duration) (*http.Response, error) {
-	wait := time.Until(deadline)
+	now := time.Now()
+	wait := deadline.Sub(now)
 	if perTry > 0 && perTry < wait {
 		wait = perTry
 	}
@@ -103,7 +104,7 @@ func (p *Proxy) try(wr *wireRequest, addr string, body *replayBody, deadline tim
 	}
 	attempt := *wr
 	attempt.body, attempt.rewind = body.next()
-	return p.up.roundTrip(&attempt, addr, time.Now().Add(wait))
+	return p.up.roundTrip(&attempt, addr, now, now.Add(wait))
 }
 
 // replayBody hands each try a body. A buffered body can be replayed; a

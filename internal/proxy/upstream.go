@@ -37,6 +37,8 @@ type pconn struct {
 	bw        *bufio.Writer
 	idleSince time.Time
 	reused    bool
+	// req is what ReadResponse is told of the request (its method).
+	req http.Request
 }
 
 // aLongTimeAgo is a deadline in the past, to interrupt a blocked read.
@@ -53,6 +55,9 @@ func headerBuffered(br *bufio.Reader) bool {
 }
 
 func isTimeout(err error) bool {
+	if err == nil {
+		return false
+	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
@@ -67,15 +72,16 @@ func newUpstream(dial func(ctx context.Context, addr string) (net.Conn, error)) 
 
 // roundTrip sends wr to addr and reads the response headers before
 // headerDeadline. The response body streams from the connection, which
-// goes back to the pool when the body was read to its end and closed.
-func (u *upstream) roundTrip(wr *wireRequest, addr string, headerDeadline time.Time) (*http.Response, error) {
+// goes back to the pool when the body was read to its end and closed. now
+// is the time the try started.
+func (u *upstream) roundTrip(wr *wireRequest, addr string, now, headerDeadline time.Time) (*http.Response, error) {
 	replayable := wr.body == nil || wr.rewind != nil
 	for {
-		pc, err := u.get(wr.ctx, addr, wr.connect, replayable)
+		pc, err := u.get(wr.ctx, addr, wr.connect, replayable, now)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := pc.exchange(wr, headerDeadline)
+		resp, err := pc.exchange(wr, now, headerDeadline)
 		if err == nil {
 			return resp, nil
 		}
@@ -88,6 +94,7 @@ func (u *upstream) roundTrip(wr *wireRequest, addr string, headerDeadline time.T
 			if wr.rewind != nil {
 				wr.body = wr.rewind()
 			}
+			now = time.Now()
 			continue
 		}
 		return nil, err
@@ -95,7 +102,7 @@ func (u *upstream) roundTrip(wr *wireRequest, addr string, headerDeadline time.T
 }
 
 // exchange writes wr and reads the response headers on pc.
-func (pc *pconn) exchange(wr *wireRequest, headerDeadline time.Time) (*http.Response, error) {
+func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http.Response, error) {
 	stop := func() bool { return true }
 	if wr.body != nil {
 		// A body may fill the socket: writing it is bounded too, and a
@@ -112,7 +119,7 @@ func (pc *pconn) exchange(wr *wireRequest, headerDeadline time.Time) (*http.Resp
 	// away while the server thinks needs. short: the read deadline is that
 	// moment, and nothing watches the client.
 	short := false
-	if fast := time.Now().Add(fastAnswer); wr.body == nil && fast.Before(headerDeadline) {
+	if fast := now.Add(fastAnswer); wr.body == nil && fast.Before(headerDeadline) {
 		pc.c.SetReadDeadline(fast)
 		_, err := pc.br.Peek(1)
 		short = !isTimeout(err)
@@ -123,7 +130,8 @@ func (pc *pconn) exchange(wr *wireRequest, headerDeadline time.Time) (*http.Resp
 	if !short {
 		pc.c.SetReadDeadline(headerDeadline)
 	}
-	req := &http.Request{Method: wr.method}
+	req := &pc.req
+	req.Method = wr.method
 	var resp *http.Response
 	var err error
 	for {
@@ -148,10 +156,12 @@ func (pc *pconn) exchange(wr *wireRequest, headerDeadline time.Time) (*http.Resp
 		stop()
 		return nil, pc.classify(err, true)
 	}
-	// Headers are in: the body may stream as long as it takes.
+	// Headers are in: the body may stream as long as it takes. A body
+	// already in the buffer needs no read, so the deadline can stay (the
+	// next exchange on this connection sets its own).
 	if wr.body != nil {
 		pc.c.SetDeadline(time.Time{})
-	} else {
+	} else if resp.ContentLength < 0 || int64(pc.br.Buffered()) < resp.ContentLength {
 		pc.c.SetReadDeadline(time.Time{})
 	}
 	resp.Body = &upstreamBody{rc: resp.Body, pc: pc, stop: stop, reusable: !resp.Close}
@@ -185,9 +195,9 @@ func isReset(err error) bool {
 // will carry a body that cannot be sent twice is first checked for a
 // close from the server, which a replayable request instead survives by
 // being sent again.
-func (u *upstream) get(ctx context.Context, addr string, connect time.Duration, replayable bool) (*pconn, error) {
+func (u *upstream) get(ctx context.Context, addr string, connect time.Duration, replayable bool, now time.Time) (*pconn, error) {
 	for {
-		pc := u.pop(addr)
+		pc := u.pop(addr, now)
 		if pc == nil {
 			break
 		}
@@ -206,7 +216,7 @@ func (u *upstream) get(ctx context.Context, addr string, connect time.Duration, 
 	return &pconn{u: u, addr: addr, c: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}, nil
 }
 
-func (u *upstream) pop(addr string) *pconn {
+func (u *upstream) pop(addr string, now time.Time) *pconn {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	list := u.idle[addr]
@@ -215,7 +225,7 @@ func (u *upstream) pop(addr string) *pconn {
 		list[len(list)-1] = nil
 		list = list[:len(list)-1]
 		u.idle[addr] = list
-		if time.Since(pc.idleSince) < u.idleTimeout {
+		if now.Sub(pc.idleSince) < u.idleTimeout {
 			return pc
 		}
 		go pc.c.Close()
@@ -224,12 +234,13 @@ func (u *upstream) pop(addr string) *pconn {
 }
 
 func (u *upstream) put(pc *pconn) {
-	pc.idleSince = time.Now()
+	now := time.Now()
+	pc.idleSince = now
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	list := u.idle[pc.addr]
 	// The oldest connections sink to the bottom of the stack: expire them there.
-	for len(list) > 0 && (len(list) >= u.maxIdle || time.Since(list[0].idleSince) > u.idleTimeout) {
+	for len(list) > 0 && (len(list) >= u.maxIdle || now.Sub(list[0].idleSince) > u.idleTimeout) {
 		go list[0].c.Close()
 		list = list[1:]
 	}
