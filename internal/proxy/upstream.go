@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -143,7 +145,7 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 			stop = pc.watch(wr.ctx)
 			pc.c.SetReadDeadline(headerDeadline)
 		}
-		resp, err = http.ReadResponse(pc.br, req)
+		resp, err = readResponse(pc.br, req)
 		// Informational answers (100 Continue, 103 Early Hints) precede the real one.
 		if err != nil || resp.StatusCode < 100 || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break
@@ -164,8 +166,183 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 	} else if resp.ContentLength < 0 || int64(pc.br.Buffered()) < resp.ContentLength {
 		pc.c.SetReadDeadline(time.Time{})
 	}
-	resp.Body = &upstreamBody{rc: resp.Body, pc: pc, stop: stop, reusable: !resp.Close}
+	resp.Body = &upstreamBody{rc: resp.Body, n: resp.ContentLength, pc: pc, stop: stop, reusable: !resp.Close}
 	return resp, nil
+}
+
+// readResponse reads a response head from br: the common case by
+// readResponseFast, anything else by http.ReadResponse. The body of a
+// response read the fast way is nil: the Content-Length bytes that follow.
+func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	if resp := readResponseFast(br, req); resp != nil {
+		return resp, nil
+	}
+	return http.ReadResponse(br, req)
+}
+
+var crlf2 = []byte("\r\n\r\n")
+
+// readResponseFast parses, with a few allocations rather than a dozen, the
+// response head that servers send almost always, when it is whole in br's
+// buffer: HTTP/1.1, a status from 200 to 599 other than 204 and 304, one
+// Content-Length, no Transfer-Encoding, Trailer or Pragma, every header on
+// one line with a valid name and value, to a request other than HEAD. It
+// returns what http.ReadResponse would, or nil having consumed nothing
+// when the head is anything else, for http.ReadResponse to read (or
+// refuse) as it always did.
+func readResponseFast(br *bufio.Reader, req *http.Request) *http.Response {
+	if req.Method == http.MethodHead {
+		return nil
+	}
+	buf, _ := br.Peek(br.Buffered())
+	end := bytes.Index(buf, crlf2)
+	if end < 0 {
+		return nil
+	}
+	head := string(buf[:end+2]) // every line with its CRLF
+	line, rest, _ := strings.Cut(head, "\r\n")
+	// "HTTP/1.1 200" and an optional reason phrase.
+	if len(line) < 12 || line[:9] != "HTTP/1.1 " || len(line) > 12 && line[12] != ' ' ||
+		strings.ContainsAny(line, "\r\n") {
+		return nil
+	}
+	status := line[9:]
+	code := 0
+	for _, c := range []byte(status[:3]) {
+		if c < '0' || c > '9' {
+			return nil
+		}
+		code = code*10 + int(c-'0')
+	}
+	if code < 200 || code > 599 || code == http.StatusNoContent || code == http.StatusNotModified {
+		return nil
+	}
+	n := strings.Count(rest, "\r\n")
+	h := make(http.Header, n)
+	vals := make([]string, n)
+	var length []string
+	for rest != "" {
+		line, rest, _ = strings.Cut(rest, "\r\n")
+		colon := strings.IndexByte(line, ':')
+		if colon <= 0 || !validFieldName(line[:colon]) {
+			return nil // a continuation line, a bad name or no colon
+		}
+		v := strings.Trim(line[colon+1:], " \t")
+		if !validValue(v) {
+			return nil
+		}
+		k := textproto.CanonicalMIMEHeaderKey(line[:colon])
+		switch k {
+		case "Transfer-Encoding", "Trailer", "Pragma":
+			return nil
+		}
+		if vv, ok := h[k]; ok {
+			h[k] = append(vv, v)
+		} else {
+			vals[0] = v
+			h[k], vals = vals[:1:1], vals[1:]
+		}
+		if k == "Content-Length" {
+			length = h[k]
+		}
+	}
+	if len(length) != 1 {
+		return nil
+	}
+	size, ok := parseLength(length[0])
+	if !ok {
+		return nil
+	}
+	br.Discard(end + 4)
+	resp := &http.Response{Status: status, StatusCode: code, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, ContentLength: size, Request: req}
+	if conn := h["Connection"]; len(conn) > 0 && hasToken(conn, "close") {
+		// As net/http: the connection ends with this response.
+		delete(h, "Connection")
+		resp.Close = true
+	}
+	if size == 0 {
+		resp.Body = http.NoBody
+	}
+	return resp
+}
+
+// parseLength parses a Content-Length of 1 to 18 digits.
+func parseLength(s string) (int64, bool) {
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// validFieldName reports whether s is a token (RFC 9110 5.1).
+func validFieldName(s string) bool {
+	for _, c := range []byte(s) {
+		if c >= 0x80 || !isTokenChar[c] {
+			return false
+		}
+	}
+	return true
+}
+
+var isTokenChar = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// validValue reports whether s has no control character but
+// horizontal tab (RFC 9110 5.5; obs-text allowed).
+func validValue(s string) bool {
+	for _, c := range []byte(s) {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// hasToken reports whether the comma-separated values list token, in ASCII
+// case-insensitively (as net/http's own check).
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for t := range strings.SplitSeq(v, ",") {
+			if t = strings.Trim(t, " \t"); len(t) == len(token) && asciiEqualFold(t, token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func asciiEqualFold(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // watch interrupts pc's reads and writes when ctx (the client's) ends; the
@@ -287,7 +464,8 @@ func (u *upstream) closeIdle() {
 // upstreamBody is a response body; it returns its connection to the pool
 // when read to the end, and closes it otherwise.
 type upstreamBody struct {
-	rc       io.ReadCloser
+	rc       io.ReadCloser // nil: the n bytes that follow in pc.br
+	n        int64
 	pc       *pconn
 	stop     func() bool
 	eof      bool
@@ -296,9 +474,37 @@ type upstreamBody struct {
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	if b.rc == nil {
+		return b.readLength(p)
+	}
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
 		b.eof = true
+	}
+	return n, err
+}
+
+// readLength reads a body of b.n more bytes, as net/http's body does: the
+// last bytes come with io.EOF, and an early end is io.ErrUnexpectedEOF.
+func (b *upstreamBody) readLength(p []byte) (int, error) {
+	if b.n <= 0 {
+		b.eof = true
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.pc.br.Read(p)
+	b.n -= int64(n)
+	switch {
+	case err == io.EOF:
+		err = io.ErrUnexpectedEOF
+	case err == nil && b.n == 0:
+		b.eof = true
+		err = io.EOF
 	}
 	return n, err
 }
@@ -316,7 +522,9 @@ func (b *upstreamBody) Close() error {
 		// what a client that left deserves.
 		return b.pc.c.Close()
 	}
-	b.rc.Close()
+	if b.rc != nil {
+		b.rc.Close()
+	}
 	b.pc.u.put(b.pc)
 	return nil
 }
