@@ -517,9 +517,10 @@ func (b *upstreamBody) Close() error {
 	// stop reports false when the client's cancel already ran and spoiled
 	// the connection's deadline.
 	live := b.stop()
-	if !b.eof || !b.reusable || !live {
+	if !b.eof || !b.reusable || !live || b.pc.br.Buffered() > 0 {
 		// net/http's body Close would read the rest; closing the socket is
-		// what a client that left deserves.
+		// what a client that left deserves. Bytes after the body answer no
+		// request: reused, the connection would hand them to the next one.
 		return b.pc.c.Close()
 	}
 	if b.rc != nil {
