@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 )
 
 // Errors that decide the status a client gets.
@@ -68,4 +70,34 @@ func writeError(w http.ResponseWriter, code int) {
 	}
 	w.WriteHeader(code)
 	_, _ = w.Write([]byte(http.StatusText(code) + "\n"))
+}
+
+// logLimiter lets through a few log lines a second and counts the rest, so
+// that a storm of failures does not become a storm of log lines.
+type logLimiter struct {
+	mu         sync.Mutex
+	second     int64 // unix second of the current budget
+	used       int
+	suppressed int
+}
+
+// perSecond is how many failure lines a second are written.
+const perSecond = 10
+
+// allow reports whether a line may be written now, with how many were
+// suppressed since the last one written.
+func (l *logLimiter) allow(now time.Time) (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if sec := now.Unix(); sec != l.second {
+		l.second, l.used = sec, 0
+	}
+	if l.used >= perSecond {
+		l.suppressed++
+		return 0, false
+	}
+	l.used++
+	n := l.suppressed
+	l.suppressed = 0
+	return n, true
 }

@@ -29,6 +29,7 @@ type Proxy struct {
 
 	// upgraded tracks every websocket, for shutdown.
 	upgraded backend.Conns
+	failLog  logLimiter
 	wsWait   sync.WaitGroup
 }
 

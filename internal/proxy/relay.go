@@ -31,6 +31,9 @@ type wireRequest struct {
 	rewind func() io.Reader
 	// connect bounds dialing the server.
 	connect time.Duration
+	// idempotent requests may be sent again when a kept-alive connection
+	// turns out closed; others are sent on a connection checked first.
+	idempotent bool
 }
 
 // wires holds the wireRequests of finished requests, with their buffers.
@@ -77,7 +80,7 @@ func outbound(r *http.Request, st *reqState) *wireRequest {
 		b = strconv.AppendUint(b, epoch.Epoch(), 10)
 		b = append(b, "\r\n"...)
 	}
-	*wr = wireRequest{ctx: r.Context(), method: r.Method, head: b, contentLength: r.ContentLength,
+	*wr = wireRequest{ctx: r.Context(), method: r.Method, idempotent: idempotent(r), head: b, contentLength: r.ContentLength,
 		connect: st.group.Cfg.Timeouts.Connect.D()}
 	return wr
 }
@@ -181,7 +184,7 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Respo
 	g := st.group
 	st.status, st.answered = resp.StatusCode, true
 	if resp.StatusCode >= 500 && g.Cfg.Passive.Count5xx {
-		st.server.SoftFailure("answered "+strconv.Itoa(resp.StatusCode), g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D())
+		st.server.FailedAnswer("answered "+strconv.Itoa(resp.StatusCode), g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D())
 	}
 	h := w.Header()
 	conn := resp.Header["Connection"]
@@ -263,7 +266,11 @@ func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, st *reqState, err e
 	if st.server != nil {
 		server = st.server.Name
 	}
-	p.log.Warn("request failed", "group", st.group.Name, "server", server, "method", r.Method,
-		"path", r.URL.Path, "status", code, "retries", st.retries, "error", reason(err))
+	if n, ok := p.failLog.allow(time.Now()); ok {
+		// Failures come in storms (both servers down: every request);
+		// the metrics count each one, the log samples them.
+		p.log.Warn("request failed", "group", st.group.Name, "server", server, "method", r.Method,
+			"path", r.URL.Path, "status", code, "retries", st.retries, "error", reason(err), "suppressed", n)
+	}
 	writeError(w, code)
 }

@@ -77,7 +77,9 @@ func newUpstream(dial func(ctx context.Context, addr string) (net.Conn, error)) 
 // goes back to the pool when the body was read to its end and closed. now
 // is the time the try started.
 func (u *upstream) roundTrip(wr *wireRequest, addr string, now, headerDeadline time.Time) (*http.Response, error) {
-	replayable := wr.body == nil || wr.rewind != nil
+	// Only an idempotent request is sent again after a stale connection:
+	// the server may have acted on it before closing (RFC 9110 9.2.2).
+	replayable := wr.idempotent && (wr.body == nil || wr.rewind != nil)
 	for {
 		pc, err := u.get(wr.ctx, addr, wr.connect, replayable, now)
 		if err != nil {
@@ -131,6 +133,14 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 	}
 	if !short {
 		pc.c.SetReadDeadline(headerDeadline)
+	}
+	// A close before the first byte of an answer means the server never
+	// took the request: on a kept-alive connection that is a stale one,
+	// which http.ReadResponse would report as an unexpected EOF, like a
+	// response cut short. (When the short wait saw the byte, it is buffered.)
+	if _, err := pc.br.Peek(1); err != nil {
+		stop()
+		return nil, pc.classify(err, false)
 	}
 	req := &pc.req
 	req.Method = wr.method
@@ -353,19 +363,15 @@ func (pc *pconn) watch(ctx context.Context) func() bool {
 
 // classify names a failed exchange: a timeout, or a stale kept-alive
 // connection that the server closed before reading anything.
-func (pc *pconn) classify(err error, reading bool) error {
+// received says whether any of the answer had arrived.
+func (pc *pconn) classify(err error, received bool) error {
 	if isTimeout(err) {
 		return fmt.Errorf("%w: %w", errTimeout, err)
 	}
-	if pc.reused && (!reading || errors.Is(err, io.EOF) || isReset(err)) {
+	if pc.reused && !received {
 		return fmt.Errorf("%w: %w", errStale, err)
 	}
 	return err
-}
-
-func isReset(err error) bool {
-	var oe *net.OpError
-	return errors.As(err, &oe) && oe.Op == "read" && errors.Is(err, syscall.ECONNRESET)
 }
 
 // get returns an idle connection to addr or dials one. A connection that
