@@ -536,6 +536,22 @@ func testBoardKillMaster(t *testing.T, dsn string) {
 		t.Errorf("the websocket client got up to event %d of %d", hub.lastID(), last)
 	}
 	hub.close()
+	// No secret in any log: the session key, the password, a session cookie.
+	keyFile, err := os.ReadFile(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[string]string{"session key": strings.TrimSpace(string(keyFile)), "password": boardPassword}
+	for _, c := range u.c.Jar.Cookies(mustURL(t, base)) {
+		secrets["cookie "+c.Name] = c.Value
+	}
+	for _, p := range []*proc{master.proc, failover.proc, g.proc} {
+		for what, v := range secrets {
+			if v != "" && strings.Contains(p.out.String(), v) {
+				t.Errorf("the %s appears in the log of %s", what, p.name)
+			}
+		}
+	}
 	hub.mu.Lock()
 	defer hub.mu.Unlock()
 	want := make([]int64, 0, last-before.EventID)
@@ -716,4 +732,13 @@ func TestTaskboardDemo(t *testing.T) {
 	if b := u.board(); b.User != "alice" || len(b.Tasks) != 1 {
 		t.Errorf("after the kill: %+v, want alice's board with the task", b)
 	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
