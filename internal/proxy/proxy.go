@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"sync"
 	"time"
 
@@ -24,7 +23,6 @@ type Proxy struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	up      *upstream
-	rp      *httputil.ReverseProxy
 	dialer  *net.Dialer
 
 	// upgraded tracks every websocket, for shutdown.

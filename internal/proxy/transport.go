@@ -161,7 +161,7 @@ func (b *replayBody) next() (io.Reader, func() io.Reader) {
 // replayable reports whether another try can send the body again.
 func (b *replayBody) replayable() bool { return b.buffered || !b.read.Load() }
 
-// closeIfUnused closes the original body; ReverseProxy closes it too, and a
+// closeIfUnused closes the original body; net/http's server closes it too, and a
 // double close of a request body is harmless.
 func (b *replayBody) closeIfUnused() {
 	if b.orig != nil {

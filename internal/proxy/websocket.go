@@ -52,7 +52,7 @@ func IsWebsocketHandshake(r *http.Request) bool {
 }
 
 // serveUpgrade proxies a protocol upgrade itself rather than through
-// ReverseProxy, so that it owns both connections: it can track them per
+// the plain request path, so that it owns both connections: it can track them per
 // server and close them with a websocket close frame on a switch.
 func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqState) {
 	g := st.group
