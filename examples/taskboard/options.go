@@ -1,6 +1,7 @@
 package taskboard
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,20 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// Run builds the instance the options describe and runs it until ctx ends:
+// what both `taskboard` and `tandem taskboard` do.
+func (o *Options) Run(ctx context.Context, log *slog.Logger) error {
+	cfg, err := o.Config(log)
+	if err != nil {
+		return err
+	}
+	app, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	return app.Run(ctx)
 }
 
 // Config resolves the options into a Config: the session keys from the

@@ -25,15 +25,7 @@ func taskboardCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			cfg, err := o.Config(newLogger("text", "info"))
-			if err != nil {
-				return err
-			}
-			app, err := taskboard.New(cfg)
-			if err != nil {
-				return err
-			}
-			return app.Run(ctx)
+			return o.Run(ctx, newLogger("text", "info"))
 		},
 	}
 	c.Flags().AddGoFlagSet(gofs)

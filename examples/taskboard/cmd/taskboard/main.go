@@ -22,20 +22,8 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, &o, log); err != nil {
+	if err := o.Run(ctx, log); err != nil {
 		fmt.Fprintln(os.Stderr, "taskboard:", err)
 		os.Exit(1)
 	}
-}
-
-func run(ctx context.Context, o *taskboard.Options, log *slog.Logger) error {
-	cfg, err := o.Config(log)
-	if err != nil {
-		return err
-	}
-	app, err := taskboard.New(cfg)
-	if err != nil {
-		return err
-	}
-	return app.Run(ctx)
 }
