@@ -22,7 +22,7 @@ type wireRequest struct {
 	method string
 	// head is the request line and the header lines, the body's framing
 	// aside: the client's headers minus the connection-specific ones, with
-	// the forwarding headers and the epoch.
+	// the forwarding headers (the epoch is written per try).
 	head []byte
 	// body and its length (-1: unknown, sent chunked); nil body: none.
 	body          io.Reader
@@ -31,6 +31,9 @@ type wireRequest struct {
 	rewind func() io.Reader
 	// connect bounds dialing the server.
 	connect time.Duration
+	// epoch, when set, is written on each try: a retry that follows a
+	// switch carries the new epoch, not the one the request started with.
+	epoch interface{ Epoch() uint64 }
 	// idempotent requests may be sent again when a kept-alive connection
 	// turns out closed; others are sent on a connection checked first.
 	idempotent bool
@@ -53,10 +56,12 @@ func outbound(r *http.Request, st *reqState) *wireRequest {
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, r.Host...)
 	b = append(b, "\r\n"...)
-	epoch := st.group.Elector
+	epoch := st.group.Elector // nil in round-robin mode
 	conn := r.Header["Connection"]
 	for k, vv := range r.Header {
-		if notForwarded(k) || k == "X-Tandem-Epoch" && epoch != nil || len(conn) > 0 && namedIn(conn, k) {
+		// X-Tandem-Epoch is the gateway's word to the servers: a client's
+		// own is never passed on.
+		if notForwarded(k) || k == "X-Tandem-Epoch" || len(conn) > 0 && namedIn(conn, k) {
 			continue
 		}
 		for _, v := range vv {
@@ -75,13 +80,11 @@ func outbound(r *http.Request, st *reqState) *wireRequest {
 	}
 	f := forwardedOf(r, st.table.Trusted)
 	b = f.appendTo(b)
-	if epoch != nil {
-		b = append(b, "X-Tandem-Epoch: "...)
-		b = strconv.AppendUint(b, epoch.Epoch(), 10)
-		b = append(b, "\r\n"...)
-	}
 	*wr = wireRequest{ctx: r.Context(), method: r.Method, idempotent: idempotent(r), head: b, contentLength: r.ContentLength,
 		connect: st.group.Cfg.Timeouts.Connect.D()}
+	if epoch != nil { // a nil *Elector must not become a non-nil interface
+		wr.epoch = epoch
+	}
 	return wr
 }
 
@@ -131,6 +134,12 @@ func namedIn(conn []string, k string) bool {
 // write sends the request on bw and flushes it.
 func (wr *wireRequest) write(bw *bufio.Writer) error {
 	bw.Write(wr.head)
+	if wr.epoch != nil {
+		var num [20]byte
+		bw.WriteString("X-Tandem-Epoch: ")
+		bw.Write(strconv.AppendUint(num[:0], wr.epoch.Epoch(), 10))
+		bw.WriteString("\r\n")
+	}
 	switch {
 	case wr.body == nil:
 		if wr.method == http.MethodPost || wr.method == http.MethodPut || wr.method == http.MethodPatch {

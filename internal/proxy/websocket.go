@@ -124,6 +124,7 @@ func (p *Proxy) handshake(r *http.Request, st *reqState, s *backend.Server) (net
 	out.Header.Set("Connection", "Upgrade")
 	out.Header.Set("Upgrade", upgrade)
 	setForwarded(out, r, st.table.Trusted)
+	out.Header.Del("X-Tandem-Epoch") // the gateway's word only, never a client's
 	if e := g.Elector; e != nil {
 		out.Header.Set("X-Tandem-Epoch", strconv.FormatUint(e.Epoch(), 10))
 	}
