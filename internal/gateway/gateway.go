@@ -20,6 +20,7 @@ import (
 	"github.com/tandemproxy/tandem/internal/backend"
 	"github.com/tandemproxy/tandem/internal/config"
 	"github.com/tandemproxy/tandem/internal/failover"
+	"github.com/tandemproxy/tandem/internal/h1"
 	"github.com/tandemproxy/tandem/internal/health"
 	"github.com/tandemproxy/tandem/internal/metrics"
 	"github.com/tandemproxy/tandem/internal/proxy"
@@ -264,7 +265,7 @@ func (g *Gateway) Run(ctx context.Context, cfg *config.Config) error {
 	}
 	defer g.health.Stop()
 
-	var servers []*http.Server
+	var servers []server
 	errc := make(chan error, len(cfg.Listeners)+1)
 	for _, l := range cfg.Listeners {
 		srv, ln, err := g.listen(l, cfg.Limits)
@@ -278,11 +279,7 @@ func (g *Gateway) Run(ctx context.Context, cfg *config.Config) error {
 		g.addrs.Store(l.Name, ln.Addr().String())
 		g.log.Info("listening", "listener", l.Name, "address", ln.Addr().String(), "tls", l.TLS != nil, "redirectHTTPS", l.RedirectHTTPS)
 		go func() {
-			serve := srv.Serve
-			if srv.TLSConfig != nil {
-				serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
-			}
-			if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("listener %s: %w", l.Name, err)
 			}
 		}()
@@ -321,7 +318,20 @@ func (g *Gateway) Run(ctx context.Context, cfg *config.Config) error {
 }
 
 // listen binds one public listener and builds its server.
-func (g *Gateway) listen(l config.Listener, lim config.Limits) (*http.Server, net.Listener, error) {
+// server is what serves one listener: net/http's server for TLS (HTTP/2
+// as well), the fast HTTP/1.1 server otherwise.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// tlsServer serves a TLS listener with net/http.
+type tlsServer struct{ *http.Server }
+
+func (s tlsServer) Serve(ln net.Listener) error { return s.ServeTLS(ln, "", "") }
+
+func (g *Gateway) listen(l config.Listener, lim config.Limits) (server, net.Listener, error) {
 	name := l.Name
 	state := func() *listenerState { return (*g.lsn.Load())[name] }
 	var h http.Handler
@@ -342,25 +352,34 @@ func (g *Gateway) listen(l config.Listener, lim config.Limits) (*http.Server, ne
 	if err != nil {
 		return nil, nil, fmt.Errorf("listener %s: %w", name, err)
 	}
-	if l.TLS != nil {
-		minV := uint16(tls.VersionTLS12)
-		if l.TLS.MinVersion == "1.3" {
-			minV = tls.VersionTLS13
-		}
-		srv.TLSConfig = &tls.Config{
-			MinVersion:   minV,
-			CipherSuites: modernSuites,
-			NextProtos:   []string{"h2", "http/1.1"},
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-				return state().cert, nil
-			},
-		}
-		// Serve HTTP/2 as well as HTTP/1.1 over TLS.
-		srv.Protocols = new(http.Protocols)
-		srv.Protocols.SetHTTP1(true)
-		srv.Protocols.SetHTTP2(true)
+	if l.TLS == nil {
+		// Plain HTTP/1.1: the fast path, with net/http for what it leaves.
+		return &h1.Server{
+			Handler:           h,
+			Fallback:          srv,
+			MaxHeaderBytes:    int(lim.MaxHeaderBytes),
+			ReadHeaderTimeout: lim.ReadHeaderTimeout.D(),
+			IdleTimeout:       lim.IdleTimeout.D(),
+			Log:               g.log,
+		}, ln, nil
 	}
-	return srv, ln, nil
+	minV := uint16(tls.VersionTLS12)
+	if l.TLS.MinVersion == "1.3" {
+		minV = tls.VersionTLS13
+	}
+	srv.TLSConfig = &tls.Config{
+		MinVersion:   minV,
+		CipherSuites: modernSuites,
+		NextProtos:   []string{"h2", "http/1.1"},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return state().cert, nil
+		},
+	}
+	// Serve HTTP/2 as well as HTTP/1.1 over TLS.
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetHTTP2(true)
+	return tlsServer{srv}, ln, nil
 }
 
 // modernSuites are the TLS 1.2 suites offered: forward secret key exchange

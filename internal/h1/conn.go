@@ -1,0 +1,286 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Connection states, for Shutdown: only an idle connection (waiting for a
+// request) is closed under a client's feet.
+const (
+	stateActive int32 = iota
+	stateIdle
+	stateClosed
+)
+
+// bufSize is the size of each connection's reader and writer, as in
+// net/http. A request head must fit the reader to take the fast path.
+const bufSize = 4 << 10
+
+// maxPostHandlerRead is how much of a request body the handler left unread
+// is read and dropped to keep the connection (net/http's 256 KiB).
+const maxPostHandlerRead = 256 << 10
+
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufSize) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufSize) }}
+)
+
+// conn is one client connection on the fast path.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	state  atomic.Int32
+	remote string
+	// ctx is the context of its requests; base carries it, and each
+	// request is a copy of base.
+	ctx  *clientCtx
+	base *http.Request
+	rc   syscall.RawConn // for ctx's watch, made when first needed
+	res  response
+	body body
+	hdr  http.Header // request headers, cleared and reused
+	vals []string    // backing array of the header values
+	url  urlBuf
+	// broken: a read or write failed midway; the connection cannot carry
+	// another request.
+	broken bool
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	return &conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
+}
+
+// serve runs the connection's request loop. The connection is closed at
+// the end unless it was handed over to the fallback server.
+func (c *conn) serve() {
+	c.ctx = &clientCtx{Context: context.WithValue(context.Background(), http.LocalAddrContextKey, c.nc.LocalAddr()), c: c}
+	c.base = (&http.Request{}).WithContext(c.ctx)
+	c.br = readers.Get().(*bufio.Reader)
+	c.br.Reset(c.nc)
+	c.bw = writers.Get().(*bufio.Writer)
+	c.bw.Reset(c.nc)
+	c.hdr = make(http.Header, 16)
+	c.res.header = make(http.Header, 16)
+	handed := false
+	defer func() {
+		if v := recover(); v != nil && v != http.ErrAbortHandler {
+			buf := make([]byte, 64<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			c.s.Log.Error("panic serving request", "remote", c.remote, "panic", v, "stack", string(buf))
+		}
+		c.ctx.cancel()
+		if !handed {
+			c.close()
+		}
+		c.br.Reset(nil)
+		readers.Put(c.br)
+		c.bw.Reset(nil)
+		writers.Put(c.bw)
+	}()
+	for {
+		r, ok, err := c.next()
+		if err != nil {
+			return
+		}
+		if !ok {
+			handed = c.handOver()
+			return
+		}
+		c.ctx.startRequest()
+		c.s.Handler.ServeHTTP(&c.res, r)
+		c.ctx.endRequest()
+		if err := c.res.finish(); err != nil || c.res.closeAfter || c.broken || c.s.closing.Load() {
+			return
+		}
+	}
+}
+
+// close ends the connection, with what the writer holds sent first. A
+// connection closed with body bytes unread half-closes and waits a moment
+// first, as net/http does: closing a socket with unread data resets it,
+// and the reset could reach the client before the answer does.
+func (c *conn) close() {
+	if !c.broken {
+		c.bw.Flush()
+	}
+	if c.res.unreadBody {
+		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+			time.Sleep(rstAvoidanceDelay)
+		}
+	}
+	c.nc.Close()
+	c.s.untrack(c)
+}
+
+// rstAvoidanceDelay is net/http's pause between half-closing and closing.
+const rstAvoidanceDelay = 500 * time.Millisecond
+
+// next waits for the next request and reads its head. ok is false when the
+// request is not for the fast path (the connection is to be handed over);
+// err ends the connection (closed, timed out, shut down).
+func (c *conn) next() (r *http.Request, ok bool, err error) {
+	if c.br.Buffered() == 0 {
+		c.state.Store(stateIdle)
+		if c.s.closing.Load() {
+			return nil, false, ErrServerClosed
+		}
+		c.nc.SetReadDeadline(time.Now().Add(c.s.IdleTimeout))
+		if _, err := c.br.Peek(1); err != nil {
+			return nil, false, err
+		}
+		if !c.state.CompareAndSwap(stateIdle, stateActive) {
+			return nil, false, ErrServerClosed // Shutdown closed it
+		}
+	}
+	c.state.Store(stateActive)
+	c.nc.SetReadDeadline(time.Now().Add(c.s.ReadHeaderTimeout))
+	head, err := c.readHead()
+	if err != nil || head == nil {
+		return nil, false, err
+	}
+	r = c.newRequest()
+	if !c.parseHead(head, r) {
+		return nil, false, nil
+	}
+	c.br.Discard(len(head))
+	if r.ContentLength > 0 {
+		// The body is read while the handler runs, with no deadline (as
+		// net/http without ReadTimeout); the response timeouts bound it.
+		c.nc.SetReadDeadline(time.Time{})
+		c.body = body{c: c, n: r.ContentLength}
+		r.Body = &c.body
+	} else {
+		c.body = body{}
+		r.Body = http.NoBody
+	}
+	c.res.reset(c, r)
+	return r, true, nil
+}
+
+var crlf2 = []byte("\r\n\r\n")
+
+// readHead returns the request head (through its blank line) once it is
+// whole in the reader's buffer, without consuming it. It returns nil, nil
+// for a head that cannot be on the fast path: longer than the buffer or
+// MaxHeaderBytes, or not starting as a request line does.
+func (c *conn) readHead() ([]byte, error) {
+	limit := min(c.br.Size(), c.s.MaxHeaderBytes)
+	for n := c.br.Buffered(); ; n = c.br.Buffered() {
+		buf, _ := c.br.Peek(n)
+		if len(buf) > 0 && (buf[0] < 'A' || buf[0] > 'Z') {
+			return nil, nil // not a method: garbage, TLS, a stray CRLF
+		}
+		if i := bytes.Index(buf, crlf2); i >= 0 {
+			if i+4 > limit {
+				return nil, nil
+			}
+			return buf[:i+4], nil
+		}
+		if n >= limit {
+			return nil, nil
+		}
+		if _, err := c.br.Peek(n + 1); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// newRequest returns a request carrying the connection's context, its
+// fields to be filled by parseHead.
+func (c *conn) newRequest() *http.Request {
+	r := c.base.WithContext(c.base.Context())
+	clear(c.hdr)
+	r.Header = c.hdr
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+	r.RemoteAddr = c.remote
+	return r
+}
+
+// handOver gives the connection, with what was read of it, to the
+// fallback server.
+func (c *conn) handOver() bool {
+	pre := bytes.Clone(must(c.br.Peek(c.br.Buffered())))
+	c.s.untrack(c)
+	c.nc.SetReadDeadline(time.Time{})
+	if !c.s.handoff.give(&prefixConn{Conn: c.nc, pre: pre}) {
+		c.nc.Close()
+	}
+	return true
+}
+
+// raw returns the socket for clientCtx's watch.
+func (c *conn) raw() (syscall.RawConn, bool) {
+	if c.rc == nil {
+		sc, ok := c.nc.(syscall.Conn)
+		if !ok {
+			return nil, false
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return nil, false
+		}
+		c.rc = rc
+	}
+	return c.rc, true
+}
+
+func must(b []byte, _ error) []byte { return b }
+
+// body is a request body of known length, read from the connection.
+type body struct {
+	c *conn
+	n int64 // bytes left
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.c.br.Read(p)
+	b.n -= int64(n)
+	if err != nil {
+		b.c.broken = true
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return n, err
+	}
+	if b.n == 0 {
+		b.c.ctx.bodyRead()
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (b *body) Close() error { return nil }
+
+// drain reads and drops what the handler left of the body, so the
+// connection can carry the next request; false when too much is left
+// (or it fails), and the connection must close.
+func (b *body) drain() bool {
+	if b.n <= 0 {
+		return true
+	}
+	if b.n > maxPostHandlerRead || b.c.broken {
+		return false
+	}
+	_, err := io.CopyN(io.Discard, b, b.n)
+	return err == nil || errors.Is(err, io.EOF)
+}
