@@ -102,7 +102,9 @@ func (c *conn) serve() {
 		c.ctx.startRequest()
 		c.s.Handler.ServeHTTP(&c.res, r)
 		c.ctx.endRequest()
-		if err := c.res.finish(); err != nil || c.res.closeAfter || c.broken || c.s.closing.Load() {
+		// A client that left (or half-closed) gets what was answered, and
+		// no further request.
+		if err := c.res.finish(); err != nil || c.res.closeAfter || c.broken || c.s.closing.Load() || c.ctx.Err() != nil {
 			return
 		}
 	}
@@ -138,7 +140,7 @@ func (c *conn) next() (r *http.Request, ok bool, err error) {
 		if c.s.closing.Load() {
 			return nil, false, ErrServerClosed
 		}
-		c.nc.SetReadDeadline(time.Now().Add(c.s.IdleTimeout))
+		c.nc.SetReadDeadline(deadline(c.s.IdleTimeout))
 		if _, err := c.br.Peek(1); err != nil {
 			return nil, false, err
 		}
@@ -147,7 +149,7 @@ func (c *conn) next() (r *http.Request, ok bool, err error) {
 		}
 	}
 	c.state.Store(stateActive)
-	c.nc.SetReadDeadline(time.Now().Add(c.s.ReadHeaderTimeout))
+	c.nc.SetReadDeadline(deadline(c.s.ReadHeaderTimeout))
 	head, err := c.readHead()
 	if err != nil || head == nil {
 		return nil, false, err
@@ -169,6 +171,14 @@ func (c *conn) next() (r *http.Request, ok bool, err error) {
 	}
 	c.res.reset(c, r)
 	return r, true, nil
+}
+
+// deadline is now+d, or none for a zero d (as net/http's timeouts).
+func deadline(d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(d)
 }
 
 var crlf2 = []byte("\r\n\r\n")

@@ -8,6 +8,10 @@ import (
 	"strings"
 )
 
+// maxHeaderLines bounds the header lines of a fast-path request, well
+// under net/http's count (500 values), which it enforces on the others.
+const maxHeaderLines = 100
+
 // urlBuf is the connection's URL, reused by each request.
 type urlBuf = url.URL
 
@@ -46,7 +50,7 @@ func (c *conn) parseHead(head []byte, r *http.Request) bool {
 	h := r.Header
 	nvals := 0
 	var host string
-	hosts, lengths := 0, 0
+	hosts, lengths, lines := 0, 0, 0
 	for {
 		line, next, ok := cutLine(rest)
 		if !ok {
@@ -54,6 +58,9 @@ func (c *conn) parseHead(head []byte, r *http.Request) bool {
 		}
 		if len(line) == 0 {
 			break // the blank line
+		}
+		if lines++; lines > maxHeaderLines {
+			return false // net/http answers 431 past its own count
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || !token(line[:colon]) {

@@ -21,6 +21,10 @@ type response struct {
 	c      *conn
 	req    *http.Request
 	header http.Header
+	// snap is the header as it was at WriteHeader, when the head could not
+	// go out then: what the handler changes later is not in the head (as
+	// with net/http), only in the trailers.
+	snap   http.Header
 	status int
 	isHEAD bool
 	// wroteHeader: the status is set; headSent: the head is in the writer.
@@ -65,6 +69,25 @@ func (w *response) WriteHeader(code int) {
 			delete(w.header, "Content-Length")
 		}
 	}
+	if w.framed() {
+		w.sendHead(false, nil)
+	} else {
+		w.snap = w.header.Clone()
+	}
+}
+
+// framed reports whether the head can go out at WriteHeader: the body's
+// length and type need no look at the body (the proxy's usual case: the
+// server's Content-Length and Content-Type).
+func (w *response) framed() bool {
+	if !bodyAllowed(w.status) {
+		return true
+	}
+	if w.cl < 0 || w.isHEAD {
+		return false
+	}
+	_, typed := w.header["Content-Type"]
+	return typed || w.header.Get("Content-Encoding") != ""
 }
 
 // writeInterim sends a 1xx answer (103 Early Hints) at once.
@@ -92,10 +115,8 @@ func (w *response) Write(p []byte) (int, error) {
 	if w.cl >= 0 && w.written > w.cl {
 		return 0, http.ErrContentLength
 	}
-	if w.isHEAD {
-		return len(p), nil
-	}
 	if !w.headSent {
+		// Kept (for a HEAD too: its length and type are the body's).
 		if w.cl < 0 && len(w.pending)+len(p) <= pendingMax {
 			w.pending = append(w.pending, p...)
 			return len(p), nil
@@ -103,6 +124,9 @@ func (w *response) Write(p []byte) (int, error) {
 		if err := w.sendHead(false, p); err != nil {
 			return 0, err
 		}
+	}
+	if w.isHEAD {
+		return len(p), nil
 	}
 	return w.writeBody(p)
 }
@@ -187,6 +211,9 @@ func (w *response) finish() error {
 func (w *response) sendHead(done bool, sniff []byte) error {
 	w.headSent = true
 	h, code := w.header, w.status
+	if w.snap != nil {
+		h = w.snap
+	}
 	// The body the handler left unread is read now, before the answer:
 	// a client that sends its whole request before reading any answer
 	// would deadlock otherwise (as net/http does).
