@@ -6,6 +6,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -19,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tandemproxy/tandem/internal/gateway"
 )
 
 // bin is the tandem binary built once for every test.
@@ -228,6 +231,36 @@ func startGateway(t testing.TB, cfg string, files ...string) *gw {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return g
+}
+
+// waitActive waits until the gateway's group app has server active: a master whose first check failed (a slow start on a
+// loaded machine) starts the gateway on the failover, and the failback
+// that follows would close the websockets a test opens meanwhile.
+func (g *gw) waitActive(t testing.TB, server string, limit time.Duration) {
+	t.Helper()
+	var last string
+	if !untilTrue(limit, func() bool {
+		resp, err := http.Get("http://" + g.admin + "/api/v1/state")
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		defer resp.Body.Close()
+		var st gateway.State
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			last = err.Error()
+			return false
+		}
+		for _, gr := range st.Groups {
+			if gr.Name == "app" {
+				last = gr.Active
+				return gr.Active == server
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("the gateway's active server is %q, want %q within %v", last, server, limit)
+	}
 }
 
 // cli runs a tandem CLI command against the gateway's admin API.

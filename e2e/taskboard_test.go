@@ -360,6 +360,7 @@ func testBoardKillMaster(t *testing.T, dsn string) {
 	master := startBoard(t, "master", dsn, keys, 200)
 	failover := startBoard(t, "failover", dsn, keys, 200)
 	g := startGateway(t, gwConfig(master, failover)+boardHealth)
+	g.waitActive(t, "master", 5*time.Second)
 	base := "http://" + g.addr
 
 	u := loginBoard(t, base, "alice")
@@ -651,6 +652,7 @@ func testBoardBrowser(t *testing.T, pg *pgtest.Server) {
 	master := startBoard(t, "master", dsn, keys, 200)
 	failover := startBoard(t, "failover", dsn, keys, 200)
 	g := startGateway(t, gwConfig(master, failover)+boardHealth)
+	g.waitActive(t, "master", 5*time.Second)
 	base := "http://" + g.addr
 	b := newBrowser(t)
 
