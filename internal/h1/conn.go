@@ -54,6 +54,8 @@ type conn struct {
 	hdr  http.Header // request headers, cleared and reused
 	vals []string    // backing array of the header values
 	url  urlBuf
+	// dl is the kind of read deadline set.
+	dl int
 	// broken: a read or write failed midway; the connection cannot carry
 	// another request.
 	broken bool
@@ -140,7 +142,7 @@ func (c *conn) next() (r *http.Request, ok bool, err error) {
 		if c.s.closing.Load() {
 			return nil, false, ErrServerClosed
 		}
-		c.nc.SetReadDeadline(deadline(c.s.IdleTimeout))
+		c.idleDeadline()
 		if _, err := c.br.Peek(1); err != nil {
 			return nil, false, err
 		}
@@ -149,7 +151,6 @@ func (c *conn) next() (r *http.Request, ok bool, err error) {
 		}
 	}
 	c.state.Store(stateActive)
-	c.nc.SetReadDeadline(deadline(c.s.ReadHeaderTimeout))
 	head, err := c.readHead()
 	if err != nil || head == nil {
 		return nil, false, err
@@ -162,7 +163,7 @@ func (c *conn) next() (r *http.Request, ok bool, err error) {
 	if r.ContentLength > 0 {
 		// The body is read while the handler runs, with no deadline (as
 		// net/http without ReadTimeout); the response timeouts bound it.
-		c.nc.SetReadDeadline(time.Time{})
+		c.noDeadline()
 		c.body = body{c: c, n: r.ContentLength}
 		r.Body = &c.body
 	} else {
@@ -171,6 +172,40 @@ func (c *conn) next() (r *http.Request, ok bool, err error) {
 	}
 	c.res.reset(c, r)
 	return r, true, nil
+}
+
+// Read deadlines: the idle one while waiting for a request; the header
+// one only for a head that does not come whole with its first bytes (so
+// the common request pays one timer update, not two); none while a
+// handler reads the body or the client watch waits.
+const (
+	dlNone = iota
+	dlIdle
+	dlHeader
+	dlPast // the client watch was stopped with a past deadline
+)
+
+// idleDeadline arms the wait for the next request.
+func (c *conn) idleDeadline() {
+	c.nc.SetReadDeadline(deadline(c.s.IdleTimeout))
+	c.dl = dlIdle
+}
+
+// headerDeadline bounds reading the rest of a head (slowloris).
+func (c *conn) headerDeadline() {
+	if c.dl != dlHeader {
+		c.nc.SetReadDeadline(deadline(c.s.ReadHeaderTimeout))
+		c.dl = dlHeader
+	}
+}
+
+// noDeadline lifts the deadline while a handler reads the body, or the
+// client watch waits for the whole request.
+func (c *conn) noDeadline() {
+	if c.dl != dlNone {
+		c.nc.SetReadDeadline(time.Time{})
+		c.dl = dlNone
+	}
 }
 
 // deadline is now+d, or none for a zero d (as net/http's timeouts).
@@ -203,6 +238,7 @@ func (c *conn) readHead() ([]byte, error) {
 		if n >= limit {
 			return nil, nil
 		}
+		c.headerDeadline()
 		if _, err := c.br.Peek(n + 1); err != nil {
 			return nil, err
 		}

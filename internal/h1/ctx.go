@@ -127,6 +127,7 @@ func (x *clientCtx) endRequest() {
 	x.mu.Unlock()
 	if w != nil {
 		x.c.nc.SetReadDeadline(aLongTimeAgo)
+		x.c.dl = dlPast
 		<-w
 	}
 }
@@ -148,6 +149,8 @@ func (x *clientCtx) watchLocked() {
 		return
 	}
 	x.wantWatch = false
+	// The watch lasts the whole request, not the head's deadline.
+	x.c.noDeadline()
 	w := make(chan struct{})
 	x.watching = w
 	go func() {
