@@ -306,15 +306,22 @@ func soakRequests(ctx context.Context, url string, end time.Time, o soakOpts, c 
 // soakWebsocket keeps one websocket open, reconnecting whenever the gateway
 // closes it (1012 on a switch), and counts what it sees.
 func soakWebsocket(ctx context.Context, url string, end time.Time, r *soakResult) {
+	// One transport, whose idle connections close after a refused
+	// handshake: a transport per dial left each refused one open, and the
+	// gateway's fds grew with them while both servers were down.
+	tr := &http.Transport{Proxy: nil}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
 	for range soakMaxWSDials {
 		if time.Now().After(end) || ctx.Err() != nil {
 			return
 		}
 		r.WSDials.Add(1)
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		c, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{Proxy: nil}}})
+		c, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{HTTPClient: client})
 		cancel()
 		if err != nil {
+			tr.CloseIdleConnections()
 			r.WSDialFails.Add(1)
 			r.wsClose("dial: " + errorKind(err))
 			sleepUntil(ctx, time.Now().Add(200*time.Millisecond))
