@@ -44,16 +44,21 @@ type conn struct {
 	bw     *bufio.Writer
 	state  atomic.Int32
 	remote string
-	// ctx is the context of its requests; base carries it, and each
-	// request is a copy of base.
-	ctx  *clientCtx
-	base *http.Request
-	rc   syscall.RawConn // for ctx's watch, made when first needed
-	res  response
-	body body
-	hdr  http.Header // request headers, cleared and reused
-	vals []string    // backing array of the header values
-	url  urlBuf
+	// values is the connection's context (local address, server); each
+	// request gets a clientCtx over it, ctx.
+	values context.Context
+	ctx    *clientCtx
+	rc     syscall.RawConn // for ctx's watch, made when first needed
+	// gone: the client closed or reset the connection during a request.
+	gone atomic.Bool
+	// served counts the requests answered; lastPOST: the last was a POST.
+	served   int
+	lastPOST bool
+	res      response
+	body     body
+	hdr      http.Header // request headers, cleared and reused
+	vals     []string    // backing array of the header values
+	url      urlBuf
 	// dl is the kind of read deadline set.
 	dl int
 	// broken: a read or write failed midway; the connection cannot carry
@@ -68,8 +73,8 @@ func newConn(s *Server, nc net.Conn) *conn {
 // serve runs the connection's request loop. The connection is closed at
 // the end unless it was handed over to the fallback server.
 func (c *conn) serve() {
-	c.ctx = &clientCtx{Context: context.WithValue(context.Background(), http.LocalAddrContextKey, c.nc.LocalAddr()), c: c}
-	c.base = (&http.Request{}).WithContext(c.ctx)
+	c.values = context.WithValue(context.WithValue(context.Background(),
+		http.ServerContextKey, c.s.Fallback), http.LocalAddrContextKey, c.nc.LocalAddr())
 	c.br = readers.Get().(*bufio.Reader)
 	c.br.Reset(c.nc)
 	c.bw = writers.Get().(*bufio.Writer)
@@ -83,7 +88,9 @@ func (c *conn) serve() {
 			buf = buf[:runtime.Stack(buf, false)]
 			c.s.Log.Error("panic serving request", "remote", c.remote, "panic", v, "stack", string(buf))
 		}
-		c.ctx.cancel()
+		if c.ctx != nil {
+			c.ctx.end()
+		}
 		if !handed {
 			c.close()
 		}
@@ -101,12 +108,13 @@ func (c *conn) serve() {
 			handed = c.handOver()
 			return
 		}
-		c.ctx.startRequest()
 		c.s.Handler.ServeHTTP(&c.res, r)
-		c.ctx.endRequest()
+		c.ctx.end()
+		c.served++
+		c.lastPOST = r.Method == http.MethodPost
 		// A client that left (or half-closed) gets what was answered, and
 		// no further request.
-		if err := c.res.finish(); err != nil || c.res.closeAfter || c.broken || c.s.closing.Load() || c.ctx.Err() != nil {
+		if err := c.res.finish(); err != nil || c.res.closeAfter || c.broken || c.s.closing.Load() || c.gone.Load() {
 			return
 		}
 	}
@@ -137,21 +145,42 @@ const rstAvoidanceDelay = 500 * time.Millisecond
 // request is not for the fast path (the connection is to be handed over);
 // err ends the connection (closed, timed out, shut down).
 func (c *conn) next() (r *http.Request, ok bool, err error) {
-	if c.br.Buffered() == 0 {
-		c.state.Store(stateIdle)
-		if c.s.closing.Load() {
-			return nil, false, ErrServerClosed
+	// The first request's head is due ReadHeaderTimeout after the accept
+	// (as with net/http); later ones wait IdleTimeout for their first byte.
+	first := c.served == 0
+	for {
+		if c.br.Buffered() == 0 {
+			c.state.Store(stateIdle)
+			if c.s.closing.Load() {
+				return nil, false, ErrServerClosed
+			}
+			if first {
+				c.headerDeadline()
+			} else {
+				c.idleDeadline()
+			}
+			if _, err := c.br.Peek(1); err != nil {
+				return nil, false, err
+			}
+			if !c.state.CompareAndSwap(stateIdle, stateActive) {
+				return nil, false, ErrServerClosed // Shutdown closed it
+			}
 		}
-		c.idleDeadline()
-		if _, err := c.br.Peek(1); err != nil {
-			return nil, false, err
+		if !c.lastPOST {
+			break
 		}
-		if !c.state.CompareAndSwap(stateIdle, stateActive) {
-			return nil, false, ErrServerClosed // Shutdown closed it
+		// Old clients send a CRLF after a POST body; net/http drops up to
+		// four such bytes before the next request.
+		c.lastPOST = false
+		b, _ := c.br.Peek(min(4, c.br.Buffered()))
+		n := 0
+		for n < len(b) && (b[n] == '\r' || b[n] == '\n') {
+			n++
 		}
+		c.br.Discard(n)
 	}
 	c.state.Store(stateActive)
-	head, err := c.readHead()
+	head, err := c.readHead(first)
 	if err != nil || head == nil {
 		return nil, false, err
 	}
@@ -170,6 +199,7 @@ func (c *conn) next() (r *http.Request, ok bool, err error) {
 		c.body = body{}
 		r.Body = http.NoBody
 	}
+	c.ctx.unread = r.ContentLength > 0
 	c.res.reset(c, r)
 	return r, true, nil
 }
@@ -191,12 +221,10 @@ func (c *conn) idleDeadline() {
 	c.dl = dlIdle
 }
 
-// headerDeadline bounds reading the rest of a head (slowloris).
+// headerDeadline bounds reading a head (slowloris).
 func (c *conn) headerDeadline() {
-	if c.dl != dlHeader {
-		c.nc.SetReadDeadline(deadline(c.s.ReadHeaderTimeout))
-		c.dl = dlHeader
-	}
+	c.nc.SetReadDeadline(deadline(c.s.ReadHeaderTimeout))
+	c.dl = dlHeader
 }
 
 // noDeadline lifts the deadline while a handler reads the body, or the
@@ -222,7 +250,11 @@ var crlf2 = []byte("\r\n\r\n")
 // whole in the reader's buffer, without consuming it. It returns nil, nil
 // for a head that cannot be on the fast path: longer than the buffer or
 // MaxHeaderBytes, or not starting as a request line does.
-func (c *conn) readHead() ([]byte, error) {
+//
+// armed tells that the header deadline already runs for this head (the
+// first request's, since the accept); otherwise it starts at the first
+// read the head needs after its first bytes.
+func (c *conn) readHead(armed bool) ([]byte, error) {
 	limit := min(c.br.Size(), c.s.MaxHeaderBytes)
 	for n := c.br.Buffered(); ; n = c.br.Buffered() {
 		buf, _ := c.br.Peek(n)
@@ -238,17 +270,22 @@ func (c *conn) readHead() ([]byte, error) {
 		if n >= limit {
 			return nil, nil
 		}
-		c.headerDeadline()
+		if !armed {
+			c.headerDeadline()
+			armed = true
+		}
 		if _, err := c.br.Peek(n + 1); err != nil {
 			return nil, err
 		}
 	}
 }
 
-// newRequest returns a request carrying the connection's context, its
-// fields to be filled by parseHead.
+// newRequest returns a request with a new clientCtx, its fields to be
+// filled by parseHead.
 func (c *conn) newRequest() *http.Request {
-	r := c.base.WithContext(c.base.Context())
+	c.ctx = newClientCtx(c)
+	var tmpl http.Request
+	r := tmpl.WithContext(c.ctx)
 	clear(c.hdr)
 	r.Header = c.hdr
 	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1

@@ -7,29 +7,37 @@ import (
 	"time"
 )
 
-// clientCtx is the context of the requests of one connection: it ends when
-// the client goes away, so the gateway drops the server's request too.
+// clientCtx is the context of one request: it ends when the client goes
+// away, so the gateway drops the server's request too, and when the
+// handler returned (as net/http's).
 //
-// net/http learns that with a read in its own goroutine for every request,
-// which costs a goroutine, a system call and two deadline changes each
-// time. clientCtx learns it only when asked: the first Done or AfterFunc
-// during a request starts a watch, a peek that waits for the socket to
-// become readable without consuming anything, and the end of the request
-// stops it. The proxy asks only when an answer is slow to come (or dials),
-// so most requests pay nothing.
+// net/http learns that the client left with a read in its own goroutine
+// for every request, which costs a goroutine, a system call and two
+// deadline changes each time. clientCtx learns it only when asked: the
+// first Done or AfterFunc starts a watch, a peek that waits for the socket
+// to become readable without consuming anything, and the end of the
+// request stops it. The proxy asks only when an answer is slow to come (or
+// it dials), so most requests pay nothing.
 type clientCtx struct {
-	context.Context // values only: never done, no deadline
+	context.Context // the connection's values: never done, no deadline
 	c               *conn
 
 	err atomic.Pointer[error]
 
-	mu        sync.Mutex
-	done      chan struct{} // made by the first Done
-	fns       []afterFunc
-	nextID    int
-	inRequest bool
-	wantWatch bool          // asked while the body was unread: watch after it
-	watching  chan struct{} // closed when the watch ended; nil: none
+	mu       sync.Mutex
+	done     chan struct{} // made by the first Done
+	fns      []afterFunc
+	nextID   int
+	ended    bool          // the handler returned: no more watching
+	unread   bool          // body bytes still to come: the watch waits for them
+	asked    bool          // Done or AfterFunc was called
+	watching chan struct{} // closed when the watch ended; nil: none
+}
+
+// newClientCtx returns the context of a request on c. Its unread is set
+// before the handler runs, when the head told of a body.
+func newClientCtx(c *conn) *clientCtx {
+	return &clientCtx{Context: c.values, c: c}
 }
 
 type afterFunc struct {
@@ -101,27 +109,22 @@ func (x *clientCtx) cancel() {
 	x.fns = nil
 }
 
-// startRequest marks a request under way: a Done or AfterFunc now watches.
-func (x *clientCtx) startRequest() {
-	x.mu.Lock()
-	x.inRequest = true
-	x.mu.Unlock()
-}
-
 // bodyRead is called when the request body was read to its end: a watch
 // asked for before can start, the socket now holds nothing of this request.
 func (x *clientCtx) bodyRead() {
 	x.mu.Lock()
-	if x.wantWatch {
+	x.unread = false
+	if x.asked {
 		x.watchLocked()
 	}
 	x.mu.Unlock()
 }
 
-// endRequest stops the watch, if any, before the connection reads again.
-func (x *clientCtx) endRequest() {
+// end stops the watch, if any, before the connection reads again, and
+// ends the context: the handler returned.
+func (x *clientCtx) end() {
 	x.mu.Lock()
-	x.inRequest, x.wantWatch = false, false
+	x.ended = true
 	w := x.watching
 	x.watching = nil
 	x.mu.Unlock()
@@ -130,32 +133,33 @@ func (x *clientCtx) endRequest() {
 		x.c.dl = dlPast
 		<-w
 	}
+	x.cancel()
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
 
+// watchLocked starts the watch if it may: during the request, once the
+// body is read (its bytes are no sign of anything, and the watch would
+// hold the socket's read lock).
 func (x *clientCtx) watchLocked() {
-	if !x.inRequest || x.watching != nil || x.err.Load() != nil {
-		return
-	}
-	if x.c.body.n > 0 {
-		// The body's bytes are still to come: they are not a sign of
-		// anything, and the watch would hold the socket's read lock.
-		x.wantWatch = true
+	x.asked = true
+	if x.ended || x.unread || x.watching != nil || x.err.Load() != nil {
 		return
 	}
 	rc, ok := x.c.raw()
 	if !ok {
 		return
 	}
-	x.wantWatch = false
-	// The watch lasts the whole request, not the head's deadline.
+	// The watch lasts the whole request, not the head's deadline. Only
+	// one watch a request sets it, and the connection's goroutine reads dl
+	// only after end, which waits for the watch.
 	x.c.noDeadline()
 	w := make(chan struct{})
 	x.watching = w
 	go func() {
 		defer close(w)
 		if clientGone(rc) {
+			x.c.gone.Store(true)
 			x.cancel()
 		}
 	}()

@@ -17,11 +17,11 @@ import (
 // whatever their size. (The constant is not named here: go.mod says 1.26.)
 const maxHeaderValueCount = 500
 
-// newTestConn returns a connection with what parseHead needs: a base
-// request with a context and a fresh header map.
+// newTestConn returns a connection with what parseHead needs: the
+// connection's context values and a fresh header map.
 func newTestConn() *conn {
 	c := &conn{s: &Server{}, remote: "192.0.2.1:1234"}
-	c.base = (&http.Request{}).WithContext(context.Background())
+	c.values = context.Background()
 	c.hdr = make(http.Header, 16)
 	return c
 }

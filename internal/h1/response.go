@@ -70,7 +70,9 @@ func (w *response) WriteHeader(code int) {
 		}
 	}
 	if w.framed() {
-		w.sendHead(false, nil)
+		// The body the handler may still read stays: it is dropped at
+		// the first body write, as net/http does when its head goes out.
+		w.sendHead(false, false, nil)
 	} else {
 		w.snap = w.header.Clone()
 	}
@@ -94,7 +96,8 @@ func (w *response) framed() bool {
 func (w *response) writeInterim(code int) {
 	bw := w.c.bw
 	writeStatusLine(bw, code)
-	writeHeaders(bw, w.header, nil)
+	// An interim answer has no body: no framing headers (as net/http).
+	writeHeaders(bw, w.header, func(k string) bool { return k == "Content-Length" || k == "Transfer-Encoding" })
 	bw.WriteString("\r\n")
 	if err := bw.Flush(); err != nil {
 		w.c.broken = true
@@ -121,13 +124,14 @@ func (w *response) Write(p []byte) (int, error) {
 			w.pending = append(w.pending, p...)
 			return len(p), nil
 		}
-		if err := w.sendHead(false, p); err != nil {
+		if err := w.sendHead(false, true, p); err != nil {
 			return 0, err
 		}
 	}
 	if w.isHEAD {
 		return len(p), nil
 	}
+	w.settleBody()
 	return w.writeBody(p)
 }
 
@@ -156,10 +160,11 @@ func (w *response) FlushError() error {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.headSent {
-		if err := w.sendHead(false, nil); err != nil {
+		if err := w.sendHead(false, true, nil); err != nil {
 			return err
 		}
 	}
+	w.settleBody()
 	if err := w.c.bw.Flush(); err != nil {
 		w.c.broken = true
 		return err
@@ -173,7 +178,7 @@ func (w *response) finish() error {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.headSent {
-		if err := w.sendHead(true, nil); err != nil {
+		if err := w.sendHead(true, true, nil); err != nil {
 			return err
 		}
 	}
@@ -195,9 +200,7 @@ func (w *response) finish() error {
 		// rest; only closing tells it.
 		w.closeAfter = true
 	}
-	if !w.closeAfter && !w.c.body.drain() {
-		w.closeAfter, w.unreadBody = true, true
-	}
+	w.settleBody()
 	if err := bw.Flush(); err != nil {
 		w.c.broken = true
 		return err
@@ -205,20 +208,29 @@ func (w *response) finish() error {
 	return nil
 }
 
+// settleBody reads and drops what the handler left of the request body
+// before the answer's body goes out: a client that sends its whole
+// request before reading any answer would deadlock otherwise (as with
+// net/http). With too much left, the connection closes after the answer.
+func (w *response) settleBody() {
+	if !w.closeAfter && !w.c.body.drain() {
+		w.closeAfter, w.unreadBody = true, true
+	}
+}
+
 // sendHead writes the status line and headers, deciding the framing: done
-// tells that the handler returned (so the pending body is all of it), sniff
-// is the first body bytes when none are pending.
-func (w *response) sendHead(done bool, sniff []byte) error {
+// tells that the handler returned (so the pending body is all of it),
+// settle that the unread request body is to be dropped first (so that the
+// head can say Connection: close when it is too long), sniff is the first
+// body bytes when none are pending.
+func (w *response) sendHead(done, settle bool, sniff []byte) error {
 	w.headSent = true
 	h, code := w.header, w.status
 	if w.snap != nil {
 		h = w.snap
 	}
-	// The body the handler left unread is read now, before the answer:
-	// a client that sends its whole request before reading any answer
-	// would deadlock otherwise (as net/http does).
-	if !w.closeAfter && !w.c.body.drain() {
-		w.closeAfter, w.unreadBody = true, true
+	if settle {
+		w.settleBody()
 	}
 	trailers := false
 	for _, v := range h["Trailer"] {

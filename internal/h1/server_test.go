@@ -971,3 +971,107 @@ func TestHeadAtBufferSize(t *testing.T) {
 		c.get("/next", by)
 	}
 }
+
+// The findings of a review, each held to what net/http does.
+func TestReviewFindings(t *testing.T) {
+	// A pipelined request whose head comes in pieces after a request that
+	// outlived ReadHeaderTimeout gets its own header deadline, not the
+	// previous head's, long passed.
+	t.Run("header deadline per head", func(t *testing.T) {
+		s := startServer(t, func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/slow" {
+				time.Sleep(500 * time.Millisecond)
+			}
+			handler(w, r)
+		}, func(s *Server) { s.ReadHeaderTimeout = 300 * time.Millisecond })
+		c := s.dial(t)
+		c.write("GET /slow HTTP/1.1\r\nHo")
+		time.Sleep(50 * time.Millisecond)
+		c.write("st: x\r\n\r\nGET /b HTTP/1.1\r\nHo")
+		time.Sleep(50 * time.Millisecond)
+		c.write("st: x\r\n\r\n")
+		resp, body := c.read("GET")
+		check(t, resp, body, 200, "fast", "done")
+		resp, body = c.read("GET")
+		check(t, resp, body, 200, "fast", "hello /b")
+	})
+	// A connection that never sends a byte is closed after
+	// ReadHeaderTimeout, not IdleTimeout.
+	t.Run("first byte within ReadHeaderTimeout", func(t *testing.T) {
+		s := startServer(t, handler, func(s *Server) { s.ReadHeaderTimeout, s.IdleTimeout = 200*time.Millisecond, 5*time.Second })
+		if waited := s.dial(t).closedWithin(2 * time.Second); waited > time.Second {
+			t.Errorf("closed after %v, want about 200ms", waited)
+		}
+	})
+	// Old clients send CRLF after a POST body: dropped, in the same write
+	// as the next request or before it.
+	t.Run("CRLF after a POST", func(t *testing.T) {
+		s := startServer(t, handler)
+		c := s.dial(t)
+		c.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, body := c.read("POST")
+		check(t, resp, body, 200, "fast", "abc")
+		resp, body = c.read("GET")
+		check(t, resp, body, 200, "fast", "hello /b")
+		c.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\r\n")
+		resp, body = c.read("POST")
+		check(t, resp, body, 200, "fast", "abc")
+		c.get("/c", "fast")
+	})
+	// Done from another goroutine while the handler reads the body: no
+	// data race (go test -race), and the answer comes.
+	t.Run("Done from a goroutine", func(t *testing.T) {
+		s := startServer(t, func(w http.ResponseWriter, r *http.Request) {
+			done := make(chan struct{})
+			go func() { defer close(done); _ = r.Context().Done() }()
+			b, _ := io.ReadAll(r.Body)
+			<-done
+			w.Write(b)
+		})
+		c := s.dial(t)
+		c.write("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+		resp, body := c.read("POST")
+		check(t, resp, body, 200, "fast", "hello")
+	})
+	// The context ends when the handler returns, with what waits on it.
+	t.Run("context ends with the handler", func(t *testing.T) {
+		ctxs := make(chan context.Context, 1)
+		fired := make(chan struct{})
+		s := startServer(t, func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/" {
+				handler(w, r)
+				return
+			}
+			context.AfterFunc(r.Context(), func() { close(fired) })
+			ctxs <- r.Context()
+			io.WriteString(w, "ok")
+		})
+		c := s.dial(t)
+		c.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.read("GET")
+		ctx := <-ctxs
+		select {
+		case <-fired:
+		case <-time.After(ioTimeout):
+			t.Fatal("an AfterFunc of the request's context did not run after the handler returned")
+		}
+		if ctx.Err() == nil {
+			t.Error("the request's context is not done after the handler returned")
+		}
+		c.get("/next", "fast") // and the connection goes on
+	})
+	// WriteHeader first, then the body read: it is still there.
+	t.Run("body read after WriteHeader", func(t *testing.T) {
+		s := startServer(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.Header().Set("Content-Length", "5")
+			w.WriteHeader(200)
+			b, _ := io.ReadAll(r.Body)
+			w.Write(b)
+		})
+		c := s.dial(t)
+		c.write("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+		resp, body := c.read("POST")
+		check(t, resp, body, 200, "fast", "hello")
+	})
+}
