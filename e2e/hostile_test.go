@@ -121,6 +121,48 @@ func TestSlowloris(t *testing.T) {
 	}
 }
 
+// TestConnectionLimit: a flood of idle connections holds at most
+// limits.maxConnections of the gateway; the next client waits in the
+// backlog and is served as soon as one of them closes.
+func TestConnectionLimit(t *testing.T) {
+	master := startApp(t, "master", "")
+	cfg := strings.Replace(gwConfig(master), "groups:", "limits: {maxConnections: 5, readHeaderTimeout: 30s}\ngroups:", 1)
+	g := startGateway(t, cfg+healthCfg)
+	var idle []net.Conn
+	for range 5 {
+		c, err := net.Dial("tcp", g.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	metricIs(t, g, `tandem_connections_open{listener="http"}`, 5)
+	// The sixth connects (the kernel's backlog takes it) but is not served.
+	answered := make(chan result, 1)
+	go func() { answered <- get(&http.Client{Timeout: 10 * time.Second}, "http://"+g.addr+"/hello") }()
+	select {
+	case r := <-answered:
+		t.Fatalf("a sixth connection was served at the bound of 5: %d %v", r.status, r.err)
+	case <-time.After(time.Second):
+	}
+	if n := scrape(t, g)[`tandem_connection_limit_waits_total{listener="http"}`]; n < 1 {
+		t.Errorf("tandem_connection_limit_waits_total = %v with a client waiting, want at least 1", n)
+	}
+	idle[0].Close()
+	select {
+	case r := <-answered:
+		if r.status != 200 || r.server != "master" {
+			t.Errorf("after a slot freed: %d %q %v, want 200 from master", r.status, r.server, r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting client was not served after a connection closed")
+	}
+	if !strings.Contains(g.out.String(), "connection limit reached") {
+		t.Error("the gateway did not log reaching the connection limit")
+	}
+}
+
 // h2Frame encodes one HTTP/2 frame.
 func h2Frame(typ, flags byte, stream uint32, payload []byte) []byte {
 	n := len(payload)

@@ -164,6 +164,18 @@ groups:
 			want: []string{`t.yaml:7: groups[0].maxBodyBytes: "10 megabytes" is not a size (want e.g. 65536, 64KiB, 10MB)`},
 		},
 		{
+			name: "no connections allowed",
+			yaml: `listeners:
+  - {name: web, address: ":8080"}
+limits: {maxConnections: -5}
+groups:
+  - name: app
+    servers:
+      - {name: a, address: "a.local:80"}
+`,
+			want: []string{`t.yaml:3: limits.maxConnections: -5: want at least 1`},
+		},
+		{
 			name: "negative size",
 			yaml: `listeners:
   - {name: web, address: ":8080"}
@@ -982,7 +994,7 @@ func TestParseReadmeExample(t *testing.T) {
 		Admin: config.Admin{Address: "127.0.0.1:9901"},
 		Log:   config.Log{Format: "json", Level: "info"},
 		Limits: config.Limits{MaxHeaderBytes: 64 << 10, ReadHeaderTimeout: config.Duration(10 * time.Second),
-			IdleTimeout: config.Duration(120 * time.Second), Drain: config.Duration(10 * time.Second)},
+			IdleTimeout: config.Duration(120 * time.Second), MaxConnections: 10000, Drain: config.Duration(10 * time.Second)},
 		TrustedProxies: []string{"10.0.0.0/8"},
 		Groups: []config.Group{{
 			Name:  "sense",
@@ -1050,7 +1062,7 @@ groups: [{name: app, servers: [{name: a, address: "a.local:80"}]}]
 					t.Errorf("admin/log defaults: %+v %+v", c.Admin, c.Log)
 				}
 				wantLimits := config.Limits{MaxHeaderBytes: 64 << 10, ReadHeaderTimeout: config.Duration(10 * time.Second),
-					IdleTimeout: config.Duration(2 * time.Minute), Drain: config.Duration(10 * time.Second)}
+					IdleTimeout: config.Duration(2 * time.Minute), MaxConnections: 10000, Drain: config.Duration(10 * time.Second)}
 				if c.Limits != wantLimits {
 					t.Errorf("limits defaults: got %+v, want %+v", c.Limits, wantLimits)
 				}

@@ -67,6 +67,10 @@ type Limits struct {
 	MaxHeaderBytes    Size     `yaml:"maxHeaderBytes"`
 	ReadHeaderTimeout Duration `yaml:"readHeaderTimeout"`
 	IdleTimeout       Duration `yaml:"idleTimeout"`
+	// MaxConnections bounds the client connections open on each listener:
+	// at the bound, new ones wait in the kernel's backlog (as HAProxy's
+	// maxconn), so a flood of idle connections cannot exhaust the fds.
+	MaxConnections int `yaml:"maxConnections"`
 	// Drain is how long SIGTERM waits for in-flight requests before closing.
 	Drain Duration `yaml:"drain"`
 }

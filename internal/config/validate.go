@@ -33,6 +33,9 @@ func applyDefaults(cfg *Config) {
 	if l.Drain == 0 {
 		l.Drain = Duration(10 * time.Second)
 	}
+	if l.MaxConnections == 0 {
+		l.MaxConnections = 10000
+	}
 	for i := range cfg.Listeners {
 		if t := cfg.Listeners[i].TLS; t != nil && t.MinVersion == "" {
 			t.MinVersion = "1.2"
@@ -104,6 +107,9 @@ func applyDefaults(cfg *Config) {
 func validate(cfg *Config, c *collector) {
 	if len(cfg.Listeners) == 0 {
 		c.at("listeners", "at least one listener is required")
+	}
+	if cfg.Limits.MaxConnections < 1 {
+		c.at("limits.maxConnections", "%d: want at least 1", cfg.Limits.MaxConnections)
 	}
 	names := map[string]bool{}
 	addrs := map[string]bool{}

@@ -348,10 +348,12 @@ func (g *Gateway) listen(l config.Listener, lim config.Limits) (server, net.List
 		IdleTimeout:       lim.IdleTimeout.D(),
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
-	ln, err := net.Listen("tcp", l.Address)
+	tcp, err := net.Listen("tcp", l.Address)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listener %s: %w", name, err)
 	}
+	ln := newLimitListener(tcp, lim.MaxConnections, name, g.log,
+		g.metrics.Connections.WithLabelValues(name), g.metrics.ConnLimitWaits.WithLabelValues(name))
 	if l.TLS == nil {
 		// Plain HTTP/1.1: the fast path, with net/http for what it leaves.
 		return &h1.Server{

@@ -29,6 +29,8 @@ type Metrics struct {
 	Reloads         *prometheus.CounterVec
 	LastReloadOK    prometheus.Gauge
 	LastReloadTime  prometheus.Gauge
+	Connections     *prometheus.GaugeVec
+	ConnLimitWaits  *prometheus.CounterVec
 
 	// perServer caches, per group and server, the children of the vectors
 	// above that every request touches: WithLabelValues hashes and looks
@@ -75,11 +77,16 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "1 if the last config reload was applied, 0 if it was refused."}),
 		LastReloadTime: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "config_last_reload_success_timestamp_seconds",
 			Help: "When the config was last loaded successfully."}),
+		Connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "connections_open",
+			Help: "Client connections open, by listener."}, []string{"listener"}),
+		ConnLimitWaits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "connection_limit_waits_total",
+			Help: "Times a listener had limits.maxConnections open and new connections waited in the backlog."},
+			[]string{"listener"}),
 	}
 	m.LastReloadOK.Set(1)
 	m.LastReloadTime.SetToCurrentTime()
 	reg.MustRegister(m.Requests, m.RequestDuration, m.Retries, m.CheckDuration, m.CheckFailures,
-		m.Switches, m.Reloads, m.LastReloadOK, m.LastReloadTime, buildInfo(),
+		m.Switches, m.Reloads, m.LastReloadOK, m.LastReloadTime, m.Connections, m.ConnLimitWaits, buildInfo(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
