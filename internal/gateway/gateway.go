@@ -318,18 +318,13 @@ func (g *Gateway) Run(ctx context.Context, cfg *config.Config) error {
 }
 
 // listen binds one public listener and builds its server.
-// server is what serves one listener: net/http's server for TLS (HTTP/2
-// as well), the fast HTTP/1.1 server otherwise.
+// server is what serves one listener: the fast HTTP/1.1 server, with
+// net/http's behind it (HTTP/2, and whatever the fast path leaves).
 type server interface {
 	Serve(net.Listener) error
 	Shutdown(context.Context) error
 	Close() error
 }
-
-// tlsServer serves a TLS listener with net/http.
-type tlsServer struct{ *http.Server }
-
-func (s tlsServer) Serve(ln net.Listener) error { return s.ServeTLS(ln, "", "") }
 
 func (g *Gateway) listen(l config.Listener, lim config.Limits) (server, net.Listener, error) {
 	name := l.Name
@@ -354,16 +349,17 @@ func (g *Gateway) listen(l config.Listener, lim config.Limits) (server, net.List
 	}
 	ln := newLimitListener(tcp, lim.MaxConnections, name, g.log,
 		g.metrics.Connections.WithLabelValues(name), g.metrics.ConnLimitWaits.WithLabelValues(name))
+	fast := &h1.Server{
+		Handler:           h,
+		Fallback:          srv,
+		MaxHeaderBytes:    int(lim.MaxHeaderBytes),
+		ReadHeaderTimeout: lim.ReadHeaderTimeout.D(),
+		IdleTimeout:       lim.IdleTimeout.D(),
+		Log:               g.log,
+	}
 	if l.TLS == nil {
 		// Plain HTTP/1.1: the fast path, with net/http for what it leaves.
-		return &h1.Server{
-			Handler:           h,
-			Fallback:          srv,
-			MaxHeaderBytes:    int(lim.MaxHeaderBytes),
-			ReadHeaderTimeout: lim.ReadHeaderTimeout.D(),
-			IdleTimeout:       lim.IdleTimeout.D(),
-			Log:               g.log,
-		}, ln, nil
+		return fast, ln, nil
 	}
 	minV := uint16(tls.VersionTLS12)
 	if l.TLS.MinVersion == "1.3" {
@@ -377,11 +373,13 @@ func (g *Gateway) listen(l config.Listener, lim config.Limits) (server, net.List
 			return state().cert, nil
 		},
 	}
-	// Serve HTTP/2 as well as HTTP/1.1 over TLS.
+	// HTTP/2 as well as HTTP/1.1 over TLS: the fast path serves HTTP/1.1
+	// and hands h2 connections to net/http after the handshake.
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetHTTP2(true)
-	return tlsServer{srv}, ln, nil
+	fast.TLSConfig = srv.TLSConfig
+	return fast, ln, nil
 }
 
 // modernSuites are the TLS 1.2 suites offered: forward secret key exchange

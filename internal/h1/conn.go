@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -38,8 +39,12 @@ var (
 
 // conn is one client connection on the fast path.
 type conn struct {
-	s      *Server
+	s *Server
+	// nc is the TCP connection (deadlines, close, the client watch); rw
+	// carries the bytes: nc itself, or the TLS connection over it.
 	nc     net.Conn
+	rw     net.Conn
+	tls    *tls.ConnectionState // nil on a plain listener
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	state  atomic.Int32
@@ -67,18 +72,54 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	return &conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
+	return &conn{s: s, nc: nc, rw: nc, remote: nc.RemoteAddr().String()}
+}
+
+// handshake runs the TLS handshake, bounded by ReadHeaderTimeout as
+// net/http bounds it. An HTTP/2 connection goes to the fallback server at
+// once, as the *tls.Conn it expects (handed true); HTTP/1.1 stays here.
+func (c *conn) handshake() (handed bool, err error) {
+	tc := tls.Server(c.nc, c.s.TLSConfig)
+	c.nc.SetDeadline(deadline(c.s.ReadHeaderTimeout))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		// As net/http: a scanner or a client with no common suite is
+		// no event worth more than a debug line.
+		c.s.Log.Debug("TLS handshake failed", "remote", c.remote, "error", err)
+		return false, err
+	}
+	c.nc.SetDeadline(time.Time{})
+	st := tc.ConnectionState()
+	if st.NegotiatedProtocol == "h2" {
+		c.s.untrack(c)
+		if !c.s.handoff.give(tc) {
+			tc.Close()
+		}
+		return true, nil
+	}
+	c.rw, c.tls = tc, &st
+	return false, nil
 }
 
 // serve runs the connection's request loop. The connection is closed at
 // the end unless it was handed over to the fallback server.
 func (c *conn) serve() {
+	if c.s.TLSConfig != nil {
+		if handed, err := c.handshake(); handed || err != nil {
+			if err != nil {
+				c.nc.Close()
+				c.s.untrack(c)
+			}
+			return
+		}
+	}
 	c.values = context.WithValue(context.WithValue(context.Background(),
 		http.ServerContextKey, c.s.Fallback), http.LocalAddrContextKey, c.nc.LocalAddr())
 	c.br = readers.Get().(*bufio.Reader)
-	c.br.Reset(c.nc)
+	c.br.Reset(c.rw)
 	c.bw = writers.Get().(*bufio.Writer)
-	c.bw.Reset(c.nc)
+	c.bw.Reset(c.rw)
 	c.hdr = make(http.Header, 16)
 	c.res.header = make(http.Header, 16)
 	handed := false
@@ -129,12 +170,12 @@ func (c *conn) close() {
 		c.bw.Flush()
 	}
 	if c.res.unreadBody {
-		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		if cw, ok := c.rw.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 			time.Sleep(rstAvoidanceDelay)
 		}
 	}
-	c.nc.Close()
+	c.rw.Close() // over TLS, with a close_notify first
 	c.s.untrack(c)
 }
 
@@ -290,6 +331,7 @@ func (c *conn) newRequest() *http.Request {
 	r.Header = c.hdr
 	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
 	r.RemoteAddr = c.remote
+	r.TLS = c.tls
 	return r
 }
 
@@ -299,8 +341,8 @@ func (c *conn) handOver() bool {
 	pre := bytes.Clone(must(c.br.Peek(c.br.Buffered())))
 	c.s.untrack(c)
 	c.nc.SetReadDeadline(time.Time{})
-	if !c.s.handoff.give(&prefixConn{Conn: c.nc, pre: pre}) {
-		c.nc.Close()
+	if !c.s.handoff.give(&prefixConn{Conn: c.rw, pre: pre}) {
+		c.rw.Close()
 	}
 	return true
 }

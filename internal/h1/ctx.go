@@ -14,9 +14,9 @@ import (
 // net/http learns that the client left with a read in its own goroutine
 // for every request, which costs a goroutine, a system call and two
 // deadline changes each time. clientCtx learns it only when asked: the
-// first Done or AfterFunc starts a watch, a peek that waits for the socket
-// to become readable without consuming anything, and the end of the
-// request stops it. The proxy asks only when an answer is slow to come (or
+// first Done or AfterFunc starts a watch, which waits on the socket for the
+// client's hang-up without reading anything (clientGone), and the end of
+// the request stops it. The proxy asks only when an answer is slow to come (or
 // it dials), so most requests pay nothing.
 type clientCtx struct {
 	context.Context // the connection's values: never done, no deadline

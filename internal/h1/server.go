@@ -1,7 +1,7 @@
-// Package h1 serves HTTP/1.1 on the gateway's plain listeners with less
-// work per request than net/http's server: no goroutine per request to
-// watch the connection, no per-request context, no header clone, one
-// buffered writer per connection. On a proxy that work is half of what a
+// Package h1 serves HTTP/1.1 on the gateway's listeners with less
+// work per request than net/http's server: no goroutine and read per
+// request to watch the connection, no header clone, one buffered writer
+// per connection. On a proxy that work is half of what a
 // request costs, and it is what kept tandem behind HAProxy.
 //
 // It serves only the requests it fully understands: a strict subset of
@@ -10,11 +10,14 @@
 // server, which serves it to its end. So every unusual or hostile shape
 // (chunked bodies, upgrades, Expect, HTTP/1.0, obs-fold, duplicate framing
 // headers, oversized heads, garbage) meets net/http's parser and gets
-// net/http's answer; the fast path never sees it.
+// net/http's answer; the fast path never sees it. On TLS listeners the
+// handshake is done here too, and a connection that negotiated h2 goes to
+// net/http straight after it.
 package h1
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -39,6 +42,11 @@ type Server struct {
 	// connection.
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
+	// TLSConfig, when set, makes the listener's connections TLS: those
+	// that negotiate HTTP/1.1 are served here, those that negotiate h2
+	// are handed to Fallback right after the handshake (Fallback needs the
+	// same TLSConfig, with "h2" in NextProtos, to serve them).
+	TLSConfig *tls.Config
 	// Log receives handler panics.
 	Log *slog.Logger
 
@@ -67,6 +75,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.handoff = newHandoffListener(ln.Addr())
 	s.served = make(chan struct{})
 	s.mu.Unlock()
+	if s.TLSConfig != nil {
+		s.tlsFallback()
+	}
 	go func() {
 		defer close(s.served)
 		if err := s.Fallback.Serve(s.handoff); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -169,6 +180,35 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	return s.Fallback.Close()
 }
+
+// tlsFallback makes the fallback server see a handed-over HTTP/1.1
+// connection as the TLS one it is: net/http knows TLS only from a
+// *tls.Conn, and the bytes already read make it a prefixConn, so the
+// connection's TLS state rides in its context to the request.
+func (s *Server) tlsFallback() {
+	fb := s.Fallback
+	if fb.ConnContext != nil {
+		panic("h1: a TLS Server's Fallback must not have a ConnContext")
+	}
+	fb.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if pc, ok := c.(*prefixConn); ok {
+			if tc, ok := pc.Conn.(*tls.Conn); ok {
+				st := tc.ConnectionState()
+				return context.WithValue(ctx, tlsStateKey{}, &st)
+			}
+		}
+		return ctx
+	}
+	h := fb.Handler
+	fb.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st, ok := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState); ok && r.TLS == nil {
+			r.TLS = st
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+type tlsStateKey struct{}
 
 // handoffListener is the listener the fallback server serves: its
 // connections are the ones the fast path handed over.
