@@ -79,7 +79,7 @@ func (c *limitConn) Close() error {
 	return err
 }
 
-// SyscallConn and CloseWrite reach the TCP connection: the fast path peeks
+// SyscallConn and CloseWrite reach the TCP connection: the fast path polls
 // at its socket to learn that a client left, and both servers half-close
 // before closing.
 func (c *limitConn) SyscallConn() (syscall.RawConn, error) {
