@@ -80,7 +80,7 @@ func (c *limitConn) Close() error {
 }
 
 // SyscallConn and CloseWrite reach the TCP connection: the fast path polls
-// at its socket to learn that a client left, and both servers half-close
+// its socket to learn that a client left, and both servers half-close
 // before closing.
 func (c *limitConn) SyscallConn() (syscall.RawConn, error) {
 	if sc, ok := c.Conn.(syscall.Conn); ok {
