@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -110,6 +111,7 @@ type rawClient struct {
 	br      *bufio.Reader
 	buf     bytes.Buffer // body of the last answer, reused
 	unhook  func() bool  // detaches the ctx watcher of conn
+	tls     *tls.Config  // HTTPS: a TLS handshake after each dial; nil: plain
 }
 
 func newRawClient(ctx context.Context, rawURL string, timeout time.Duration) (*rawClient, error) {
@@ -117,11 +119,16 @@ func newRawClient(ctx context.Context, rawURL string, timeout time.Duration) (*r
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", rawURL, err)
 	}
-	if u.Scheme != "http" {
-		return nil, fmt.Errorf("%s: only http:// is supported", rawURL)
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("%s: only http:// and https:// are supported", rawURL)
 	}
 	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tandem-bench\r\n\r\n", u.RequestURI(), u.Host)
-	return &rawClient{addr: u.Host, req: []byte(req), timeout: timeout}, nil
+	c := &rawClient{addr: u.Host, req: []byte(req), timeout: timeout}
+	if u.Scheme == "https" {
+		c.tls = clientTLS.Clone()
+		c.tls.ServerName = u.Hostname()
+	}
+	return c, nil
 }
 
 // get sends the request once, or twice when a reused connection turns out
@@ -189,6 +196,17 @@ func (c *rawClient) dial(ctx context.Context) error {
 	conn, err := d.DialContext(ctx, "tcp", c.addr)
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", c.addr, err)
+	}
+	if c.tls != nil {
+		tc := tls.Client(conn, c.tls)
+		hctx, cancel := context.WithTimeout(ctx, c.timeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			conn.Close()
+			return fmt.Errorf("TLS handshake with %s: %w", c.addr, err)
+		}
+		conn = tc
 	}
 	c.conn, c.br = conn, bufio.NewReaderSize(conn, 16<<10)
 	c.unhook = context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })

@@ -38,6 +38,7 @@ type options struct {
 	out     string
 	keep    bool
 	noTput  bool
+	tls     bool
 	faults  string
 	scen    []string
 	soak    soakOpts
@@ -62,6 +63,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.out, "out", "bench/RESULTS.md", "results file, relative to the module root; empty: none")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir with configs and process logs")
 	fs.BoolVar(&o.noTput, "skip-throughput", false, "only run the failover scenarios")
+	fs.BoolVar(&o.tls, "tls", true, "measure throughput over HTTPS (HTTP/1.1) as well")
 	fs.StringVar(&o.faults, "faults", "kill,stop", "failover scenarios of the default run, comma-separated; empty: none")
 	scen := fs.String("scenarios", "", "run these fault scenarios instead of the default run: all, or some of "+strings.Join(allScenarios, ","))
 	fs.DurationVar(&o.soak.Length, "soak", 0, "run the soak this long instead of the default run (e.g. 10m)")
@@ -191,6 +193,11 @@ func run(ctx context.Context, o *options) (err error) {
 	}
 	rep.Main = true
 	if !o.noTput {
+		if o.tls {
+			if o.tput.TLS, err = newBenchCert(e.dir); err != nil {
+				return err
+			}
+		}
 		fmt.Fprintf(os.Stderr, "throughput: %d clients, %d×%v per target\n", o.tput.Clients, o.tput.Runs, o.tput.Duration)
 		err = retryDied("throughput", 3, func() (err error) {
 			rep.Through, err = measureThroughput(ctx, e, o.tput)

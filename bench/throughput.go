@@ -16,7 +16,15 @@ type tputOpts struct {
 	Runs     int
 	Timeout  time.Duration
 	MaxPer   int
+	// TLS, when set, adds tandem and HAProxy over HTTPS (HTTP/1.1) with it.
+	TLS *benchCert
 }
+
+// Names of the HTTPS targets in the results.
+const (
+	tandemTLS  = string(kindTandem) + " TLS"
+	haproxyTLS = string(kindHAProxy) + " TLS"
+)
 
 // tputRun is one measurement of one target.
 type tputRun struct {
@@ -62,6 +70,23 @@ func measureThroughput(ctx context.Context, e *env, o tputOpts) (map[string]*tpu
 		proxies = append(proxies, g.proc)
 		targets = append(targets, target{name: string(kind), url: g.url})
 	}
+	if o.TLS != nil {
+		for _, t := range []struct {
+			name string
+			kind proxyKind
+			ps   proxySetup
+		}{
+			{tandemTLS, kindTandem, proxySetup{tandem: tandemKnobs{TLS: o.TLS}}},
+			{haproxyTLS, kindHAProxy, proxySetup{haproxy: haproxyKnobs{TLS: o.TLS}}},
+		} {
+			g, err := e.startProxyWith(ctx, t.kind, b, t.ps)
+			if err != nil {
+				return nil, err
+			}
+			proxies = append(proxies, g.proc)
+			targets = append(targets, target{name: t.name, url: g.url})
+		}
+	}
 	res := map[string]*tputResult{}
 	for run := range o.Runs {
 		for _, t := range targets {
@@ -73,7 +98,7 @@ func measureThroughput(ctx context.Context, e *env, o tputOpts) (map[string]*tpu
 			if err != nil {
 				return nil, fmt.Errorf("%s run %d: %w", t.name, run+1, err)
 			}
-			fmt.Fprintf(os.Stderr, "  run %d %-8s %9.0f req/s  p50 %-9v p99 %-9v failed %d\n", run+1, t.name, r.RPS, r.P50, r.P99, r.Failed)
+			fmt.Fprintf(os.Stderr, "  run %d %-11s %9.0f req/s  p50 %-9v p99 %-9v failed %d\n", run+1, t.name, r.RPS, r.P50, r.P99, r.Failed)
 			if res[t.name] == nil {
 				res[t.name] = &tputResult{}
 			}

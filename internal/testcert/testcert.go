@@ -1,4 +1,5 @@
-// Package testcert makes self-signed certificates for tests on loopback.
+// Package testcert makes self-signed certificates for tests and benchmarks
+// on loopback.
 package testcert
 
 import (
@@ -9,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"testing"
@@ -27,9 +29,18 @@ type Cert struct {
 // New returns a new certificate, failing t if it cannot.
 func New(t testing.TB) Cert {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := Generate()
 	if err != nil {
 		t.Fatal(err)
+	}
+	return c
+}
+
+// Generate returns a new certificate.
+func Generate() (Cert, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return Cert{}, fmt.Errorf("generate key: %w", err)
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tandem test"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
@@ -38,15 +49,15 @@ func New(t testing.TB) Cert {
 		IsCA: true, BasicConstraintsValid: true}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		return Cert{}, fmt.Errorf("create certificate: %w", err)
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatal(err)
+		return Cert{}, fmt.Errorf("parse certificate: %w", err)
 	}
 	kb, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		t.Fatal(err)
+		return Cert{}, fmt.Errorf("marshal key: %w", err)
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
@@ -55,5 +66,5 @@ func New(t testing.TB) Cert {
 		Pool:    pool,
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}),
-	}
+	}, nil
 }
