@@ -81,11 +81,21 @@ func newConn(s *Server, nc net.Conn) *conn {
 func (c *conn) handshake() (handed bool, err error) {
 	tc := tls.Server(c.nc, c.s.TLSConfig)
 	c.nc.SetDeadline(deadline(c.s.ReadHeaderTimeout))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := tc.HandshakeContext(ctx); err != nil {
-		// As net/http: a scanner or a client with no common suite is
-		// no event worth more than a debug line.
+	// Idle for Shutdown: a client yet to finish its handshake is closed,
+	// not waited for.
+	c.state.Store(stateIdle)
+	err = tc.HandshakeContext(context.Background())
+	if !c.state.CompareAndSwap(stateIdle, stateActive) {
+		return false, ErrServerClosed
+	}
+	if err != nil {
+		var re tls.RecordHeaderError
+		if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
+			// As net/http: plain HTTP on a TLS port gets told so.
+			io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+		}
+		// A scanner or a client with no common suite is no event worth
+		// more than a debug line.
 		c.s.Log.Debug("TLS handshake failed", "remote", c.remote, "error", err)
 		return false, err
 	}
@@ -100,6 +110,16 @@ func (c *conn) handshake() (handed bool, err error) {
 	}
 	c.rw, c.tls = tc, &st
 	return false, nil
+}
+
+// looksLikeHTTP reports whether a TLS record header is the start of a
+// plain HTTP request (net/http's test).
+func looksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
+		return true
+	}
+	return false
 }
 
 // serve runs the connection's request loop. The connection is closed at
@@ -341,7 +361,11 @@ func (c *conn) handOver() bool {
 	pre := bytes.Clone(must(c.br.Peek(c.br.Buffered())))
 	c.s.untrack(c)
 	c.nc.SetReadDeadline(time.Time{})
-	if !c.s.handoff.give(&prefixConn{Conn: c.rw, pre: pre}) {
+	var hc net.Conn = &prefixConn{Conn: c.rw, pre: pre}
+	if tc, ok := c.rw.(*tls.Conn); ok {
+		hc = &tlsPrefixConn{prefixConn: hc.(*prefixConn), tc: tc}
+	}
+	if !c.s.handoff.give(hc) {
 		c.rw.Close()
 	}
 	return true

@@ -158,7 +158,7 @@ func (x *clientCtx) watchLocked() {
 	x.watching = w
 	go func() {
 		defer close(w)
-		if clientGone(rc) {
+		if clientGone(rc, x.c.tls != nil) {
 			x.c.gone.Store(true)
 			x.cancel()
 		}

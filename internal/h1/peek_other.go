@@ -1,12 +1,26 @@
-//go:build !linux
+//go:build unix && !linux
 
 package h1
 
-import "syscall"
+import (
+	"errors"
+	"syscall"
+)
 
-// clientGone needs Linux's POLLRDHUP: elsewhere a client's leaving goes
-// unnoticed until the answer is written.
-func clientGone(rc syscall.RawConn) bool {
-	rc.Read(func(uintptr) bool { return true })
-	return false
+// clientGone waits until the socket is readable and reports whether that
+// is because the client closed or reset it; false when the client sent
+// more (a pipelined request, or on TLS any record, close_notify included:
+// without Linux's POLLRDHUP that goes unnoticed) or the watch was stopped.
+func clientGone(rc syscall.RawConn, isTLS bool) bool {
+	gone := false
+	var b [1]byte
+	err := rc.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
+			return false
+		}
+		gone = n == 0 || err != nil
+		return true
+	})
+	return err == nil && gone
 }

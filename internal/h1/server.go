@@ -75,9 +75,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.handoff = newHandoffListener(ln.Addr())
 	s.served = make(chan struct{})
 	s.mu.Unlock()
-	if s.TLSConfig != nil {
-		s.tlsFallback()
-	}
+
 	go func() {
 		defer close(s.served)
 		if err := s.Fallback.Serve(s.handoff); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -181,35 +179,6 @@ func (s *Server) Close() error {
 	return s.Fallback.Close()
 }
 
-// tlsFallback makes the fallback server see a handed-over HTTP/1.1
-// connection as the TLS one it is: net/http knows TLS only from a
-// *tls.Conn, and the bytes already read make it a prefixConn, so the
-// connection's TLS state rides in its context to the request.
-func (s *Server) tlsFallback() {
-	fb := s.Fallback
-	if fb.ConnContext != nil {
-		panic("h1: a TLS Server's Fallback must not have a ConnContext")
-	}
-	fb.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-		if pc, ok := c.(*prefixConn); ok {
-			if tc, ok := pc.Conn.(*tls.Conn); ok {
-				st := tc.ConnectionState()
-				return context.WithValue(ctx, tlsStateKey{}, &st)
-			}
-		}
-		return ctx
-	}
-	h := fb.Handler
-	fb.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if st, ok := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState); ok && r.TLS == nil {
-			r.TLS = st
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-type tlsStateKey struct{}
-
 // handoffListener is the listener the fallback server serves: its
 // connections are the ones the fast path handed over.
 type handoffListener struct {
@@ -264,6 +233,16 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 	}
 	return c.Conn.Read(p)
 }
+
+// tlsPrefixConn is a prefixConn over TLS: net/http takes a connection
+// with ConnectionState for a TLS one whose handshake is done, and sets
+// each request's TLS from it (X-Forwarded-Proto, Secure cookies).
+type tlsPrefixConn struct {
+	*prefixConn
+	tc *tls.Conn
+}
+
+func (c *tlsPrefixConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
 
 // CloseWrite lets net/http close gracefully (it half-closes before
 // closing, so the client reads the last answer rather than a reset).

@@ -787,6 +787,21 @@ func TestClientContext(t *testing.T) {
 		resp, body = c.read("GET")
 		check(t, resp, body, 200, "fast", "hello /next")
 	})
+	// A second request while the first waits, then the client shuts its
+	// side: it still reads, so the first goes on and the second is served
+	// (its context ends at the EOF, as with net/http).
+	t.Run("pipelined, then half-close", func(t *testing.T) {
+		s := startServer(t, waitContext)
+		c := s.dial(t)
+		c.write("GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+		time.Sleep(100 * time.Millisecond)
+		c.write("GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.nc.(*net.TCPConn).CloseWrite()
+		resp, body := c.read("GET")
+		check(t, resp, body, 200, "fast", "/first not canceled")
+		resp, body = c.read("GET")
+		check(t, resp, body, 200, "fast", "/second canceled")
+	})
 	// A client that half-closes after its request (printf ... | nc -N)
 	// is still there to read the answer: net/http cancels the context
 	// too, but sends what the handler writes.

@@ -2,11 +2,14 @@ package h1
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,13 +81,67 @@ func TestTLS(t *testing.T) {
 	c.write("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
 	resp, body = c.read("POST")
 	check(t, resp, body, 200, "fallback", "hello HTTP/1.1 tls 304")
-	// Plain HTTP to the TLS port: no handshake, the connection closes, the
-	// server goes on.
+	// Plain HTTP to the TLS port: told so, as net/http does; the server
+	// goes on.
 	plain := s.dial(t)
 	plain.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	plain.closedWithin(3 * time.Second)
+	plain.nc.SetReadDeadline(time.Now().Add(ioTimeout))
+	if b, _ := io.ReadAll(plain.br); !strings.HasPrefix(string(b), "HTTP/1.0 400 Bad Request") || !strings.Contains(string(b), "HTTP request to an HTTPS server") {
+		t.Errorf("plain HTTP to the TLS port got %q", b)
+	}
 	resp, body = get(h1c, url)
 	check(t, resp, body, 200, "fast", "HTTP/1.1 tls 304")
+}
+
+// TestTLSPipelinedThenClose: a client that sends a second request while
+// the first waits, then closes its side (close_notify, FIN), is still
+// there to read both answers: neither context ends early, both are served.
+func TestTLSPipelinedThenClose(t *testing.T) {
+	s, pool := startTLSServer(t, waitContext)
+	conn, err := tls.Dial("tcp", s.addr, &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := &client{t: t, nc: conn, br: bufio.NewReader(conn)}
+	c.write("GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(100 * time.Millisecond) // the first waits and watches
+	c.write("GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+	conn.CloseWrite()
+	conn.NetConn().(*net.TCPConn).CloseWrite()
+	resp, body := c.read("GET")
+	check(t, resp, body, 200, "fast", "/first not canceled")
+	resp, body = c.read("GET")
+	check(t, resp, body, 200, "fast", "/second canceled") // at EOF, as net/http
+}
+
+// waitContext waits up to 300ms for the request's context and says
+// whether it ended.
+func waitContext(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-r.Context().Done():
+		fmt.Fprintf(w, "%s canceled", r.URL.Path)
+	case <-time.After(300 * time.Millisecond):
+		fmt.Fprintf(w, "%s not canceled", r.URL.Path)
+	}
+}
+
+// TestTLSShutdownDuringHandshake: a client that connects and never
+// finishes its handshake does not hold Shutdown up.
+func TestTLSShutdownDuringHandshake(t *testing.T) {
+	s, _ := startTLSServer(t, tlsInfo)
+	silent := s.dial(t)
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Shutdown took %v with a client in its handshake", d)
+	}
+	silent.closedWithin(time.Second)
 }
 
 // TestTLSClientGone: a TLS client that closes (close_notify, then FIN)
