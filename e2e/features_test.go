@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/tandemproxy/tandem/internal/testcert"
 )
 
@@ -152,7 +154,7 @@ func TestHTTPS(t *testing.T) {
 	cfg := strings.Replace(gwConfig(master, backup), "listeners:\n", "listeners:\n  - {name: https, address: "+httpsAddr+
 		", tls: {cert: "+certFile+", key: "+keyFile+"}, hsts: {maxAge: 16000000, preload: true}}\n", 1)
 	cfg = strings.Replace(cfg, "{name: http, address: LISTEN}", "{name: http, address: LISTEN, redirectHTTPS: true}", 1)
-	g := startGateway(t, cfg+healthCfg)
+	g := startGateway(t, cfg+healthCfg+wsCfg)
 
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	req, _ := http.NewRequest("GET", "http://"+g.addr+"/some/path?q=1&r=two", nil)
@@ -199,6 +201,23 @@ func TestHTTPS(t *testing.T) {
 		t.Errorf("a TLS 1.2 client with a modern suite was refused: %v", err)
 	} else {
 		resp.Body.Close()
+		// HTTP/1.1 over TLS (tandem's own server) sets HSTS too.
+		if resp.ProtoMajor != 1 || resp.Header.Get("Strict-Transport-Security") != "max-age=16000000; preload" {
+			t.Errorf("HTTP/1.1 over TLS: %s, Strict-Transport-Security %q", resp.Proto, resp.Header.Get("Strict-Transport-Security"))
+		}
+	}
+	// A websocket over TLS: the upgrade goes from tandem's HTTP/1.1 server
+	// to net/http's, TLS state and all, and reaches the master.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	wsc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	ws, _, err := websocket.Dial(ctx, "wss://"+httpsAddr+"/websocket", &websocket.DialOptions{HTTPClient: wsc})
+	if err != nil {
+		t.Fatalf("wss dial: %v", err)
+	}
+	defer ws.CloseNow()
+	if _, msg, err := ws.Read(ctx); err != nil || !strings.Contains(string(msg), "master") {
+		t.Errorf("wss first message %q, %v; want the master's hello", msg, err)
 	}
 }
 
