@@ -6,6 +6,8 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+
+	"github.com/tandemproxy/tandem/internal/httpsyntax"
 )
 
 // maxHeaderLines bounds the header lines of a fast-path request, well
@@ -63,15 +65,14 @@ func (c *conn) parseHead(head []byte, r *http.Request) bool {
 			return false // net/http answers 431 past its own count
 		}
 		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !token(line[:colon]) {
+		if colon <= 0 || !httpsyntax.Token(s[off:off+colon]) {
 			return false // no name, a bad name, or obs-fold (a leading space)
 		}
 		v := line[colon+1:]
 		if !fieldValue(v) {
 			return false
 		}
-		vs, ve := trimOWS(v)
-		value := s[off+colon+1+vs : off+colon+1+ve]
+		value := httpsyntax.TrimOWS(s[off+colon+1 : off+len(line)])
 		key := textproto.CanonicalMIMEHeaderKey(s[off : off+colon])
 		switch key {
 		case "Host":
@@ -125,7 +126,7 @@ func (c *conn) parseHead(head []byte, r *http.Request) bool {
 	if lengths == 1 {
 		r.ContentLength = parseDigits(h["Content-Length"][0])
 	}
-	r.Close = hasClose(h["Connection"])
+	r.Close = httpsyntax.HasToken(h["Connection"], "close")
 	// As net/http: an HTTP/1.0 cache's Pragma: no-cache means Cache-Control.
 	if p, ok := h["Pragma"]; ok && p[0] == "no-cache" {
 		if _, ok := h["Cache-Control"]; !ok {
@@ -169,23 +170,6 @@ var pathChar = func() (t [256]bool) {
 	return t
 }()
 
-// tokenChar: RFC 9110 tchar.
-var tokenChar = func() (t [256]bool) {
-	for _, b := range []byte("!#$%&'*+-.^_`|~ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") {
-		t[b] = true
-	}
-	return t
-}()
-
-func token(b []byte) bool {
-	for _, c := range b {
-		if !tokenChar[c] {
-			return false
-		}
-	}
-	return len(b) > 0
-}
-
 func upperToken(b []byte) bool {
 	for _, c := range b {
 		if c < 'A' || c > 'Z' {
@@ -213,17 +197,6 @@ func fieldValue(b []byte) bool {
 		}
 	}
 	return true
-}
-
-func trimOWS(b []byte) (start, end int) {
-	start, end = 0, len(b)
-	for start < end && (b[start] == ' ' || b[start] == '\t') {
-		start++
-	}
-	for end > start && (b[end-1] == ' ' || b[end-1] == '\t') {
-		end--
-	}
-	return start, end
 }
 
 func hostChars(h string) bool {
@@ -259,23 +232,12 @@ func parseDigits(s string) int64 {
 // (others name hop-by-hop headers, which net/http's path handles).
 func closeOrKeepAlive(v string) bool {
 	for t := range strings.SplitSeq(v, ",") {
-		t = strings.TrimSpace(t)
-		if !strings.EqualFold(t, "close") && !strings.EqualFold(t, "keep-alive") {
+		t = httpsyntax.TrimOWS(t)
+		if !httpsyntax.EqualFold(t, "close") && !httpsyntax.EqualFold(t, "keep-alive") {
 			return false
 		}
 	}
 	return true
-}
-
-func hasClose(vv []string) bool {
-	for _, v := range vv {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), "close") {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // cutLine splits b at its first CRLF; false if there is none or a bare LF

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/tandemproxy/tandem/internal/httpsyntax"
 )
 
 // pendingMax is how much body a handler may write before its head, with
@@ -344,7 +346,7 @@ func writeHeaders(bw stringWriter, h http.Header, skip func(string) bool) {
 }
 
 func writeValues(bw stringWriter, k string, vv []string) {
-	if !tokenString(k) {
+	if !httpsyntax.Token(k) {
 		return
 	}
 	for _, v := range vv {
@@ -372,15 +374,6 @@ func cleanValue(v string) bool {
 		}
 	}
 	return true
-}
-
-func tokenString(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !tokenChar[s[i]] {
-			return false
-		}
-	}
-	return len(s) > 0
 }
 
 // bodyAllowed reports whether a response with status code may have a body

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tandemproxy/tandem/internal/httpsyntax"
 )
 
 // upstream is the HTTP/1.1 client towards the servers. It is written for a
@@ -234,10 +236,10 @@ func readResponseFast(br *bufio.Reader, req *http.Request) *http.Response {
 	for rest != "" {
 		line, rest, _ = strings.Cut(rest, "\r\n")
 		colon := strings.IndexByte(line, ':')
-		if colon <= 0 || !validFieldName(line[:colon]) {
+		if colon <= 0 || !httpsyntax.Token(line[:colon]) {
 			return nil // a continuation line, a bad name or no colon
 		}
-		v := trimOWS(line[colon+1:])
+		v := httpsyntax.TrimOWS(line[colon+1:])
 		if !validValue(v) {
 			return nil
 		}
@@ -266,7 +268,7 @@ func readResponseFast(br *bufio.Reader, req *http.Request) *http.Response {
 	br.Discard(end + 4)
 	resp := &http.Response{Status: status, StatusCode: code, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, ContentLength: size, Request: req}
-	if conn := h["Connection"]; len(conn) > 0 && hasToken(conn, "close") {
+	if conn := h["Connection"]; len(conn) > 0 && httpsyntax.HasToken(conn, "close") {
 		// As net/http: the connection ends with this response.
 		delete(h, "Connection")
 		resp.Close = true
@@ -292,63 +294,11 @@ func parseLength(s string) (int64, bool) {
 	return n, true
 }
 
-// validFieldName reports whether s is a token (RFC 9110 5.1).
-func validFieldName(s string) bool {
-	for _, c := range []byte(s) {
-		if c >= 0x80 || !isTokenChar[c] {
-			return false
-		}
-	}
-	return true
-}
-
-var isTokenChar = func() (t [128]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
 // validValue reports whether s has no control character but
 // horizontal tab (RFC 9110 5.5; obs-text allowed).
 func validValue(s string) bool {
 	for _, c := range []byte(s) {
 		if c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// hasToken reports whether the comma-separated values list token, in ASCII
-// case-insensitively (as net/http's own check).
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for t := range strings.SplitSeq(v, ",") {
-			if t = trimOWS(t); len(t) == len(token) && asciiEqualFold(t, token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func asciiEqualFold(a, b string) bool {
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
 			return false
 		}
 	}
@@ -534,16 +484,4 @@ func (b *upstreamBody) Close() error {
 	}
 	b.pc.u.put(b.pc)
 	return nil
-}
-
-// trimOWS drops the spaces and tabs around a header value (strings.Trim
-// with a cutset builds the set on every call: a few percent of a request).
-func trimOWS(s string) string {
-	for s != "" && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
 }

@@ -1,0 +1,69 @@
+// Package httpsyntax holds the small pieces of HTTP/1.1 syntax (RFC 9110)
+// that both of tandem's parsers need: the fast request path (h1) and the
+// upstream client's response parser (proxy).
+package httpsyntax
+
+import "strings"
+
+// Token reports whether s is a non-empty token (RFC 9110 5.6.2): a valid
+// header field name.
+func Token(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !tchar[s[i]] {
+			return false
+		}
+	}
+	return s != ""
+}
+
+var tchar = func() (t [256]bool) {
+	for _, c := range []byte("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") {
+		t[c] = true
+	}
+	return t
+}()
+
+// TrimOWS drops the spaces and tabs around a header value (strings.Trim
+// with a cutset builds the set on every call: a few percent of a request).
+func TrimOWS(s string) string {
+	for s != "" && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// HasToken reports whether the comma-separated values list token, ASCII
+// case-insensitively (as net/http's own check).
+func HasToken(values []string, token string) bool {
+	for _, v := range values {
+		for t := range strings.SplitSeq(v, ",") {
+			if EqualFold(TrimOWS(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// EqualFold reports whether a and b are equal, ASCII case-insensitively.
+func EqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
