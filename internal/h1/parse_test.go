@@ -239,7 +239,7 @@ func FuzzParseHead(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		i := bytes.Index(in, crlf2)
 		if i < 0 {
-			t.Skip("no blank line: not a whole head")
+			return // no blank line: not a whole head, nothing to compare
 		}
 		head := in[:i+4]
 		fresh, dirty := newTestConn(), dirtyConn(t)
