@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -63,7 +64,7 @@ type conn struct {
 	body     body
 	hdr      http.Header // request headers, cleared and reused
 	vals     []string    // backing array of the header values
-	url      urlBuf
+	url      url.URL     // reused by each request
 	// dl is the kind of read deadline set.
 	dl int
 	// broken: a read or write failed midway; the connection cannot carry
@@ -358,7 +359,8 @@ func (c *conn) newRequest() *http.Request {
 // handOver gives the connection, with what was read of it, to the
 // fallback server.
 func (c *conn) handOver() bool {
-	pre := bytes.Clone(must(c.br.Peek(c.br.Buffered())))
+	buffered, _ := c.br.Peek(c.br.Buffered()) // cannot fail: that much is buffered
+	pre := bytes.Clone(buffered)
 	c.s.untrack(c)
 	c.nc.SetReadDeadline(time.Time{})
 	var hc net.Conn = &prefixConn{Conn: c.rw, pre: pre}
@@ -386,8 +388,6 @@ func (c *conn) raw() (syscall.RawConn, bool) {
 	}
 	return c.rc, true
 }
-
-func must(b []byte, _ error) []byte { return b }
 
 // body is a request body of known length, read from the connection.
 type body struct {

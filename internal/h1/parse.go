@@ -14,9 +14,6 @@ import (
 // under net/http's count (500 values), which it enforces on the others.
 const maxHeaderLines = 100
 
-// urlBuf is the connection's URL, reused by each request.
-type urlBuf = url.URL
-
 // parseHead fills r from head, a request head whole in the buffer (through
 // its blank line), and reports whether the request is for the fast path.
 //
