@@ -54,6 +54,10 @@ type CheckResult struct {
 // means same server, so its health survives.
 type Key struct {
 	Group, Name, Address string
+	// Instance identifies what answers at Address when a source knows it
+	// (a pod's UID): a new pod under the same name starts with fresh
+	// health state. "" for static servers.
+	Instance string
 }
 
 // Server is one instance of an application. The hot path only calls

@@ -31,9 +31,11 @@ type wireRequest struct {
 	rewind func() io.Reader
 	// connect bounds dialing the server.
 	connect time.Duration
-	// epoch, when set, is written on each try: a retry that follows a
-	// switch carries the new epoch, not the one the request started with.
-	epoch interface{ Epoch() uint64 }
+	// epoch, when hasEpoch, is written on each try: the epoch of the
+	// decision that picked this try's server, so a retry that follows a
+	// switch carries the new epoch, never an epoch its server does not own.
+	epoch    uint64
+	hasEpoch bool
 	// idempotent requests may be sent again when a kept-alive connection
 	// turns out closed; others are sent on a connection checked first.
 	idempotent bool
@@ -56,7 +58,6 @@ func outbound(r *http.Request, st *reqState) *wireRequest {
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, r.Host...)
 	b = append(b, "\r\n"...)
-	epoch := st.group.Elector // nil in round-robin mode
 	conn := r.Header["Connection"]
 	for k, vv := range r.Header {
 		// X-Tandem-Epoch is the gateway's word to the servers: a client's
@@ -82,9 +83,6 @@ func outbound(r *http.Request, st *reqState) *wireRequest {
 	b = f.appendTo(b)
 	*wr = wireRequest{ctx: r.Context(), method: r.Method, idempotent: idempotent(r), head: b, contentLength: r.ContentLength,
 		connect: st.group.Cfg.Timeouts.Connect.D()}
-	if epoch != nil { // a nil *Elector must not become a non-nil interface
-		wr.epoch = epoch
-	}
 	return wr
 }
 
@@ -134,10 +132,10 @@ func namedIn(conn []string, k string) bool {
 // write sends the request on bw and flushes it.
 func (wr *wireRequest) write(bw *bufio.Writer) error {
 	bw.Write(wr.head)
-	if wr.epoch != nil {
+	if wr.hasEpoch {
 		var num [20]byte
 		bw.WriteString("X-Tandem-Epoch: ")
-		bw.Write(strconv.AppendUint(num[:0], wr.epoch.Epoch(), 10))
+		bw.Write(strconv.AppendUint(num[:0], wr.epoch, 10))
 		bw.WriteString("\r\n")
 	}
 	switch {

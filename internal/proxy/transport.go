@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
+	"github.com/tandemproxy/tandem/internal/route"
 )
 
 // send delivers wr to the server the group picks and, when that fails, to
@@ -38,7 +39,7 @@ func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Resp
 	var triedA [4]*backend.Server
 	tried := triedA[:0]
 	for try := 0; try < g.Cfg.Retry.Attempts; try++ {
-		choice, err := g.Pick(st.host, st.cookie, tried)
+		choice, err := g.Pick(r.Context(), st.host, st.cookie, tried)
 		if err != nil {
 			return nil, noServer(lastErr)
 		}
@@ -48,7 +49,7 @@ func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Resp
 		if try > 0 {
 			st.retries++
 		}
-		resp, err := p.try(wr, s.Address, body, deadline, g.Cfg.Retry.PerTryTimeout.D())
+		resp, err := p.try(wr, choice, body, deadline, g.Cfg.Retry.PerTryTimeout.D())
 		if err == nil {
 			return resp, nil
 		}
@@ -91,9 +92,9 @@ func noServer(lastErr error) error {
 	return lastErr
 }
 
-// try sends one attempt to addr, bounded by the per-try timeout and the
-// request's overall deadline for response headers.
-func (p *Proxy) try(wr *wireRequest, addr string, body *replayBody, deadline time.Time, perTry time.Duration) (*http.Response, error) {
+// try sends one attempt to the chosen server, bounded by the per-try timeout
+// and the request's overall deadline for response headers.
+func (p *Proxy) try(wr *wireRequest, choice route.Choice, body *replayBody, deadline time.Time, perTry time.Duration) (*http.Response, error) {
 	now := time.Now()
 	wait := deadline.Sub(now)
 	if perTry > 0 && perTry < wait {
@@ -104,7 +105,8 @@ func (p *Proxy) try(wr *wireRequest, addr string, body *replayBody, deadline tim
 	}
 	attempt := *wr
 	attempt.body, attempt.rewind = body.next()
-	return p.up.roundTrip(&attempt, addr, now, now.Add(wait))
+	attempt.epoch, attempt.hasEpoch = choice.Epoch, choice.HasEpoch
+	return p.up.roundTrip(&attempt, choice.Server.Address, now, now.Add(wait))
 }
 
 // replayBody hands each try a body. A buffered body can be replayed; a

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
+	"github.com/tandemproxy/tandem/internal/route"
 )
 
 // Websocket close codes (RFC 6455 and IANA registry).
@@ -58,7 +59,7 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 	g := st.group
 	var lastErr error
 	for try := 0; try < g.Cfg.Retry.Attempts; try++ {
-		choice, err := g.Pick(st.host, st.cookie, st.tried)
+		choice, err := g.Pick(r.Context(), st.host, st.cookie, st.tried)
 		if err != nil {
 			break
 		}
@@ -67,7 +68,7 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 		if try > 0 {
 			st.retries++
 		}
-		backConn, br, resp, err := p.handshake(r, st, s)
+		backConn, br, resp, err := p.handshake(r, st, choice)
 		if err != nil {
 			lastErr = err
 			if r.Context().Err() != nil {
@@ -96,8 +97,8 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 }
 
 // handshake dials s and sends the upgrade request, returning the server's answer.
-func (p *Proxy) handshake(r *http.Request, st *reqState, s *backend.Server) (net.Conn, *bufio.Reader, *http.Response, error) {
-	g := st.group
+func (p *Proxy) handshake(r *http.Request, st *reqState, choice route.Choice) (net.Conn, *bufio.Reader, *http.Response, error) {
+	g, s := st.group, choice.Server
 	ctx, cancel := context.WithTimeout(r.Context(), g.Cfg.Timeouts.Connect.D())
 	defer cancel()
 	c, err := p.dialer.DialContext(ctx, "tcp", s.Address)
@@ -125,8 +126,8 @@ func (p *Proxy) handshake(r *http.Request, st *reqState, s *backend.Server) (net
 	out.Header.Set("Upgrade", upgrade)
 	setForwarded(out, r, st.table.Trusted)
 	out.Header.Del("X-Tandem-Epoch") // the gateway's word only, never a client's
-	if e := g.Elector; e != nil {
-		out.Header.Set("X-Tandem-Epoch", strconv.FormatUint(e.Epoch(), 10))
+	if choice.HasEpoch {
+		out.Header.Set("X-Tandem-Epoch", strconv.FormatUint(choice.Epoch, 10))
 	}
 	if err := out.Write(c); err != nil {
 		c.Close()

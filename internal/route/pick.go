@@ -1,10 +1,13 @@
 package route
 
 import (
+	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
+	"github.com/tandemproxy/tandem/internal/failover"
 )
 
 // ErrNoServer means no server of the group may take the request now.
@@ -15,31 +18,44 @@ type Choice struct {
 	Server *backend.Server
 	// Pinned is true when a Host pin chose the server.
 	Pinned bool
+	// Epoch is the epoch of the decision that made Server active, sent to
+	// it so that a fencing server refuses a replica that fell behind;
+	// HasEpoch is false in round-robin mode.
+	Epoch    uint64
+	HasEpoch bool
 }
+
+// DefaultHoldWait bounds how long a request waits for a decision while a
+// follower's active server is being switched (see Group.HoldWait).
+const DefaultHoldWait = 3 * time.Second
 
 // Pick chooses the server for a try of a request to host, carrying the
 // sticky cookie value (may be ""), skipping servers already tried.
-func (g *Group) Pick(host, cookie string, tried []*backend.Server) (Choice, error) {
+//
+// In failover mode only the committed decision picks the server. A local
+// elector lets a request fall back at once to the next available server in
+// priority order (the elector is switching to it in the same breath). A
+// follower of published decisions never judges alone: while its active
+// server is unavailable or being switched, the request waits, at most
+// HoldWait, for the leader's next decision; a fenced replica sends nowhere.
+func (g *Group) Pick(ctx context.Context, host, cookie string, tried []*backend.Server) (Choice, error) {
+	var c *failover.Committed
+	if g.Elector != nil {
+		c = g.Elector.Current()
+		if c.Fenced {
+			return Choice{}, ErrNoServer
+		}
+	}
 	if p, ok := g.pins[HostOnly(host)]; ok {
 		if p.server.Available() && !slices.Contains(tried, p.server) {
-			return Choice{Server: p.server, Pinned: true}, nil
+			return Choice{Server: p.server, Pinned: true, Epoch: c.EpochOrZero(), HasEpoch: c != nil}, nil
 		}
 		if p.strict {
 			return Choice{}, ErrNoServer
 		}
 	}
 	if g.Elector != nil {
-		if s := g.byName[g.Elector.Active()]; s != nil && s.Available() && !slices.Contains(tried, s) {
-			return Choice{Server: s}, nil
-		}
-		// The active server is down or was tried: the next available one in
-		// priority order, the way the elector will choose.
-		for _, s := range g.Servers {
-			if s.Available() && !slices.Contains(tried, s) {
-				return Choice{Server: s}, nil
-			}
-		}
-		return Choice{}, ErrNoServer
+		return g.pickActive(ctx, c, tried)
 	}
 	if s := g.cookies[cookie]; s != nil && s.Available() && !slices.Contains(tried, s) {
 		return Choice{Server: s}, nil
@@ -53,4 +69,39 @@ func (g *Group) Pick(host, cookie string, tried []*backend.Server) (Choice, erro
 		}
 	}
 	return Choice{}, ErrNoServer
+}
+
+func (g *Group) pickActive(ctx context.Context, c *failover.Committed, tried []*backend.Server) (Choice, error) {
+	deadline := time.Now().Add(g.HoldWait)
+	for {
+		if s := g.byName[c.Active]; s != nil && s.Available() && !slices.Contains(tried, s) {
+			return Choice{Server: s, Epoch: c.Epoch, HasEpoch: true}, nil
+		}
+		if g.Elector.Local() {
+			// The active server is down or was tried: the next available
+			// one in priority order, the way the elector will choose.
+			for _, s := range g.Servers {
+				if s.Available() && !slices.Contains(tried, s) {
+					return Choice{Server: s, Epoch: c.Epoch, HasEpoch: true}, nil
+				}
+			}
+			return Choice{}, ErrNoServer
+		}
+		wait := time.Until(deadline)
+		if c.Fenced || wait <= 0 || ctx.Err() != nil || !c.Revoking && c.Active == "" && !g.anyAvailable() {
+			return Choice{}, ErrNoServer
+		}
+		c = g.Elector.Await(ctx, c, wait)
+	}
+}
+
+// anyAvailable reports whether some server of the group could take
+// traffic, so that waiting for the leader's decision could help.
+func (g *Group) anyAvailable() bool {
+	for _, s := range g.Servers {
+		if s.Available() {
+			return true
+		}
+	}
+	return false
 }

@@ -1,6 +1,7 @@
 package route_test
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"reflect"
@@ -252,7 +253,7 @@ func TestPickFailover(t *testing.T) {
 			for _, n := range tt.tried {
 				tried = append(tried, g.Server(n))
 			}
-			c, err := g.Pick(tt.host, "", tried)
+			c, err := g.Pick(context.Background(), tt.host, "", tried)
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("Pick = %v, %v; want %v", c, err, tt.wantErr)
@@ -286,7 +287,7 @@ func TestPickFollowsElector(t *testing.T) {
 	if g.Elector.Active() != "second" {
 		t.Fatalf("elector failed back to %q under a manual policy", g.Elector.Active())
 	}
-	c, err := g.Pick("sense.example.com", "", nil)
+	c, err := g.Pick(context.Background(), "sense.example.com", "", nil)
 	if err != nil || c.Server.Name != "second" {
 		t.Fatalf("Pick = %v, %v; want second (the active server)", c, err)
 	}
@@ -294,11 +295,11 @@ func TestPickFollowsElector(t *testing.T) {
 	if err := g.Elector.SwitchTo("bak", "test"); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := g.Pick("sense.example.com", "", nil); err != nil || c.Server.Name != "bak" {
+	if c, err := g.Pick(context.Background(), "sense.example.com", "", nil); err != nil || c.Server.Name != "bak" {
 		t.Fatalf("Pick = %v, %v; want bak", c, err)
 	}
 	// A pin still wins over the active server.
-	if c, err := g.Pick("master.example.com", "", nil); err != nil || c.Server.Name != "first" || !c.Pinned {
+	if c, err := g.Pick(context.Background(), "master.example.com", "", nil); err != nil || c.Server.Name != "first" || !c.Pinned {
 		t.Fatalf("Pick(master) = %v, %v; want first, pinned", c, err)
 	}
 }
@@ -323,7 +324,7 @@ func TestPickRoundRobin(t *testing.T) {
 			const picks = 300
 			counts := map[string]int{}
 			for range picks {
-				c, err := g.Pick("a.apps.example.com", "", nil)
+				c, err := g.Pick(context.Background(), "a.apps.example.com", "", nil)
 				if err != nil {
 					t.Fatalf("Pick: %v", err)
 				}
@@ -384,7 +385,7 @@ func TestPickSticky(t *testing.T) {
 			}
 			seen := map[string]int{}
 			for range 30 {
-				c, err := g.Pick("apps.example.com", tt.cookie, tried)
+				c, err := g.Pick(context.Background(), "apps.example.com", tt.cookie, tried)
 				if err != nil {
 					t.Fatalf("Pick: %v", err)
 				}
@@ -444,7 +445,7 @@ func TestPickRoundRobinNoServer(t *testing.T) {
 			for _, n := range tt.tried {
 				tried = append(tried, g.Server(n))
 			}
-			if c, err := g.Pick("apps.example.com", route.CookieValue("stateless", "x"), tried); !errors.Is(err, route.ErrNoServer) {
+			if c, err := g.Pick(context.Background(), "apps.example.com", route.CookieValue("stateless", "x"), tried); !errors.Is(err, route.ErrNoServer) {
 				t.Errorf("Pick = %v, %v; want ErrNoServer", c, err)
 			}
 		})

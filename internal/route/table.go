@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
 	"github.com/tandemproxy/tandem/internal/config"
@@ -34,6 +35,9 @@ type Group struct {
 	Cfg     *config.Group
 	Servers []*backend.Server // priority order (failover) or file order
 	Elector *failover.Elector // nil in round-robin mode
+	// HoldWait bounds how long a request waits for the leader's decision
+	// while a follower's active server is unavailable or being switched.
+	HoldWait time.Duration
 
 	byName  map[string]*backend.Server
 	pins    map[string]pin
@@ -58,7 +62,7 @@ func Build(cfg *config.Config, reg *backend.Registry, elector func(name string) 
 	for i := range cfg.Groups {
 		gc := &cfg.Groups[i]
 		g := &Group{Name: gc.Name, Cfg: gc, byName: map[string]*backend.Server{}, pins: map[string]pin{},
-			cookies: map[string]*backend.Server{}, rr: new(atomic.Uint64)}
+			cookies: map[string]*backend.Server{}, rr: new(atomic.Uint64), HoldWait: DefaultHoldWait}
 		order := make([]int, len(gc.Servers))
 		for j := range order {
 			order[j] = j
