@@ -784,7 +784,44 @@ groups:
   - name: app
     servers: []
 `,
-			want: []string{`t.yaml:5: groups[0].servers: at least one server is required`},
+			want: []string{`t.yaml:5: groups[0].servers: at least one server is required (or kubernetes: to discover them)`},
+		},
+		{
+			name: "discovery without the kubernetes section",
+			yaml: `listeners:
+  - {name: web, address: ":8080"}
+groups:
+  - name: app
+    kubernetes: {selector: app=x, port: http}
+`,
+			want: []string{`t.yaml:5: groups[0].kubernetes: discovery needs the top-level kubernetes section (kubeconfig, or {} in the cluster)`},
+		},
+		{
+			name: "discovery mistakes",
+			yaml: `listeners:
+  - {name: web, address: ":8080"}
+kubernetes:
+  namespace: Bad_NS
+  coordination: {leaseDuration: 5s, renewDeadline: 6s, heartbeat: 10s}
+groups:
+  - name: app
+    servers: [{name: a, address: "127.0.0.1:1"}]
+    kubernetes:
+      selector: ""
+      port: "99999"
+      healthPort: "not a port!"
+      address: node
+`,
+			want: []string{
+				`t.yaml:4: kubernetes.namespace: "Bad_NS" is not a valid namespace name`,
+				`t.yaml:5: kubernetes.coordination.renewDeadline: 6s must be shorter than leaseDuration 5s`,
+				`t.yaml:5: kubernetes.coordination.heartbeat: 10s must be shorter than fenceAfter 5s`,
+				`t.yaml:8: groups[0].servers: a group takes its servers from the file or from the cluster, not both: remove servers or kubernetes`,
+				`t.yaml:10: groups[0].kubernetes.selector: required: a label selector of the group's pods, e.g. app=sense`,
+				`t.yaml:11: groups[0].kubernetes.port: port 99999 is out of range 1-65535`,
+				`t.yaml:12: groups[0].kubernetes.healthPort: "not a port!" is neither a port number nor a container port name`,
+				`t.yaml:13: groups[0].kubernetes.address: "node": want pod or service`,
+			},
 		},
 		{
 			name: "bad log format and level",

@@ -14,6 +14,9 @@ type Config struct {
 	Limits         Limits     `yaml:"limits"`
 	TrustedProxies []string   `yaml:"trustedProxies"`
 	Groups         []Group    `yaml:"groups"`
+	// Kubernetes connects the gateway to a cluster: servers discovered
+	// there, and several replicas agreeing on one active server.
+	Kubernetes *Kubernetes `yaml:"kubernetes"`
 
 	// File is the path the config was read from, for messages.
 	File string `yaml:"-"`
@@ -75,6 +78,71 @@ type Limits struct {
 	Drain Duration `yaml:"drain"`
 }
 
+// Kubernetes is how the gateway reaches a cluster and, with Coordination,
+// how its replicas agree.
+type Kubernetes struct {
+	// Kubeconfig is a kubeconfig file (outside the cluster); "" uses the
+	// in-cluster service account.
+	Kubeconfig string `yaml:"kubeconfig"`
+	Context    string `yaml:"context"`
+	// Namespace holds the coordination objects and Events; default: the
+	// pod's namespace (POD_NAMESPACE) or "default".
+	Namespace string `yaml:"namespace"`
+	// Identity names this replica; default: POD_NAME or the host name.
+	Identity string `yaml:"identity"`
+	// Coordination, when set, makes the replicas agree on one active server
+	// per group through a Lease: the leader decides, everyone follows.
+	Coordination *Coordination `yaml:"coordination"`
+}
+
+// Coordination bounds the replicas' agreement (see docs/kubernetes.md).
+type Coordination struct {
+	// Name prefixes the coordination objects (Lease, ConfigMap, replica Leases).
+	Name          string   `yaml:"name"`
+	LeaseDuration Duration `yaml:"leaseDuration"`
+	RenewDeadline Duration `yaml:"renewDeadline"`
+	RetryPeriod   Duration `yaml:"retryPeriod"`
+	// Heartbeat is how often a replica reads the decisions and renews its view.
+	Heartbeat Duration `yaml:"heartbeat"`
+	// FenceAfter: a replica that could not read the coordination state for
+	// this long sends to no server until it sees a fresh decision.
+	FenceAfter Duration `yaml:"fenceAfter"`
+	// RevokeTimeout bounds the first phase of a switch: how long the leader
+	// waits for every live replica to acknowledge the revocation.
+	RevokeTimeout Duration `yaml:"revokeTimeout"`
+	// HoldRequests bounds how long a request waits for a decision while its
+	// group's active server is being switched.
+	HoldRequests Duration `yaml:"holdRequests"`
+}
+
+// Discovery takes a group's servers from the cluster's pods.
+type Discovery struct {
+	Namespace string `yaml:"namespace"`
+	// Selector is a label selector of the group's pods, e.g. "app=sense".
+	Selector string `yaml:"selector"`
+	// Port is the traffic port: a number or a container port's name.
+	Port string `yaml:"port"`
+	// HealthPort is the check port, a number or a name; default: health.port, else Port.
+	HealthPort string `yaml:"healthPort"`
+	// Address is "pod" (the pod's IP, inside the cluster) or "service": each
+	// instance published as its own Service (NodePort or LoadBalancer), the
+	// Service carrying the same labels as its pod's role.
+	Address string `yaml:"address"`
+	// NodeHost is the host of NodePort addresses (address: service).
+	NodeHost string `yaml:"nodeHost"`
+	// RoleKey is the pod label naming the server (master, failover): stable
+	// across restarts. Pods without it are named for their Deployment or StatefulSet.
+	RoleKey string `yaml:"roleKey"`
+	// PriorityKey is the pod label or annotation ordering the servers.
+	PriorityKey string `yaml:"priorityKey"`
+}
+
+// Address kinds of discovered servers.
+const (
+	AddressPod     = "pod"
+	AddressService = "service"
+)
+
 // Mode is how a group spreads traffic over its servers.
 const (
 	ModeFailover   = "failover"
@@ -95,6 +163,8 @@ type Group struct {
 	Hosts        []string  `yaml:"hosts"`
 	Mode         string    `yaml:"mode"`
 	Servers      []Server  `yaml:"servers"`
+	// Kubernetes discovers the servers from pods instead of Servers.
+	Kubernetes *Discovery `yaml:"kubernetes"`
 	Pin          []Pin     `yaml:"pin"`
 	Health       Health    `yaml:"health"`
 	Passive      Passive   `yaml:"passive"`
@@ -116,6 +186,12 @@ type Server struct {
 	Backup  bool   `yaml:"backup"`
 	// Priority orders servers in failover mode (lower first); ties keep file order.
 	Priority int `yaml:"priority"`
+
+	// Set by discovery, never by the file: the check port of this server,
+	// what answers at Address (a pod's UID) and the pod, namespace/name.
+	HealthPort int    `yaml:"-"`
+	Instance   string `yaml:"-"`
+	Pod        string `yaml:"-"`
 }
 
 // Pin sends requests for a Host to one server (HAProxy's use-server).

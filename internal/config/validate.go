@@ -101,7 +101,153 @@ func applyDefaults(cfg *Config) {
 		if g.MaxBodyBytes == 0 {
 			g.MaxBodyBytes = 10 << 20
 		}
+		if d := g.Kubernetes; d != nil {
+			if d.Address == "" {
+				d.Address = AddressPod
+			}
+			if d.RoleKey == "" {
+				d.RoleKey = "tandem.io/role"
+			}
+			if d.PriorityKey == "" {
+				d.PriorityKey = "tandem.io/priority"
+			}
+		}
 	}
+	if k := cfg.Kubernetes; k != nil && k.Coordination != nil {
+		co := k.Coordination
+		def := func(d *Duration, v time.Duration) {
+			if *d == 0 {
+				*d = Duration(v)
+			}
+		}
+		if co.Name == "" {
+			co.Name = "tandem"
+		}
+		def(&co.LeaseDuration, 15*time.Second)
+		def(&co.RenewDeadline, 10*time.Second)
+		def(&co.RetryPeriod, 2*time.Second)
+		def(&co.Heartbeat, time.Second)
+		def(&co.FenceAfter, 5*time.Second)
+		def(&co.RevokeTimeout, time.Second)
+		def(&co.HoldRequests, 3*time.Second)
+	}
+}
+
+func validateKubernetes(cfg *Config, c *collector) {
+	k := cfg.Kubernetes
+	if k == nil {
+		for i, g := range cfg.Groups {
+			if g.Kubernetes != nil {
+				c.at(fmt.Sprintf("groups[%d].kubernetes", i), "discovery needs the top-level kubernetes section (kubeconfig, or {} in the cluster)")
+			}
+		}
+		return
+	}
+	if k.Namespace != "" && !validDNSLabel(k.Namespace) {
+		c.at("kubernetes.namespace", "%q is not a valid namespace name", k.Namespace)
+	}
+	if co := k.Coordination; co != nil {
+		p := "kubernetes.coordination"
+		if !validDNSLabel(co.Name) {
+			c.at(p+".name", "%q: want a DNS label (lower-case letters, digits, '-')", co.Name)
+		}
+		if co.RenewDeadline >= co.LeaseDuration {
+			c.at(p+".renewDeadline", "%v must be shorter than leaseDuration %v", co.RenewDeadline.D(), co.LeaseDuration.D())
+		}
+		if co.RetryPeriod >= co.RenewDeadline {
+			c.at(p+".retryPeriod", "%v must be shorter than renewDeadline %v", co.RetryPeriod.D(), co.RenewDeadline.D())
+		}
+		if co.Heartbeat >= co.FenceAfter {
+			c.at(p+".heartbeat", "%v must be shorter than fenceAfter %v", co.Heartbeat.D(), co.FenceAfter.D())
+		}
+		for _, d := range []struct {
+			f string
+			v Duration
+		}{{"heartbeat", co.Heartbeat}, {"revokeTimeout", co.RevokeTimeout}, {"holdRequests", co.HoldRequests}, {"fenceAfter", co.FenceAfter}} {
+			if d.v.D() < 10*time.Millisecond {
+				c.at(p+"."+d.f, "%v is too short (minimum 10ms)", d.v.D())
+			}
+		}
+	}
+	for i, g := range cfg.Groups {
+		d := g.Kubernetes
+		if d == nil {
+			continue
+		}
+		p := fmt.Sprintf("groups[%d].kubernetes", i)
+		if len(g.Servers) > 0 {
+			c.at(fmt.Sprintf("groups[%d].servers", i), "a group takes its servers from the file or from the cluster, not both: remove servers or kubernetes")
+		}
+		if d.Namespace != "" && !validDNSLabel(d.Namespace) {
+			c.at(p+".namespace", "%q is not a valid namespace name", d.Namespace)
+		}
+		if strings.TrimSpace(d.Selector) == "" {
+			c.at(p+".selector", "required: a label selector of the group's pods, e.g. app=sense")
+		} else if err := checkSelector(d.Selector); err != nil {
+			c.at(p+".selector", "%v", err)
+		}
+		if d.Port == "" {
+			c.at(p+".port", "required: the traffic port, a number or a container port name")
+		} else if err := checkPortRef(d.Port); err != nil {
+			c.at(p+".port", "%v", err)
+		}
+		if d.HealthPort != "" {
+			if err := checkPortRef(d.HealthPort); err != nil {
+				c.at(p+".healthPort", "%v", err)
+			}
+		}
+		switch d.Address {
+		case AddressPod:
+		case AddressService:
+			if d.NodeHost != "" && net.ParseIP(d.NodeHost) == nil && !validName(d.NodeHost) {
+				c.at(p+".nodeHost", "%q is not a host", d.NodeHost)
+			}
+		default:
+			c.at(p+".address", "%q: want pod or service", d.Address)
+		}
+	}
+}
+
+// checkPortRef accepts a port number or a container port name (IANA_SVC_NAME).
+func checkPortRef(s string) error {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < 1 || n > 65535 {
+			return fmt.Errorf("port %d is out of range 1-65535", n)
+		}
+		return nil
+	}
+	if len(s) > 15 || !validDNSLabel(s) {
+		return fmt.Errorf("%q is neither a port number nor a container port name", s)
+	}
+	return nil
+}
+
+// checkSelector accepts the equality form of a label selector
+// ("k=v,k2==v2,k3!=v3"), which is what discovery needs.
+func checkSelector(s string) error {
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		k, v, ok := strings.Cut(part, "=")
+		k = strings.TrimSuffix(k, "!")
+		v = strings.TrimPrefix(v, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return fmt.Errorf("%q: want key=value pairs separated by commas", s)
+		}
+		_ = v
+	}
+	return nil
+}
+
+func validDNSLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func validate(cfg *Config, c *collector) {
@@ -221,14 +367,15 @@ func validate(cfg *Config, c *collector) {
 		}
 		validateGroup(g, p, c)
 	}
+	validateKubernetes(cfg, c)
 }
 
 func validateGroup(g *Group, p string, c *collector) {
 	if g.Mode != ModeFailover && g.Mode != ModeRoundRobin {
 		c.at(p+".mode", "%q: want failover or roundrobin", g.Mode)
 	}
-	if len(g.Servers) == 0 {
-		c.at(p+".servers", "at least one server is required")
+	if len(g.Servers) == 0 && g.Kubernetes == nil {
+		c.at(p+".servers", "at least one server is required (or kubernetes: to discover them)")
 	}
 	servers := map[string]bool{}
 	for j, s := range g.Servers {
@@ -246,7 +393,7 @@ func validateGroup(g *Group, p string, c *collector) {
 			c.at(sp+".priority", "must not be negative")
 		}
 	}
-	if g.Mode == ModeFailover && len(g.Servers) > 0 {
+	if g.Mode == ModeFailover && len(g.Servers) > 0 && g.Kubernetes == nil {
 		allBackup := true
 		for _, s := range g.Servers {
 			allBackup = allBackup && s.Backup
@@ -266,7 +413,7 @@ func validateGroup(g *Group, p string, c *collector) {
 		pinned[strings.ToLower(pin.Host)] = true
 		if pin.Server == "" {
 			c.at(pp+".server", "required")
-		} else if !servers[pin.Server] {
+		} else if !servers[pin.Server] && g.Kubernetes == nil {
 			c.at(pp+".server", "no server named %q in group %q", pin.Server, g.Name)
 		}
 	}
