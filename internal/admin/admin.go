@@ -30,6 +30,8 @@ type Controller interface {
 	Drain(group, server, by string) error
 	Undrain(group, server, by string) error
 	History(group string) ([]failover.Switch, error)
+	// Readiness is nil once the gateway can route every group.
+	Readiness() error
 }
 
 // Server is the admin HTTP server.
@@ -70,6 +72,14 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	// For the replicas' own readiness probes: says what it waits for.
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := s.ctl.Readiness(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
 	mux.HandleFunc("GET /api/v1/state", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.ctl.State()) })
 	mux.HandleFunc("POST /api/v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		s.act(w, r, "reload", func(by string) error { return s.ctl.Reload(by) })
@@ -100,7 +110,7 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The page and liveness carry no data; the page asks for the token.
-		if s.token != "" && r.URL.Path != "/healthz" && r.URL.Path != "/" {
+		if s.token != "" && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && r.URL.Path != "/" {
 			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 {
 				s.log.Warn("admin request refused: bad or missing token", "remote", r.RemoteAddr, "path", r.URL.Path)

@@ -44,6 +44,8 @@ func (f *fakeController) Switch(group, server, by string) error {
 }
 func (f *fakeController) Drain(group, server, by string) error   { return f.check(group, server) }
 func (f *fakeController) Undrain(group, server, by string) error { return f.check(group, server) }
+func (f *fakeController) Readiness() error                       { return nil }
+
 func (f *fakeController) History(group string) ([]failover.Switch, error) {
 	return nil, f.check(group, "")
 }

@@ -160,20 +160,20 @@ type Group struct {
 	Name string `yaml:"name"`
 	// Hosts routed to this group; "*.example.com" matches one label. A group
 	// without hosts receives requests that match no other group.
-	Hosts        []string  `yaml:"hosts"`
-	Mode         string    `yaml:"mode"`
-	Servers      []Server  `yaml:"servers"`
+	Hosts   []string `yaml:"hosts"`
+	Mode    string   `yaml:"mode"`
+	Servers []Server `yaml:"servers"`
 	// Kubernetes discovers the servers from pods instead of Servers.
-	Kubernetes *Discovery `yaml:"kubernetes"`
-	Pin          []Pin     `yaml:"pin"`
-	Health       Health    `yaml:"health"`
-	Passive      Passive   `yaml:"passive"`
-	Failback     Failback  `yaml:"failback"`
-	Websocket    Websocket `yaml:"websocket"`
-	Sticky       *Sticky   `yaml:"sticky"`
-	Retry        Retry     `yaml:"retry"`
-	Timeouts     Timeouts  `yaml:"timeouts"`
-	MaxBodyBytes Size      `yaml:"maxBodyBytes"`
+	Kubernetes   *Discovery `yaml:"kubernetes"`
+	Pin          []Pin      `yaml:"pin"`
+	Health       Health     `yaml:"health"`
+	Passive      Passive    `yaml:"passive"`
+	Failback     Failback   `yaml:"failback"`
+	Websocket    Websocket  `yaml:"websocket"`
+	Sticky       *Sticky    `yaml:"sticky"`
+	Retry        Retry      `yaml:"retry"`
+	Timeouts     Timeouts   `yaml:"timeouts"`
+	MaxBodyBytes Size       `yaml:"maxBodyBytes"`
 	// ExposeServer adds X-Tandem-Server to responses (debugging); off by
 	// default so responses name nothing internal.
 	ExposeServer bool `yaml:"exposeServer"`

@@ -22,6 +22,7 @@ import (
 	"github.com/tandemproxy/tandem/internal/failover"
 	"github.com/tandemproxy/tandem/internal/h1"
 	"github.com/tandemproxy/tandem/internal/health"
+	"github.com/tandemproxy/tandem/internal/kube"
 	"github.com/tandemproxy/tandem/internal/metrics"
 	"github.com/tandemproxy/tandem/internal/proxy"
 	"github.com/tandemproxy/tandem/internal/route"
@@ -42,6 +43,14 @@ type Gateway struct {
 	mu       sync.Mutex // serialises reloads and elector creation
 	electors map[string]*failover.Elector
 	ctx      context.Context
+	cfg      *config.Config // the file's config last applied (without discovered servers)
+
+	// Kubernetes, when configured: servers discovered from pods, and the
+	// replicas' coordination (nil for a gateway on its own).
+	discovery  *kube.Discovery
+	discovered kube.Snapshot
+	coord      *kube.Coordinator
+	reasons    sync.Map // backend.Key -> why it last changed state
 
 	// Ready is closed once every listener accepts connections.
 	Ready chan struct{}
@@ -69,6 +78,22 @@ func New(cfg *config.Config, path string, log *slog.Logger, reg prometheus.Regis
 		return nil, err
 	}
 	g.lsn.Store(&ls)
+	if k := cfg.Kubernetes; k != nil {
+		timeout := 10 * time.Second
+		if co := k.Coordination; co != nil {
+			// Short enough that a replica cut off from the API notices
+			// within its fencing bound.
+			timeout = max(co.FenceAfter.D()/2, co.Heartbeat.D())
+		}
+		client, _, err := kube.NewClient(k, timeout)
+		if err != nil {
+			return nil, err
+		}
+		g.discovery = kube.NewDiscovery(client, cfg, g.onDiscovered, log)
+		if k.Coordination != nil {
+			g.coord = kube.NewCoordinator(client, cfg, kubeHost{g}, log)
+		}
+	}
 	return g, nil
 }
 
@@ -86,6 +111,9 @@ func (g *Gateway) elector(name string) *failover.Elector {
 	e, ok := g.electors[name]
 	if !ok {
 		e = failover.NewElector(name, g.onSwitch)
+		if g.coord != nil {
+			e.Follow(g.coord)
+		}
 		g.electors[name] = e
 	}
 	return e
@@ -100,6 +128,7 @@ func (g *Gateway) onTransition(tr backend.Transition) {
 	}
 	g.log.Log(context.Background(), lvl, "server state changed", "group", s.Group, "server", s.Name,
 		"address", s.Address, "from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason)
+	g.reasons.Store(s.Key, tr.Reason)
 	if t := g.table.Load(); t != nil {
 		if grp := t.Group(s.Group); grp != nil && grp.Elector != nil {
 			grp.Elector.Evaluate("health: " + s.Name + " " + tr.To.String())
@@ -114,9 +143,15 @@ func (g *Gateway) onSwitch(sw failover.Switch) {
 	if sw.From == "" {
 		lvl = slog.LevelInfo // the first decision after start is no incident
 	}
-	g.log.Log(context.Background(), lvl, "active server switched", "group", sw.Group, "from", sw.From, "to", sw.To,
-		"reason", sw.Reason, "kind", sw.Kind, "by", sw.By, "epoch", sw.Epoch)
-	g.metrics.Switches.WithLabelValues(sw.Group, sw.Kind).Inc()
+	if !sw.Revoking {
+		g.log.Log(context.Background(), lvl, "active server switched", "group", sw.Group, "from", sw.From, "to", sw.To,
+			"reason", sw.Reason, "kind", sw.Kind, "by", sw.By, "epoch", sw.Epoch)
+	}
+	if sw.Revoking {
+		g.log.Warn("active server revoked: waiting for the grant", "group", sw.Group, "from", sw.From, "to", sw.To, "epoch", sw.Epoch)
+	} else {
+		g.metrics.Switches.WithLabelValues(sw.Group, sw.Kind).Inc()
+	}
 	t := g.table.Load()
 	if t == nil || sw.From == "" {
 		return
@@ -136,12 +171,24 @@ func (g *Gateway) onSwitch(sw failover.Switch) {
 // apply installs cfg: probers first (new servers get one check), then the
 // table, then each elector re-decides against its new view.
 func (g *Gateway) apply(ctx context.Context, cfg *config.Config, by string) error {
-	t := route.Build(cfg, g.reg, g.elector)
+	g.cfg = cfg
+	t := route.Build(withDiscovered(cfg, g.discovered), g.reg, g.elector)
 	var targets []health.Target
 	keep := map[backend.Key]bool{}
 	for _, grp := range t.Groups {
+		if co := cfg.Kubernetes; co != nil && co.Coordination != nil {
+			grp.HoldWait = co.Coordination.HoldRequests.D()
+		}
+		ports := map[string]int{}
+		for _, sc := range grp.Cfg.Servers {
+			ports[sc.Name] = sc.HealthPort
+		}
 		for _, s := range grp.Servers {
-			targets = append(targets, health.Target{Server: s, Health: grp.Cfg.Health})
+			h := grp.Cfg.Health
+			if p := ports[s.Name]; p != 0 {
+				h.Port = p // a discovered server's own check port
+			}
+			targets = append(targets, health.Target{Server: s, Health: h})
 			keep[s.Key] = true
 		}
 	}
@@ -161,6 +208,48 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config, by string) erro
 		s.Conns().CloseAll(proxy.CloseServiceRestart, "server removed from the configuration")
 	}
 	return nil
+}
+
+// withDiscovered returns cfg with the discovered servers of its
+// Kubernetes groups filled in; cfg itself is never mutated.
+func withDiscovered(cfg *config.Config, snap kube.Snapshot) *config.Config {
+	has := false
+	for _, gc := range cfg.Groups {
+		has = has || gc.Kubernetes != nil
+	}
+	if !has {
+		return cfg
+	}
+	out := *cfg
+	out.Groups = append([]config.Group(nil), cfg.Groups...)
+	for i := range out.Groups {
+		if out.Groups[i].Kubernetes != nil {
+			out.Groups[i].Servers = snap[out.Groups[i].Name]
+		}
+	}
+	return &out
+}
+
+// onDiscovered applies a new snapshot of discovered servers, as a reload
+// applies a file: health survives for every server that stayed.
+func (g *Gateway) onDiscovered(snap kube.Snapshot) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.discovered = snap
+	if g.ctx == nil || g.cfg == nil {
+		return // Run applies it with the first config
+	}
+	if err := g.apply(g.ctx, g.cfg, "discovery"); err != nil {
+		g.log.Error("discovered servers refused", "error", err)
+		return
+	}
+	var names []string
+	for grp, ss := range snap {
+		for _, s := range ss {
+			names = append(names, grp+"/"+s.Name+"="+s.Address)
+		}
+	}
+	g.log.Info("servers discovered", "servers", strings.Join(names, " "))
 }
 
 // Reload reads the config file again and applies it; a bad file is refused
@@ -264,6 +353,24 @@ func (g *Gateway) Run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	defer g.health.Stop()
+	var kwg sync.WaitGroup
+	defer kwg.Wait()
+	kctx, kcancel := context.WithCancel(ctx)
+	defer kcancel()
+	var parts []func(context.Context) error
+	if g.discovery != nil {
+		parts = append(parts, g.discovery.Run)
+	}
+	if g.coord != nil {
+		parts = append(parts, g.coord.Run)
+	}
+	for _, run := range parts {
+		kwg.Go(func() {
+			if err := run(kctx); err != nil && kctx.Err() == nil {
+				g.log.Error("kubernetes", "error", err)
+			}
+		})
+	}
 
 	var servers []server
 	errc := make(chan error, len(cfg.Listeners)+1)

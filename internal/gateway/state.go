@@ -7,6 +7,7 @@ import (
 
 	"github.com/tandemproxy/tandem/internal/backend"
 	"github.com/tandemproxy/tandem/internal/failover"
+	"github.com/tandemproxy/tandem/internal/kube"
 	"github.com/tandemproxy/tandem/internal/proxy"
 	"github.com/tandemproxy/tandem/internal/route"
 )
@@ -14,6 +15,8 @@ import (
 // State is the JSON view of every group, for the admin API and CLI.
 type State struct {
 	Groups []GroupState `json:"groups"`
+	// Cluster is the replicas' coordination, when there is one.
+	Cluster *kube.Status `json:"cluster,omitempty"`
 }
 
 // GroupState is one group's servers, active server and history.
@@ -27,6 +30,8 @@ type GroupState struct {
 	// PendingAt is when a pending failback with a delay will happen.
 	PendingAt *time.Time        `json:"pendingFailbackAt,omitempty"`
 	Hold      bool              `json:"operatorHold,omitempty"`
+	Revoking  bool              `json:"revoking,omitempty"`
+	Fenced    bool              `json:"fenced,omitempty"`
 	Failback  string            `json:"failback"`
 	Servers   []ServerState     `json:"servers"`
 	History   []failover.Switch `json:"history"`
@@ -40,6 +45,7 @@ type ServerState struct {
 	Drained    bool       `json:"drained,omitempty"`
 	Since      time.Time  `json:"since"`
 	Websockets int        `json:"websockets"`
+	Pod        string     `json:"pod,omitempty"`
 	LastCheck  *CheckView `json:"lastCheck,omitempty"`
 }
 
@@ -56,6 +62,10 @@ type CheckView struct {
 func (g *Gateway) State() State {
 	t := g.table.Load()
 	var out State
+	if g.coord != nil {
+		st := g.coord.Status()
+		out.Cluster = &st
+	}
 	if t == nil {
 		return out
 	}
@@ -66,14 +76,20 @@ func (g *Gateway) State() State {
 		}
 		if e := grp.Elector; e != nil {
 			d, hold := e.Status()
-			gs.Active, gs.Epoch, gs.Reason, gs.Pending, gs.Hold = e.Active(), e.Epoch(), d.Reason, d.Pending, hold
+			c := e.Current()
+			gs.Active, gs.Epoch, gs.Reason, gs.Pending, gs.Hold = c.Active, c.Epoch, d.Reason, d.Pending, hold
+			gs.Revoking, gs.Fenced = c.Revoking, c.Fenced
 			if !d.Recheck.IsZero() {
 				gs.PendingAt = &d.Recheck
 			}
 			gs.History = e.History()
 		}
+		pods := map[string]string{}
+		for _, sc := range grp.Cfg.Servers {
+			pods[sc.Name] = sc.Pod
+		}
 		for _, s := range grp.Servers {
-			ss := ServerState{Name: s.Name, Address: s.Address, State: s.State().String(), Drained: s.Drained(), Since: s.Since(), Websockets: s.Conns().Len()}
+			ss := ServerState{Pod: pods[s.Name], Name: s.Name, Address: s.Address, State: s.State().String(), Drained: s.Drained(), Since: s.Since(), Websockets: s.Conns().Len()}
 			if c := s.LastCheck(); c != nil {
 				ss.LastCheck = &CheckView{At: c.At, OK: c.OK, Status: c.Status, LatencyMS: float64(c.Latency.Microseconds()) / 1000, Detail: c.Detail}
 			}
@@ -105,17 +121,38 @@ func (g *Gateway) setDrained(group, server, by string, on bool) error {
 	if err != nil {
 		return err
 	}
+	if g.coord != nil && grp.Elector != nil {
+		// Through the leader, so that every replica drains it.
+		err := g.coord.Drain(group, server, by, on)
+		if errors.Is(err, failover.ErrNothingToDo) {
+			return fmt.Errorf("%w: %w", ErrConflict, err)
+		}
+		return err
+	}
 	action, already := "drain", "already drained"
 	if !on {
 		action, already = "undrain", "not drained"
 	}
-	if !s.SetDrained(on) {
+	if !g.drainLocal(grp, s, on, by) {
 		return fmt.Errorf("%w: %s is %s", ErrConflict, server, already)
 	}
-	g.log.Warn("server "+action+"ed", "group", group, "server", server, "by", by)
 	if grp.Elector != nil {
 		grp.Elector.Evaluate(action + " by " + by)
 	}
+	return nil
+}
+
+// drainLocal drains or undrains s on this replica; it reports whether that
+// changed anything.
+func (g *Gateway) drainLocal(grp *route.Group, s *backend.Server, on bool, by string) bool {
+	if !s.SetDrained(on) {
+		return false
+	}
+	action := "drain"
+	if !on {
+		action = "undrain"
+	}
+	g.log.Warn("server "+action+"ed", "group", grp.Name, "server", s.Name, "by", by)
 	if on {
 		// Websockets get a grace period to finish what they were doing.
 		time.AfterFunc(grp.Cfg.Websocket.DrainGrace.D(), func() {
@@ -124,7 +161,63 @@ func (g *Gateway) setDrained(group, server, by string, on bool) error {
 			}
 		})
 	}
+	return true
+}
+
+// Readiness reports whether the gateway can route every group: its Kubernetes
+// sources listed once and, with coordination, a decision is known for
+// every failover group. The admin API's /readyz answers it.
+func (g *Gateway) Readiness() error {
+	select {
+	case <-g.Ready:
+	default:
+		return errors.New("listeners not open yet")
+	}
+	if g.discovery != nil && !g.discovery.Synced() {
+		return errors.New("kubernetes: discovery has not listed the pods yet")
+	}
+	if g.coord != nil {
+		return g.coord.Ready()
+	}
 	return nil
+}
+
+// kubeHost is the gateway as the coordinator sees it.
+type kubeHost struct{ g *Gateway }
+
+func (h kubeHost) Groups() []kube.HostGroup {
+	t := h.g.table.Load()
+	if t == nil {
+		return nil
+	}
+	var out []kube.HostGroup
+	for _, grp := range t.Groups {
+		if grp.Elector == nil {
+			continue
+		}
+		_, pol := grp.View()
+		hg := kube.HostGroup{Name: grp.Name, Elector: grp.Elector, Policy: pol}
+		pods := map[string]string{}
+		for _, sc := range grp.Cfg.Servers {
+			pods[sc.Name] = sc.Pod
+		}
+		for _, s := range grp.Servers {
+			reason, _ := h.g.reasons.Load(s.Key)
+			r, _ := reason.(string)
+			hg.Servers = append(hg.Servers, kube.HostServer{Name: s.Name, Healthy: s.State() != backend.Down,
+				Since: s.Since(), Reason: r, Pod: pods[s.Name]})
+		}
+		out = append(out, hg)
+	}
+	return out
+}
+
+func (h kubeHost) SetDrained(group, server string, on bool, by string) {
+	grp, s, err := h.g.server(group, server)
+	if err != nil {
+		return
+	}
+	h.g.drainLocal(grp, s, on, by)
 }
 
 // History returns a group's recent switches, oldest first.

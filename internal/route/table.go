@@ -78,7 +78,7 @@ func Build(cfg *config.Config, reg *backend.Registry, elector func(name string) 
 		}
 		for _, j := range order {
 			sc := gc.Servers[j]
-			s := reg.Get(backend.Key{Group: gc.Name, Name: sc.Name, Address: sc.Address})
+			s := reg.Get(backend.Key{Group: gc.Name, Name: sc.Name, Address: sc.Address, Instance: sc.Instance})
 			g.Servers = append(g.Servers, s)
 			g.byName[sc.Name] = s
 			g.cookies[CookieValue(gc.Name, sc.Name)] = s

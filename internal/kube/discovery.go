@@ -1,0 +1,349 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tandemproxy/tandem/internal/config"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Snapshot is the servers of every discovered group, by group name. A
+// published snapshot is never mutated.
+type Snapshot map[string][]config.Server
+
+// Discovery watches the pods (and, for address: service, the Services) of
+// every group that takes its servers from the cluster, and emits a new
+// Snapshot whenever the servers change.
+type Discovery struct {
+	client kubernetes.Interface
+	groups []config.Group // only the discovered ones
+	defNS  string
+	emit   func(Snapshot)
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	last   Snapshot
+	synced bool
+	pods   map[string]cache.Indexer // by group
+	svcs   map[string]cache.Indexer
+}
+
+// NewDiscovery returns a discovery for cfg's discovered groups; emit
+// receives every changed snapshot, from one goroutine, in order.
+func NewDiscovery(client kubernetes.Interface, cfg *config.Config, emit func(Snapshot), log *slog.Logger) *Discovery {
+	d := &Discovery{client: client, defNS: Namespace(cfg.Kubernetes), emit: emit, log: log,
+		pods: map[string]cache.Indexer{}, svcs: map[string]cache.Indexer{}}
+	for _, g := range cfg.Groups {
+		if g.Kubernetes != nil {
+			d.groups = append(d.groups, g)
+		}
+	}
+	return d
+}
+
+// Synced reports whether every informer has listed once.
+func (d *Discovery) Synced() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.synced
+}
+
+// Current returns the latest snapshot (nil before the first).
+func (d *Discovery) Current() Snapshot {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.last
+}
+
+// Run watches until ctx ends. Each group gets informers filtered by its
+// namespace and label selector, so the gateway holds only its own pods.
+func (d *Discovery) Run(ctx context.Context) error {
+	if len(d.groups) == 0 {
+		d.mu.Lock()
+		d.synced = true
+		d.mu.Unlock()
+		<-ctx.Done()
+		return nil
+	}
+	kick := make(chan struct{}, 1)
+	notify := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { poke(kick) },
+		UpdateFunc: func(any, any) { poke(kick) },
+		DeleteFunc: func(any) { poke(kick) },
+	}
+	var syncs []cache.InformerSynced
+	for _, g := range d.groups {
+		dc := g.Kubernetes
+		ns := dc.Namespace
+		if ns == "" {
+			ns = d.defNS
+		}
+		f := informers.NewSharedInformerFactoryWithOptions(d.client, 0, informers.WithNamespace(ns),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = dc.Selector }))
+		pi := f.Core().V1().Pods().Informer()
+		if _, err := pi.AddEventHandler(notify); err != nil {
+			return fmt.Errorf("discovery: %w", err)
+		}
+		d.pods[g.Name] = pi.GetIndexer()
+		syncs = append(syncs, pi.HasSynced)
+		if dc.Address == config.AddressService {
+			si := f.Core().V1().Services().Informer()
+			if _, err := si.AddEventHandler(notify); err != nil {
+				return fmt.Errorf("discovery: %w", err)
+			}
+			d.svcs[g.Name] = si.GetIndexer()
+			syncs = append(syncs, si.HasSynced)
+		}
+		f.Start(ctx.Done())
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), syncs...) {
+		return ctx.Err()
+	}
+	d.publish()
+	d.mu.Lock()
+	d.synced = true
+	d.mu.Unlock()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-kick:
+			// Coalesce a burst (a rollout touches several pods at once).
+			t := time.NewTimer(20 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			}
+			d.publish()
+		}
+	}
+}
+
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// publish computes the snapshot and emits it when it changed.
+func (d *Discovery) publish() {
+	snap := Snapshot{}
+	for _, g := range d.groups {
+		var pods []*corev1.Pod
+		for _, o := range d.pods[g.Name].List() {
+			pods = append(pods, o.(*corev1.Pod))
+		}
+		var svcs []*corev1.Service
+		if ix := d.svcs[g.Name]; ix != nil {
+			for _, o := range ix.List() {
+				svcs = append(svcs, o.(*corev1.Service))
+			}
+		}
+		servers, notes := Servers(g.Kubernetes, g.Health.Port, pods, svcs)
+		for _, n := range notes {
+			d.log.Warn("discovery: "+n, "group", g.Name)
+		}
+		snap[g.Name] = servers
+	}
+	d.mu.Lock()
+	same := reflect.DeepEqual(snap, d.last)
+	if !same {
+		d.last = snap
+	}
+	d.mu.Unlock()
+	if !same {
+		d.emit(snap)
+	}
+}
+
+// Servers turns a group's pods into its servers: a pure function, tested
+// on its own. A pod serves only when it is running, ready and not
+// terminating; its name is its role (dc.RoleKey), else its Deployment's or
+// StatefulSet's, so that history, pins and manual switches keep meaning
+// something across restarts. When two pods claim one name the oldest
+// serves and a note says so. healthPort is the group's health.port.
+func Servers(dc *config.Discovery, healthPort int, pods []*corev1.Pod, svcs []*corev1.Service) ([]config.Server, []string) {
+	var notes []string
+	sort.Slice(pods, func(i, j int) bool {
+		a, b := pods[i], pods[j]
+		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+			return a.CreationTimestamp.Before(&b.CreationTimestamp)
+		}
+		return a.Name < b.Name
+	})
+	byName := map[string]config.Server{}
+	var names []string
+	for _, p := range pods {
+		if !serving(p) {
+			continue
+		}
+		name := serverName(p, dc.RoleKey)
+		if prev, dup := byName[name]; dup {
+			notes = append(notes, fmt.Sprintf("pods %s and %s are both %q: %s serves, %s gets no traffic", prev.Pod, p.Namespace+"/"+p.Name, name, prev.Pod, p.Name))
+			continue
+		}
+		port, err := containerPort(p, dc.Port)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("pod %s/%s: %v", p.Namespace, p.Name, err))
+			continue
+		}
+		hp := healthPort
+		if dc.HealthPort != "" {
+			if hp, err = containerPort(p, dc.HealthPort); err != nil {
+				notes = append(notes, fmt.Sprintf("pod %s/%s: health port: %v", p.Namespace, p.Name, err))
+				continue
+			}
+		}
+		s := config.Server{Name: name, Address: net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port)), HealthPort: hp,
+			Instance: string(p.UID), Pod: p.Namespace + "/" + p.Name}
+		if dc.Address == config.AddressService {
+			addr, hport, err := serviceAddress(svcs, dc, name, port, hp)
+			if err != nil {
+				notes = append(notes, fmt.Sprintf("server %q: %v", name, err))
+				continue
+			}
+			s.Address, s.HealthPort = addr, hport
+		}
+		s.Priority, s.Backup = priority(p, dc.PriorityKey, name)
+		byName[name] = s
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	out := make([]config.Server, 0, len(names))
+	for _, n := range names {
+		out = append(out, byName[n])
+	}
+	return out, notes
+}
+
+// serving reports whether a pod may get new traffic.
+func serving(p *corev1.Pod) bool {
+	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
+		return false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// serverName is the pod's stable name: its role label, else its
+// StatefulSet pod name (stable by design), else its Deployment's name (the
+// ReplicaSet's without the template hash), else the pod's own.
+func serverName(p *corev1.Pod, roleKey string) string {
+	if r := p.Labels[roleKey]; r != "" {
+		return r
+	}
+	if c := metav1.GetControllerOf(p); c != nil {
+		switch c.Kind {
+		case "StatefulSet":
+			return p.Name
+		case "ReplicaSet":
+			if h := p.Labels["pod-template-hash"]; h != "" {
+				return strings.TrimSuffix(c.Name, "-"+h)
+			}
+			return c.Name
+		}
+	}
+	return p.Name
+}
+
+// priority reads the priority label or annotation; without one a
+// "failover" role is the backup and anything else priority 0.
+func priority(p *corev1.Pod, key, name string) (int, bool) {
+	v, ok := p.Labels[key]
+	if !ok {
+		v, ok = p.Annotations[key]
+	}
+	if ok {
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			return n, false
+		}
+	}
+	return 0, name == "failover" || name == "backup"
+}
+
+// containerPort resolves a port number or a container port's name.
+func containerPort(p *corev1.Pod, ref string) (int, error) {
+	if n, err := strconv.Atoi(ref); err == nil {
+		return n, nil
+	}
+	for _, c := range p.Spec.Containers {
+		for _, cp := range c.Ports {
+			if cp.Name == ref {
+				return int(cp.ContainerPort), nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("no container port named %q", ref)
+}
+
+// serviceAddress finds the Service that publishes server name (its
+// RoleKey label) and the address it is reached at from outside the
+// cluster: a LoadBalancer's ingress, else NodeHost and the node port.
+func serviceAddress(svcs []*corev1.Service, dc *config.Discovery, name string, port, healthPort int) (string, int, error) {
+	for _, s := range svcs {
+		if s.Labels[dc.RoleKey] != name {
+			continue
+		}
+		host := dc.NodeHost
+		lb := false
+		for _, in := range s.Status.LoadBalancer.Ingress {
+			if h := firstNonEmpty(in.IP, in.Hostname); h != "" {
+				host, lb = h, true
+				break
+			}
+		}
+		if host == "" {
+			return "", 0, fmt.Errorf("service %s/%s has no load-balancer address and nodeHost is not set", s.Namespace, s.Name)
+		}
+		published := func(target int) (int, bool) {
+			for _, sp := range s.Spec.Ports {
+				if sp.TargetPort.IntValue() == target || sp.TargetPort.IntValue() == 0 && int(sp.Port) == target {
+					if lb {
+						return int(sp.Port), true
+					}
+					return int(sp.NodePort), sp.NodePort != 0
+				}
+			}
+			return 0, false
+		}
+		tp, ok := published(port)
+		if !ok {
+			return "", 0, fmt.Errorf("service %s/%s does not publish port %d", s.Namespace, s.Name, port)
+		}
+		hp := 0
+		if healthPort != 0 && healthPort != port {
+			if hp, ok = published(healthPort); !ok {
+				return "", 0, fmt.Errorf("service %s/%s does not publish the health port %d", s.Namespace, s.Name, healthPort)
+			}
+		}
+		return net.JoinHostPort(host, strconv.Itoa(tp)), hp, nil
+	}
+	return "", 0, fmt.Errorf("no service labelled %s=%s", dc.RoleKey, name)
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

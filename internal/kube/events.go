@@ -1,0 +1,119 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/events"
+)
+
+// Reasons of tandem's Events, for `kubectl get events --field-selector reason=...`.
+const (
+	ReasonSwitched        = "Switched"        // a group's active server changed
+	ReasonNoServer        = "NoServer"        // a group has no available server
+	ReasonServerDown      = "ServerDown"      // a server failed, as the replicas see it
+	ReasonServerUp        = "ServerUp"        // a server is healthy again
+	ReasonLeaderElected   = "LeaderElected"   // a replica took the lead
+	ReasonReplicaFenced   = "ReplicaFenced"   // a replica lost the API and sends nowhere
+	ReasonReplicaUnfenced = "ReplicaUnfenced" // a replica follows the decisions again
+)
+
+// Event rate limit per object and reason: a flapping server makes a few
+// Events and then one every eventRefill, each saying how many were
+// suppressed (client-go's recorder aggregates only identical messages).
+const (
+	eventBurst  = 5
+	eventRefill = 30 * time.Second
+)
+
+// Recorder writes tandem's Events through client-go's events.k8s.io
+// broadcaster. Only the leader calls it.
+type Recorder struct {
+	b     events.EventBroadcaster
+	rec   events.EventRecorder
+	group *corev1.ObjectReference
+	id    string
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	now     func() time.Time
+}
+
+type bucket struct {
+	tokens     float64
+	at         time.Time
+	suppressed int
+}
+
+// NewRecorder returns a recorder whose group Events regard group.
+func NewRecorder(client kubernetes.Interface, ns string, group *corev1.ObjectReference, id string, log *slog.Logger) *Recorder {
+	b := events.NewBroadcaster(&events.EventSinkImpl{Interface: client.EventsV1()})
+	return &Recorder{b: b, rec: b.NewRecorder(scheme.Scheme, "tandem.io/gateway"), group: group, id: id, log: log,
+		buckets: map[string]*bucket{}, now: time.Now}
+}
+
+// Run sends the Events until ctx ends.
+func (r *Recorder) Run(ctx context.Context) {
+	if err := r.b.StartRecordingToSinkWithContext(ctx); err != nil {
+		r.log.Error("events: cannot record", "error", err)
+	}
+}
+
+// Shutdown flushes and stops the broadcaster.
+func (r *Recorder) Shutdown() { r.b.Shutdown() }
+
+// Group records an Event about a group (or the gateway as a whole).
+func (r *Recorder) Group(typ, reason, msg string) { r.emit(r.group, typ, reason, msg) }
+
+// Server records an Event regarding the server's pod, namespace/name, or
+// the group object for a server from the config file.
+func (r *Recorder) Server(pod, typ, reason, msg string) {
+	ns, name, ok := strings.Cut(pod, "/")
+	if !ok {
+		r.emit(r.group, typ, reason, msg)
+		return
+	}
+	r.emit(&corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: ns, Name: name}, typ, reason, msg)
+}
+
+func (r *Recorder) emit(ref *corev1.ObjectReference, typ, reason, msg string) {
+	ok, suppressed := r.allow(ref.Namespace + "/" + ref.Name + "/" + reason)
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		msg += fmt.Sprintf(" (%d similar events suppressed)", suppressed)
+	}
+	r.rec.Eventf(ref, nil, typ, reason, "Coordinate", "%s [by %s]", msg, r.id)
+}
+
+// allow takes a token from key's bucket; it reports how many Events were
+// suppressed since the last one allowed.
+func (r *Recorder) allow(key string) (bool, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	b, ok := r.buckets[key]
+	if !ok {
+		b = &bucket{tokens: eventBurst, at: now}
+		r.buckets[key] = b
+	}
+	b.tokens = min(eventBurst, b.tokens+now.Sub(b.at).Seconds()/eventRefill.Seconds())
+	b.at = now
+	if b.tokens < 1 {
+		b.suppressed++
+		return false, 0
+	}
+	b.tokens--
+	n := b.suppressed
+	b.suppressed = 0
+	return true, n
+}

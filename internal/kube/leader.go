@@ -1,0 +1,235 @@
+package kube
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tandemproxy/tandem/internal/failover"
+)
+
+// The leader's rule over the replicas' views (documented in
+// docs/kubernetes.md): a server is available when no live replica sees it
+// down and at least one live replica has checked it; it has been up since
+// the latest of their "up since" times. So a failure that one replica sees
+// (a refused connection) moves every replica off the server, as fast as a
+// single gateway would; a server comes back only when every replica sees it
+// healthy. A replica is live while its heartbeat Lease is unexpired.
+
+// liveView is a live replica's published view.
+type liveView struct {
+	identity string
+	view     replicaView
+}
+
+// groupInput is everything the leader's decision for one group depends on.
+type groupInput struct {
+	group   string
+	servers []string // priority order, from the leader's routing table
+	policy  failover.Policy
+	prev    decision
+	views   []liveView
+	leader  string
+	revoke  time.Duration
+	now     time.Time
+}
+
+// aggregate is the leader's view of one server.
+type aggregate struct {
+	up     bool
+	since  time.Time
+	reason string // why it is down, and who saw it
+}
+
+func aggregateViews(in groupInput) map[string]aggregate {
+	out := make(map[string]aggregate, len(in.servers))
+	for _, name := range in.servers {
+		a := aggregate{up: true}
+		seen := false
+		for _, v := range in.views {
+			sv, ok := v.view.Groups[in.group].Servers[name]
+			if !ok {
+				continue
+			}
+			seen = true
+			if !sv.Up {
+				if a.up {
+					a.reason = strings.TrimSpace(sv.Reason + " (seen by " + v.identity + ")")
+				}
+				a.up = false
+			}
+			if sv.Since.After(a.since) {
+				a.since = sv.Since
+			}
+		}
+		if !seen {
+			a.up, a.reason = false, "no replica has checked it yet"
+		}
+		out[name] = a
+	}
+	return out
+}
+
+// decideGroup is the leader's decision for one group: pure, table-tested.
+// It carries out the operator requests, then runs the policy (Decide) over
+// the aggregated views, and makes a switch away from a server two-phase.
+func decideGroup(in groupInput) (decision, map[string]aggregate) {
+	d := in.prev
+	d.Leader = in.leader
+	agg := aggregateViews(in)
+	cands := func() []failover.Candidate {
+		cs := make([]failover.Candidate, len(in.servers))
+		for i, n := range in.servers {
+			dr := d.drained(n)
+			cs[i] = failover.Candidate{Name: n, Up: agg[n].up && !dr, Drained: dr, UpSince: agg[n].since}
+		}
+		return cs
+	}
+	failbackNow := false
+	var switchTo, by string
+	for _, v := range in.views {
+		for _, rq := range v.view.Requests {
+			if rq.Group != in.group {
+				continue
+			}
+			if _, done := d.outcome(rq.ID); done {
+				continue
+			}
+			r := result{ID: rq.ID}
+			a := rq.Action
+			switch a.Kind {
+			case failover.ActionFailback:
+				failbackNow, by = true, a.By+" (via "+v.identity+")"
+				d.Hold = false
+			case failover.ActionSwitch:
+				switch {
+				case !contains(in.servers, a.Server):
+					r.Err = fmt.Sprintf("%v: %q", failover.ErrNoSuchServer, a.Server)
+				case !agg[a.Server].up || d.drained(a.Server):
+					r.Err = fmt.Sprintf("%v: %s", failover.ErrServerDown, a.Server)
+				case d.Active == a.Server || d.Revoking && d.To == a.Server:
+					d.Hold = true
+					r.Nothing, r.Msg = true, a.Server+" is already active"
+				default:
+					d.Hold = true
+					switchTo, by = a.Server, a.By+" (via "+v.identity+")"
+				}
+			case actionDrain, actionUndrain:
+				on := a.Kind == actionDrain
+				switch {
+				case !contains(in.servers, a.Server):
+					r.Err = fmt.Sprintf("%v: %q", failover.ErrNoSuchServer, a.Server)
+				case d.drained(a.Server) == on:
+					r.Nothing, r.Msg = true, a.Server+" is already "+map[bool]string{true: "drained", false: "in service"}[on]
+				default:
+					d.setDrained(a.Server, on)
+					by = a.By + " (via " + v.identity + ")"
+				}
+			default:
+				r.Err = fmt.Sprintf("unknown action %q", a.Kind)
+			}
+			d.finish(r)
+		}
+	}
+	if d.Revoking {
+		acked := true
+		for _, v := range in.views {
+			if v.view.Groups[in.group].Ack < d.Epoch {
+				acked = false
+			}
+		}
+		if !acked && in.now.Before(d.RevokedAt.Add(in.revoke)) && switchTo == "" {
+			return d, agg
+		}
+		// Phase two: grant the role, to the server chosen at revocation
+		// while it is still available, else to whatever the policy picks.
+		to := d.To
+		if switchTo != "" {
+			to = switchTo
+		}
+		if c := candidate(cands(), to); c == nil || !c.Up {
+			to = failover.Decide(failover.Input{Candidates: cands(), Policy: in.policy, Now: in.now}).Active
+		}
+		d.Active, d.Revoking, d.To, d.RevokedAt = to, false, "", time.Time{}
+		d.Last.To = to
+		if to == "" {
+			d.Reason = "no server available"
+		}
+		return d, agg
+	}
+	if switchTo != "" {
+		d.Reason = "switch requested by operator"
+		return transition(d, switchTo, failover.KindOperator, d.Reason, by, in.now), agg
+	}
+	res := failover.Decide(failover.Input{Candidates: cands(), Current: d.Active, Hold: d.Hold,
+		FailbackNow: failbackNow, Policy: in.policy, Now: in.now})
+	d.Pending, d.Recheck = res.Pending, res.Recheck
+	if !res.Changed {
+		d.Reason = res.Reason
+		return d, agg
+	}
+	d.Hold = false // the held server failed, or an operator failed back
+	reason := res.Reason
+	if a, ok := agg[d.Active]; ok && !a.up && a.reason != "" {
+		reason += ": " + a.reason
+	} else if d.drained(d.Active) {
+		reason += ": drained"
+	}
+	if by == "" {
+		by = "leader " + in.leader
+	}
+	d.Reason = reason
+	return transition(d, res.Active, res.Kind, reason, by, in.now), agg
+}
+
+// transition moves the role to "to" with a new epoch: at once when no
+// server holds it, else by revoking it first (phase one of two).
+func transition(d decision, to, kind, reason, by string, now time.Time) decision {
+	from := d.Active
+	if d.Revoking {
+		from = d.Last.From
+	}
+	d.Epoch++
+	d.Last = failover.Switch{At: now, From: from, To: to, Reason: reason, Kind: kind, By: by}
+	if from != "" && to != "" {
+		d.Active, d.Revoking, d.To, d.RevokedAt = "", true, to, now
+		return d
+	}
+	d.Active, d.Revoking, d.To, d.RevokedAt = to, false, "", time.Time{}
+	return d
+}
+
+func candidate(cs []failover.Candidate, name string) *failover.Candidate {
+	for i := range cs {
+		if cs[i].Name == name {
+			return &cs[i]
+		}
+	}
+	return nil
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// errOf turns a published outcome back into the error an operator action
+// returns, so the admin API answers as it does for a single gateway.
+func errOf(r result) error {
+	switch {
+	case r.Nothing:
+		return fmt.Errorf("%w: %s", failover.ErrNothingToDo, r.Msg)
+	case r.Err == "":
+		return nil
+	case strings.HasPrefix(r.Err, failover.ErrNoSuchServer.Error()):
+		return fmt.Errorf("%w%s", failover.ErrNoSuchServer, strings.TrimPrefix(r.Err, failover.ErrNoSuchServer.Error()))
+	case strings.HasPrefix(r.Err, failover.ErrServerDown.Error()):
+		return fmt.Errorf("%w%s", failover.ErrServerDown, strings.TrimPrefix(r.Err, failover.ErrServerDown.Error()))
+	}
+	return errors.New(r.Err)
+}
