@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +39,11 @@ type App struct {
 	cancelled atomic.Int64
 	// unhealthy makes /status answer 503 (toggled by POST /admin/health).
 	unhealthy atomic.Bool
+	// epochs counts the /hello requests served per gateway epoch
+	// (X-Tandem-Epoch), so a test can check that no two instances served
+	// the same epoch.
+	mu     sync.Mutex
+	epochs map[string]int64
 }
 
 // Handler returns the app's routes.
@@ -62,6 +69,15 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) {
 		n := a.hits.Add(1)
 		w.Header().Set("X-Served-By", a.Name)
+		if e := r.Header.Get("X-Tandem-Epoch"); e != "" {
+			a.mu.Lock()
+			if a.epochs == nil {
+				a.epochs = map[string]int64{}
+			}
+			a.epochs[e]++
+			a.mu.Unlock()
+			w.Header().Set("X-Served-Epoch", e)
+		}
 		fmt.Fprintf(w, "hello from %s (request %d)\n", a.Name, n)
 	})
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
@@ -89,7 +105,10 @@ func (a *App) Handler() http.Handler {
 		http.Error(w, "failing on purpose", http.StatusInternalServerError)
 	})
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, map[string]any{"name": a.Name, "cancelled": a.cancelled.Load()})
+		a.mu.Lock()
+		epochs := maps.Clone(a.epochs)
+		a.mu.Unlock()
+		writeJSON(w, map[string]any{"name": a.Name, "cancelled": a.cancelled.Load(), "epochs": epochs})
 	})
 	mux.HandleFunc("/headers", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"name": a.Name, "host": r.Host, "header": r.Header})

@@ -72,6 +72,7 @@ type Coordinator struct {
 
 	mu          sync.Mutex
 	leader      string
+	prevLeader  string // the leader before the current one, for the Event
 	leading     bool
 	lastContact time.Time
 	fenced      bool
@@ -82,6 +83,7 @@ type Coordinator struct {
 	waiters     map[string]chan result
 	agg         map[string]map[string]aggregate // leader: last aggregated views
 	liveSeen    map[string]bool                 // leader: replicas live at last look
+	silent      map[string]bool                 // leader: replicas it reported fenced
 }
 
 // NewCoordinator returns a coordinator for cfg.Kubernetes (which must have
@@ -442,7 +444,9 @@ func (c *Coordinator) elect(ctx context.Context) {
 				},
 				OnNewLeader: func(id string) {
 					c.mu.Lock()
-					c.leader = id
+					if id != c.leader {
+						c.prevLeader, c.leader = c.leader, id
+					}
 					c.mu.Unlock()
 					c.log.Info("coordination: leader", "leader", id, "self", id == c.id)
 				},
@@ -460,6 +464,9 @@ func (c *Coordinator) elect(ctx context.Context) {
 func (c *Coordinator) lead(ctx context.Context) {
 	c.mu.Lock()
 	prev := c.leader
+	if prev == c.id {
+		prev = c.prevLeader
+	}
 	c.leading, c.leader = true, c.id
 	c.agg, c.liveSeen = nil, nil
 	c.mu.Unlock()
@@ -597,20 +604,29 @@ func (c *Coordinator) noteFences(views []liveView) {
 	c.mu.Lock()
 	before := c.liveSeen
 	c.liveSeen = live
-	c.mu.Unlock()
-	if before == nil {
-		return
+	if c.silent == nil {
+		c.silent = map[string]bool{}
 	}
+	var fenced, back []string
 	for id := range before {
-		if !live[id] {
-			c.events.Group(corev1.EventTypeWarning, ReasonReplicaFenced,
-				fmt.Sprintf("replica %s lost the API for more than %v: it fences itself and sends to no server", id, c.co.FenceAfter.D()))
+		if !live[id] && !c.silent[id] {
+			c.silent[id] = true
+			fenced = append(fenced, id)
 		}
 	}
 	for id := range live {
-		if !before[id] {
-			c.events.Group(corev1.EventTypeNormal, ReasonReplicaUnfenced, fmt.Sprintf("replica %s follows the published decisions", id))
+		if c.silent[id] {
+			delete(c.silent, id)
+			back = append(back, id)
 		}
+	}
+	c.mu.Unlock()
+	for _, id := range fenced {
+		c.events.Group(corev1.EventTypeWarning, ReasonReplicaFenced,
+			fmt.Sprintf("replica %s lost the API for more than %v: it fences itself and sends to no server", id, c.co.FenceAfter.D()))
+	}
+	for _, id := range back {
+		c.events.Group(corev1.EventTypeNormal, ReasonReplicaUnfenced, fmt.Sprintf("replica %s is back and follows the published decisions", id))
 	}
 }
 

@@ -1,0 +1,393 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tandemproxy/tandem/internal/gateway"
+	"github.com/tandemproxy/tandem/internal/kubetest"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// The Kubernetes scenarios: three gateway replicas against a real
+// kube-apiserver and etcd, a master/failover pair of real processes
+// published as pods, steady load through every replica.
+
+const kubeCoordination = `kubernetes:
+  kubeconfig: KUBECONFIG
+  namespace: default
+  identity: IDENTITY
+  coordination: {leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 500ms, heartbeat: 250ms, fenceAfter: 2s, revokeTimeout: 1s, holdRequests: 3s}
+`
+
+const kubeGroup = `groups:
+  - name: sense
+    kubernetes: {namespace: default, selector: app=sense, port: http}
+    health: {path: /status, expect: {body: version}, interval: 200ms, fastInterval: 100ms, timeout: 150ms, rise: 2, fall: 2}
+    failback: {policy: manual}
+`
+
+// replica is one gateway replica of a Kubernetes test.
+type replica struct {
+	*gw
+	id string
+}
+
+func startReplica(t *testing.T, id, kubeconfig string) *replica {
+	t.Helper()
+	cfg := "listeners:\n  - {name: http, address: LISTEN}\nadmin: {address: ADMIN}\nlog: {format: text, level: info}\n" +
+		strings.NewReplacer("KUBECONFIG", kubeconfig, "IDENTITY", id).Replace(kubeCoordination) + kubeGroup
+	return &replica{gw: startGateway(t, cfg), id: id}
+}
+
+func (r *replica) state(t testing.TB) (gateway.State, error) {
+	c := &http.Client{Timeout: time.Second}
+	resp, err := c.Get("http://" + r.admin + "/api/v1/state")
+	if err != nil {
+		return gateway.State{}, err
+	}
+	defer resp.Body.Close()
+	var st gateway.State
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	return st, err
+}
+
+// routing returns the replica's committed active server, epoch and fence.
+func (r *replica) routing(t testing.TB) (active string, epoch uint64, fenced bool, leader string) {
+	st, err := r.state(t)
+	if err != nil {
+		return "?", 0, false, ""
+	}
+	for _, g := range st.Groups {
+		if g.Name == "sense" {
+			active, epoch, fenced = g.Active, g.Epoch, g.Fenced
+		}
+	}
+	if st.Cluster != nil {
+		leader = st.Cluster.Leader
+	}
+	return
+}
+
+// publishPod creates a pod for an app listening on 127.0.0.1 and sets its
+// status as a kubelet would: running, ready, with the loopback IP.
+func publishPod(t *testing.T, cs kubernetes.Interface, name, role string, port int) *corev1.Pod {
+	t.Helper()
+	ctx := context.Background()
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{"app": "sense", "tandem.io/role": role}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "sense:1",
+			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: int32(port)}}}}},
+	}
+	p, err := cs.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create pod %s: %v", name, err)
+	}
+	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1", PodIPs: []corev1.PodIP{{IP: "127.0.0.1"}},
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+	p, err = cs.CoreV1().Pods("default").UpdateStatus(ctx, p, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatalf("set status of pod %s: %v", name, err)
+	}
+	return p
+}
+
+// served is one answer seen by a client of one replica.
+type served struct {
+	at      time.Time
+	replica string
+	server  string
+	epoch   uint64
+	status  int
+	err     error
+}
+
+// kubeLoad sends GET /hello through every replica until stopped (bounded).
+type kubeLoad struct {
+	mu   sync.Mutex
+	got  []served
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func runKubeLoad(replicas []*replica, perReplica int, limit time.Duration) *kubeLoad {
+	l := &kubeLoad{stop: make(chan struct{})}
+	end := time.Now().Add(limit)
+	for _, r := range replicas {
+		for range perReplica {
+			l.wg.Go(func() {
+				c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
+				for time.Now().Before(end) {
+					select {
+					case <-l.stop:
+						return
+					default:
+					}
+					s := served{replica: r.id}
+					resp, err := c.Get("http://" + r.addr + "/hello")
+					if err == nil {
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						s.status, s.server = resp.StatusCode, resp.Header.Get("X-Served-By")
+						s.epoch, _ = strconv.ParseUint(resp.Header.Get("X-Served-Epoch"), 10, 64)
+					}
+					s.err, s.at = err, time.Now()
+					l.mu.Lock()
+					l.got = append(l.got, s)
+					l.mu.Unlock()
+					time.Sleep(5 * time.Millisecond)
+				}
+			})
+		}
+	}
+	return l
+}
+
+func (l *kubeLoad) since(t0 time.Time) []served {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []served
+	for _, s := range l.got {
+		if !s.at.Before(t0) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (l *kubeLoad) finish() []served {
+	close(l.stop)
+	l.wg.Wait()
+	return l.got
+}
+
+// checkEpochs fails when two servers answered with the same epoch: the
+// split brain the coordination exists to prevent.
+func checkEpochs(t *testing.T, got []served) {
+	t.Helper()
+	owner := map[uint64]string{}
+	for _, s := range got {
+		if s.status != http.StatusOK {
+			continue
+		}
+		if s.epoch == 0 {
+			t.Errorf("an answer of %s through %s carried no epoch", s.server, s.replica)
+			return
+		}
+		if o, ok := owner[s.epoch]; ok && o != s.server {
+			t.Errorf("epoch %d was served by both %s and %s", s.epoch, o, s.server)
+			return
+		}
+		owner[s.epoch] = s.server
+	}
+	t.Logf("epochs served: %v", owner)
+}
+
+func TestKubeReplicas(t *testing.T) {
+	cl := kubetest.Start(t)
+	cs := cl.Client()
+	// No controller-manager here: the ServiceAccount admission wants the
+	// namespace's default account to exist before a pod does.
+	if _, err := cs.CoreV1().ServiceAccounts("default").Create(context.Background(),
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create the default service account: %v", err)
+	}
+	master := startApp(t, "master", "")
+	failover := startApp(t, "failover", "")
+	portOf := func(a *app) int {
+		p, _ := strconv.Atoi(a.addr[strings.LastIndex(a.addr, ":")+1:])
+		return p
+	}
+	publishPod(t, cs, "sense-master-0", "master", portOf(master))
+	publishPod(t, cs, "sense-failover-0", "failover", portOf(failover))
+
+	relay := kubetest.NewRelay(t, strings.TrimPrefix(cl.URL(), "https://"))
+	// gw-0 leads first, so that the leader's kill below leaves gw-2, the
+	// replica behind the relay, for the cut-off scenario.
+	reps := []*replica{startReplica(t, "gw-0", cl.Kubeconfig())}
+	if !untilTrue(20*time.Second, func() bool { _, _, _, l := reps[0].routing(t); return l == "gw-0" }) {
+		t.Fatal("gw-0 did not take the lead within 20s")
+	}
+	reps = append(reps, startReplica(t, "gw-1", cl.Kubeconfig()), startReplica(t, "gw-2", cl.KubeconfigVia(t, relay.Addr())))
+	all := func(cond func(active string, epoch uint64, fenced bool) bool, rs ...*replica) bool {
+		for _, r := range rs {
+			a, e, f, _ := r.routing(t)
+			if !cond(a, e, f) {
+				return false
+			}
+		}
+		return true
+	}
+	var epoch0 uint64
+	if !untilTrue(30*time.Second, func() bool {
+		return all(func(a string, e uint64, f bool) bool { epoch0 = e; return a == "master" && !f }, reps...)
+	}) {
+		for _, r := range reps {
+			a, e, f, l := r.routing(t)
+			t.Logf("%s: active %q epoch %d fenced %v leader %q", r.id, a, e, f, l)
+		}
+		t.Fatal("the replicas did not agree on the master within 30s")
+	}
+	for _, r := range reps {
+		var last string
+		if !untilTrue(5*time.Second, func() bool {
+			resp, err := http.Get("http://" + r.admin + "/readyz")
+			if err != nil {
+				last = err.Error()
+				return false
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			last = string(b)
+			return resp.StatusCode == http.StatusOK
+		}) {
+			t.Fatalf("%s /readyz: %s", r.id, last)
+		}
+	}
+	load := runKubeLoad(reps, 3, 90*time.Second)
+	time.Sleep(time.Second)
+
+	t.Run("master SIGKILL: every replica on the failover, same epoch, nothing failed", func(t *testing.T) {
+		killed := time.Now()
+		master.kill()
+		if !untilTrue(10*time.Second, func() bool {
+			return all(func(a string, e uint64, f bool) bool { return a == "failover" && e > epoch0 }, reps...)
+		}) {
+			t.Fatal("the replicas did not all switch to the failover within 10s")
+		}
+		every := time.Since(killed)
+		epochs := map[uint64]bool{}
+		for _, r := range reps {
+			_, e, _, _ := r.routing(t)
+			epochs[e] = true
+		}
+		if len(epochs) != 1 {
+			t.Errorf("replicas route on different epochs: %v", epochs)
+		}
+		time.Sleep(500 * time.Millisecond)
+		var failed []served
+		for _, s := range load.since(killed.Add(-time.Second)) {
+			if s.err != nil || s.status != http.StatusOK {
+				failed = append(failed, s)
+			}
+		}
+		if len(failed) > 0 {
+			t.Errorf("%d requests failed after the kill; first: %+v", len(failed), failed[0])
+		}
+		t.Logf("every replica routes to the failover %v after the SIGKILL", every.Round(time.Millisecond))
+	})
+
+	t.Run("leader SIGKILL: a new leader, no switch, nothing failed through the others", func(t *testing.T) {
+		_, epochBefore, _, leader := reps[0].routing(t)
+		var dead *replica
+		var rest []*replica
+		for _, r := range reps {
+			if r.id == leader {
+				dead = r
+			} else {
+				rest = append(rest, r)
+			}
+		}
+		if dead == nil {
+			t.Fatalf("no replica named the leader %q", leader)
+		}
+		killed := time.Now()
+		dead.kill()
+		var newLeader string
+		if !untilTrue(15*time.Second, func() bool {
+			_, _, _, l := rest[0].routing(t)
+			newLeader = l
+			return l != "" && l != leader
+		}) {
+			t.Fatalf("no new leader within 15s (still %q)", newLeader)
+		}
+		t.Logf("%s leads %v after %s was killed", newLeader, time.Since(killed).Round(time.Millisecond), leader)
+		time.Sleep(time.Second)
+		for _, r := range rest {
+			if a, e, _, _ := r.routing(t); a != "failover" || e != epochBefore {
+				t.Errorf("%s: active %q epoch %d after the leader change, want failover at %d", r.id, a, e, epochBefore)
+			}
+		}
+		for _, s := range load.since(killed) {
+			if s.replica != dead.id && (s.err != nil || s.status != http.StatusOK) {
+				t.Errorf("a request through %s failed after the leader's kill: %+v", s.replica, s)
+				break
+			}
+		}
+		reps = rest
+	})
+
+	t.Run("replica cut off from the API: it fences, the others carry on, it rejoins", func(t *testing.T) {
+		var cut *replica
+		for _, r := range reps {
+			if r.id == "gw-2" {
+				cut = r
+			}
+		}
+		if cut == nil {
+			t.Fatal("gw-2 is gone: gw-0 led first, so the leader's kill must not have taken it")
+		}
+		relay.Cut()
+		cutAt := time.Now()
+		if !untilTrue(10*time.Second, func() bool { _, _, f, _ := cut.routing(t); return f }) {
+			t.Fatal("the cut-off replica did not fence itself within 10s")
+		}
+		t.Logf("fenced %v after the cut", time.Since(cutAt).Round(time.Millisecond))
+		resp, err := http.Get("http://" + cut.addr + "/hello")
+		if err != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("a fenced replica answered %v %v, want 503 with Retry-After", resp, err)
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+		alive := map[string]bool{}
+		for _, r := range reps {
+			alive[r.id] = r != cut
+		}
+		for _, s := range load.since(cutAt) {
+			if alive[s.replica] && (s.err != nil || s.status != http.StatusOK) {
+				t.Errorf("a request through %s failed while %s was cut off: %+v", s.replica, cut.id, s)
+				break
+			}
+		}
+		relay.Restore()
+		if !untilTrue(10*time.Second, func() bool { a, _, f, _ := cut.routing(t); return !f && a == "failover" }) {
+			t.Fatal("the replica did not rejoin within 10s of the relay opening")
+		}
+	})
+
+	got := load.finish()
+	checkEpochs(t, got)
+
+	t.Run("kubectl get events tells the story", func(t *testing.T) {
+		var out []byte
+		want := []string{"Switched", "sense: master -> failover", "LeaderElected", "ReplicaFenced", "ReplicaUnfenced", "ServerDown"}
+		untilTrue(10*time.Second, func() bool {
+			out, _ = exec.Command("kubectl", "--kubeconfig", cl.Kubeconfig(), "get", "events", "-n", "default").CombinedOutput()
+			for _, w := range want {
+				if !strings.Contains(string(out), w) {
+					return false
+				}
+			}
+			return true
+		})
+		for _, w := range want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("kubectl get events lacks %q:\n%s", w, out)
+			}
+		}
+		if !t.Failed() {
+			t.Logf("kubectl get events:\n%s", out)
+		}
+	})
+}
