@@ -193,6 +193,23 @@ func checkEpochs(t *testing.T, got []served) {
 	t.Logf("epochs served: %v", owner)
 }
 
+// kubectlEvents polls `kubectl get events` (bounded) until it shows every
+// string of want, and returns what it printed last.
+func kubectlEvents(kubeconfig string, want []string) (string, bool) {
+	var out string
+	ok := untilTrue(15*time.Second, func() bool {
+		b, _ := exec.Command("kubectl", "--kubeconfig", kubeconfig, "get", "events", "-n", "default").CombinedOutput()
+		out = string(b)
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				return false
+			}
+		}
+		return true
+	})
+	return out, ok
+}
+
 func TestKubeReplicas(t *testing.T) {
 	cl := kubetest.Start(t)
 	cs := cl.Client()
@@ -211,14 +228,27 @@ func TestKubeReplicas(t *testing.T) {
 	publishPod(t, cs, "sense-master-0", "master", portOf(master))
 	publishPod(t, cs, "sense-failover-0", "failover", portOf(failover))
 
-	relay := kubetest.NewRelay(t, strings.TrimPrefix(cl.URL(), "https://"))
-	// gw-0 leads first, so that the leader's kill below leaves gw-2, the
-	// replica behind the relay, for the cut-off scenario.
-	reps := []*replica{startReplica(t, "gw-0", cl.Kubeconfig())}
+	// The replicas run as the ServiceAccount of deploy/kubernetes/rbac.yaml,
+	// with exactly the permissions it grants.
+	if out, err := exec.Command("kubectl", "--kubeconfig", cl.Kubeconfig(), "apply", "-n", "default",
+		"-f", "../deploy/kubernetes/rbac.yaml").CombinedOutput(); err != nil {
+		t.Fatalf("kubectl apply rbac.yaml: %v\n%s", err, out)
+	}
+	sa := cl.KubeconfigFor(t, "default", "tandem")
+	// gw-1 and gw-2 reach the API through relays the test can cut.
+	relays := map[string]*kubetest.Relay{}
+	viaRelay := map[string]string{}
+	for _, id := range []string{"gw-1", "gw-2"} {
+		relays[id] = kubetest.NewRelay(t, strings.TrimPrefix(cl.URL(), "https://"))
+		viaRelay[id] = cl.WriteKubeconfig(t, kubetest.ConfigVia(cl.ConfigFor(t, "default", "tandem"), relays[id].Addr()))
+	}
+	// gw-0 leads first; the leader's kill below leaves gw-1 and gw-2, and
+	// the one of them that does not lead then is cut off.
+	reps := []*replica{startReplica(t, "gw-0", sa)}
 	if !untilTrue(20*time.Second, func() bool { _, _, _, l := reps[0].routing(t); return l == "gw-0" }) {
 		t.Fatal("gw-0 did not take the lead within 20s")
 	}
-	reps = append(reps, startReplica(t, "gw-1", cl.Kubeconfig()), startReplica(t, "gw-2", cl.KubeconfigVia(t, relay.Addr())))
+	reps = append(reps, startReplica(t, "gw-1", viaRelay["gw-1"]), startReplica(t, "gw-2", viaRelay["gw-2"]))
 	all := func(cond func(active string, epoch uint64, fenced bool) bool, rs ...*replica) bool {
 		for _, r := range rs {
 			a, e, f, _ := r.routing(t)
@@ -329,14 +359,16 @@ func TestKubeReplicas(t *testing.T) {
 
 	t.Run("replica cut off from the API: it fences, the others carry on, it rejoins", func(t *testing.T) {
 		var cut *replica
+		_, _, _, leader := reps[0].routing(t)
 		for _, r := range reps {
-			if r.id == "gw-2" {
+			if r.id != leader && relays[r.id] != nil {
 				cut = r
 			}
 		}
 		if cut == nil {
-			t.Fatal("gw-2 is gone: gw-0 led first, so the leader's kill must not have taken it")
+			t.Fatalf("no follower behind a relay among %d replicas (leader %q)", len(reps), leader)
 		}
+		relay := relays[cut.id]
 		relay.Cut()
 		cutAt := time.Now()
 		if !untilTrue(10*time.Second, func() bool { _, _, f, _ := cut.routing(t); return f }) {
@@ -364,27 +396,60 @@ func TestKubeReplicas(t *testing.T) {
 		if !untilTrue(10*time.Second, func() bool { a, _, f, _ := cut.routing(t); return !f && a == "failover" }) {
 			t.Fatal("the replica did not rejoin within 10s of the relay opening")
 		}
+		want := []string{"replica " + cut.id + " lost the API", "replica " + cut.id + " is back"}
+		if out, ok := kubectlEvents(cl.Kubeconfig(), want); !ok {
+			t.Errorf("kubectl get events lacks the fence and the return of %s:\n%s", cut.id, out)
+		}
+	})
+
+	t.Run("leader cut off: it fences, another leads, no switch when it is back", func(t *testing.T) {
+		_, epochBefore, _, leader := reps[0].routing(t)
+		relay := relays[leader]
+		if relay == nil {
+			t.Fatalf("the leader %q is not behind a relay", leader)
+		}
+		var others []*replica
+		for _, r := range reps {
+			if r.id != leader {
+				others = append(others, r)
+			}
+		}
+		relay.Cut()
+		cutAt := time.Now()
+		var next string
+		if !untilTrue(15*time.Second, func() bool { _, _, _, next = others[0].routing(t); return next != "" && next != leader }) {
+			t.Fatalf("no other replica took the lead within 15s of cutting off the leader %s", leader)
+		}
+		t.Logf("%s leads %v after the leader %s was cut off", next, time.Since(cutAt).Round(time.Millisecond), leader)
+		relay.Restore()
+		time.Sleep(2 * time.Second)
+		for _, r := range reps {
+			if a, e, f, _ := r.routing(t); a != "failover" || e != epochBefore || f {
+				t.Errorf("%s: active %q epoch %d fenced %v after the former leader came back, want failover at %d", r.id, a, e, f, epochBefore)
+			}
+		}
+		for _, s := range load.since(cutAt) {
+			if s.replica != leader && (s.err != nil || s.status != http.StatusOK) && !s.at.Before(cutAt) {
+				for _, r := range others {
+					if r.id == s.replica {
+						t.Errorf("a request through %s failed while the leader was cut off: %+v", s.replica, s)
+					}
+				}
+			}
+		}
 	})
 
 	got := load.finish()
 	checkEpochs(t, got)
 
 	t.Run("kubectl get events tells the story", func(t *testing.T) {
-		var out []byte
-		want := []string{"Switched", "sense: master -> failover", "LeaderElected", "ReplicaFenced", "ReplicaUnfenced", "ServerDown"}
-		untilTrue(10*time.Second, func() bool {
-			out, _ = exec.Command("kubectl", "--kubeconfig", cl.Kubeconfig(), "get", "events", "-n", "default").CombinedOutput()
-			for _, w := range want {
-				if !strings.Contains(string(out), w) {
-					return false
-				}
-			}
-			return true
-		})
-		for _, w := range want {
-			if !strings.Contains(string(out), w) {
-				t.Errorf("kubectl get events lacks %q:\n%s", w, out)
-			}
+		want := []string{"Switched", "sense: master -> failover", "LeaderElected", "(was gw-0)", "ReplicaFenced", "ServerDown"}
+		out, ok := kubectlEvents(cl.Kubeconfig(), want)
+		if !ok {
+			t.Errorf("kubectl get events lacks one of %q:\n%s", want, out)
+		}
+		if strings.Contains(string(out), "NoServer") {
+			t.Errorf("a NoServer Event although a server was up all along:\n%s", out)
 		}
 		if !t.Failed() {
 			t.Logf("kubectl get events:\n%s", out)
