@@ -439,6 +439,90 @@ func TestKubeReplicas(t *testing.T) {
 		}
 	})
 
+	parent := t
+	t.Run("operator actions on any replica apply everywhere, the planned switch fails nothing", func(t *testing.T) {
+		startApp(parent, "master", master.addr) // the master is back; failback is manual
+		if !untilTrue(10*time.Second, func() bool {
+			st, err := reps[0].state(t)
+			if err != nil || st.Cluster == nil {
+				return false
+			}
+			for _, r := range st.Cluster.Replicas {
+				if r.Live && len(r.Down["sense"]) > 0 {
+					return false
+				}
+			}
+			return true
+		}) {
+			t.Fatal("the replicas did not all see the restarted master up within 10s")
+		}
+		_, before, _, leader := reps[0].routing(t)
+		var follower *replica
+		for _, r := range reps {
+			if r.id != leader {
+				follower = r
+			}
+		}
+		t0 := time.Now()
+		out, code := follower.cli("failback", "sense")
+		if code != 0 {
+			t.Fatalf("tandem failback on follower %s: exit %d: %s", follower.id, code, out)
+		}
+		onAll := func(server string, after uint64) bool {
+			return untilTrue(5*time.Second, func() bool {
+				return all(func(a string, e uint64, f bool) bool { return a == server && e > after && !f }, reps...)
+			})
+		}
+		if !onAll("master", before) {
+			t.Fatal("failback on a follower did not move every replica to the master")
+		}
+		t.Logf("failback through follower %s applied on every replica in %v", follower.id, time.Since(t0).Round(time.Millisecond))
+		_, e1, _, _ := reps[0].routing(t)
+		if out, code := follower.cli("drain", "sense", "master"); code != 0 {
+			t.Fatalf("tandem drain on follower: exit %d: %s", code, out)
+		}
+		if !onAll("failover", e1) {
+			t.Fatal("drain on a follower did not move every replica off the master")
+		}
+		for _, r := range reps {
+			st, _ := r.state(t)
+			for _, g := range st.Groups {
+				for _, s := range g.Servers {
+					if s.Name == "master" && !s.Drained {
+						t.Errorf("%s does not show the master drained", r.id)
+					}
+				}
+			}
+		}
+		if out, code := follower.cli("drain", "sense", "master"); code == 0 || !strings.Contains(out, "nothing to do") {
+			t.Errorf("a second drain: exit %d, %s; want the conflict answer", code, out)
+		}
+		if out, code := reps[0].cli("undrain", "sense", "master"); code != 0 {
+			t.Fatalf("tandem undrain: exit %d: %s", code, out)
+		}
+		_, e2, _, _ := reps[0].routing(t)
+		if out, code := reps[1].cli("switch", "sense", "master"); code != 0 {
+			t.Fatalf("tandem switch: exit %d: %s", code, out)
+		}
+		if !onAll("master", e2) {
+			t.Fatal("switch did not move every replica to the master")
+		}
+		time.Sleep(300 * time.Millisecond)
+		var failed []served
+		alive := map[string]bool{}
+		for _, r := range reps {
+			alive[r.id] = true
+		}
+		for _, s := range load.since(t0) {
+			if alive[s.replica] && (s.err != nil || s.status != http.StatusOK) {
+				failed = append(failed, s)
+			}
+		}
+		if len(failed) > 0 {
+			t.Errorf("%d requests failed during planned switches; first: %+v", len(failed), failed[0])
+		}
+	})
+
 	got := load.finish()
 	checkEpochs(t, got)
 
