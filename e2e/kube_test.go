@@ -315,6 +315,7 @@ func TestKubeReplicas(t *testing.T) {
 			t.Errorf("%d requests failed after the kill; first: %+v", len(failed), failed[0])
 		}
 		t.Logf("every replica routes to the failover %v after the SIGKILL", every.Round(time.Millisecond))
+
 	})
 
 	t.Run("leader SIGKILL: a new leader, no switch, nothing failed through the others", func(t *testing.T) {

@@ -42,6 +42,9 @@ type HostGroup struct {
 	Elector *failover.Elector
 	Policy  failover.Policy
 	Servers []HostServer // priority order
+	// ActiveService is namespace/name of the Service whose EndpointSlice
+	// follows the active server ("" for none).
+	ActiveService string
 }
 
 // HostServer is one server's local health.
@@ -51,6 +54,8 @@ type HostServer struct {
 	Since   time.Time
 	Reason  string
 	Pod     string // namespace/name when discovered, for Events
+	PodIP   string
+	PodPort int
 }
 
 // Coordinator makes the replicas of a gateway agree on each group's active
@@ -484,6 +489,10 @@ func (c *Coordinator) lead(ctx context.Context) {
 		msg += " (was " + prev + ")"
 	}
 	c.log.Warn("coordination: "+msg, "identity", c.id)
+	c.mu.Lock()
+	ds := c.decisions
+	c.mu.Unlock()
+	c.syncSlices(ctx, ds) // a new leader checks them once
 	c.events.Group(corev1.EventTypeNormal, ReasonLeaderElected, msg)
 	tick := time.NewTicker(c.co.Heartbeat.D() / 2)
 	defer tick.Stop()
@@ -589,6 +598,7 @@ func (c *Coordinator) decide(ctx context.Context) time.Duration {
 		n()
 	}
 	c.adopt(out, "own write")
+	c.syncSlices(ctx, next)
 	return wake
 }
 
