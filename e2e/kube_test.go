@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/tandemproxy/tandem/internal/gateway"
 	"github.com/tandemproxy/tandem/internal/kubetest"
 	corev1 "k8s.io/api/core/v1"
@@ -35,6 +36,7 @@ const kubeGroup = `groups:
     kubernetes: {namespace: default, selector: app=sense, port: http}
     health: {path: /status, expect: {body: version}, interval: 200ms, fastInterval: 100ms, timeout: 150ms, rise: 2, fall: 2}
     failback: {policy: manual}
+    websocket: {paths: [/websocket]}
 `
 
 // replica is one gateway replica of a Kubernetes test.
@@ -370,12 +372,16 @@ func TestKubeReplicas(t *testing.T) {
 			t.Fatalf("no follower behind a relay among %d replicas (leader %q)", len(reps), leader)
 		}
 		relay := relays[cut.id]
+		ws := dialWS(t, cut.addr)
 		relay.Cut()
 		cutAt := time.Now()
 		if !untilTrue(10*time.Second, func() bool { _, _, f, _ := cut.routing(t); return f }) {
 			t.Fatal("the cut-off replica did not fence itself within 10s")
 		}
-		t.Logf("fenced %v after the cut", time.Since(cutAt).Round(time.Millisecond))
+		fencedIn := time.Since(cutAt)
+		t.Logf("fenced %v after the cut", fencedIn.Round(time.Millisecond))
+		// It cannot know whether the role moved: its websockets close.
+		expectClosed(t, []*wsClient{ws}, websocket.StatusServiceRestart, cutAt, fencedIn+time.Second)
 		resp, err := http.Get("http://" + cut.addr + "/hello")
 		if err != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 			t.Errorf("a fenced replica answered %v %v, want 503 with Retry-After", resp, err)
