@@ -27,12 +27,10 @@ type Relay struct {
 // and closes it when t ends.
 func NewRelay(t testing.TB, target string) *Relay {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	r, err := StartRelay(target)
 	if err != nil {
-		t.Fatalf("kubetest: relay: %v", err)
+		t.Fatal(err)
 	}
-	r := &Relay{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	r.wg.Go(r.serve)
 	t.Cleanup(r.Close)
 	return r
 }
