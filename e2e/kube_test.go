@@ -286,6 +286,27 @@ func TestKubeReplicas(t *testing.T) {
 			t.Fatalf("%s /readyz: %s", r.id, last)
 		}
 	}
+	metrics := func(r *replica) string {
+		resp, err := http.Get("http://" + r.admin + "/metrics")
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if !untilTrue(5*time.Second, func() bool {
+		m := metrics(reps[0])
+		return strings.Contains(m, "tandem_coordination_leader 1") && strings.Contains(m, "tandem_coordination_fenced 0")
+	}) {
+		t.Errorf("the leader's metrics lack tandem_coordination_leader 1 / fenced 0")
+	}
+	if !untilTrue(5*time.Second, func() bool {
+		m := metrics(reps[1])
+		return strings.Contains(m, "tandem_coordination_leader 0") && strings.Contains(m, "tandem_coordination_replicas_live 3")
+	}) {
+		t.Errorf("a follower's metrics lack tandem_coordination_leader 0 / replicas_live 3")
+	}
 	load := runKubeLoad(reps, 3, 90*time.Second)
 	time.Sleep(time.Second)
 
