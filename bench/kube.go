@@ -671,10 +671,10 @@ func (b *kubeBed) scenarios(ctx context.Context, ev *kubeEvents) error {
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	observe := func(r *kubeReplica, v view) {
-		if v.active != before.active || v.epoch != before.epoch {
+		if v.active != before.active || v.epoch != before.epoch || v.fenced {
 			mu.Lock()
 			defer mu.Unlock()
-			k := fmt.Sprintf("%s saw %q at epoch %d (before: %q at %d)", r.id, v.active, v.epoch, before.active, before.epoch)
+			k := fmt.Sprintf("%s saw %q at epoch %d, fenced %v (before: %q at %d)", r.id, v.active, v.epoch, v.fenced, before.active, before.epoch)
 			if !seen[k] {
 				seen[k] = true
 				ev.leadChanged = append(ev.leadChanged, k)

@@ -450,7 +450,7 @@ func (rep *kubeReport) table(w io.Writer) {
 		verdict(lead >= 0 && lead <= leaderBound, "≤ "+fmtLat(leaderBound)+" (client-go: lease 15s + 2 jittered retries ≤ 4.4s)"), "")
 	d("kill → every survivor names it", func(r *kubeRun) time.Duration { return r.Leader }, "", "")
 	changes := sum(rep.ints(func(r *kubeRun) int { return len(r.LeadChanges) }))
-	i("switches or epoch changes seen by the survivors", func(r *kubeRun) int { return len(r.LeadChanges) }, nil, verdict(changes == 0, "0"), "")
+	i("switches, epoch changes or fences seen by the survivors", func(r *kubeRun) int { return len(r.LeadChanges) }, nil, verdict(changes == 0, "0"), "")
 	leadBad := sum(rep.ints(func(r *kubeRun) int { return r.LeadBad }))
 	i("failed requests through the survivors", func(r *kubeRun) int { return r.LeadBad }, func(r *kubeRun) int { return r.LeadN }, verdict(leadBad == 0, "0"), "")
 	i("requests through the killed leader from its kill on (expected to fail)", func(r *kubeRun) int { return r.LeadDeadReqs }, nil, "", "")
