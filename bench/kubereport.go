@@ -530,8 +530,11 @@ func (rep *kubeReport) markdown(w io.Writer) {
 	fmt.Fprintf(w, "- command: `%s`\n", rep.Command)
 	fmt.Fprintf(w, "- date: %s\n", rep.Date.Format(time.RFC3339))
 	fmt.Fprintf(w, "- commit: %s (tandem %s)\n", rep.Commit, rep.Tandem)
-	if rep.Dirty != "" {
+	switch {
+	case rep.Dirty != "":
 		fmt.Fprintf(w, "- uncommitted changes in the measured tandem: %s\n", rep.Dirty)
+	case strings.HasSuffix(rep.Commit, "-dirty"):
+		fmt.Fprintln(w, "- uncommitted changes: none in cmd/, internal/, appkit/, go.mod (the tree's other files do not make the binary)")
 	}
 	fmt.Fprintf(w, "- nproc: %s (load generator, 3 replicas, apiserver, etcd and backends share these CPUs)\n", rep.NProc)
 	fmt.Fprintf(w, "- load average (1, 5, 15 min, /proc/loadavg): %s before, %s after\n", rep.LoadPre, rep.LoadPost)
