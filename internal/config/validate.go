@@ -123,9 +123,12 @@ func applyDefaults(cfg *Config) {
 		if co.Name == "" {
 			co.Name = "tandem"
 		}
-		def(&co.LeaseDuration, 15*time.Second)
-		def(&co.RenewDeadline, 10*time.Second)
-		def(&co.RetryPeriod, 2*time.Second)
+		// A survivor takes an expired Lease at its next retry: a leader's
+		// SIGKILL costs about leaseDuration+retryPeriod without a leader
+		// (routing goes on; only new decisions wait), 11 s with these.
+		def(&co.LeaseDuration, 10*time.Second)
+		def(&co.RenewDeadline, 8*time.Second)
+		def(&co.RetryPeriod, time.Second)
 		def(&co.Heartbeat, time.Second)
 		def(&co.FenceAfter, 5*time.Second)
 		def(&co.RevokeTimeout, time.Second)
