@@ -103,6 +103,22 @@ func TestElectorAdopt(t *testing.T) {
 			history: []sw{{To: "a", Epoch: 1}},
 		},
 		{
+			name: "a replica that missed decisions switches from what it routed on",
+			// On a; the leader moved a->b->c meanwhile: a's websockets close, not b's.
+			adopts:  []adopt{{published("a", 1, "", "a"), true}, {published("c", 3, "b", "c"), true}},
+			want:    committed{Active: "c", Epoch: 3},
+			fired:   []sw{{To: "a", Epoch: 1}, {From: "a", To: "c", Epoch: 3}},
+			history: []sw{{To: "a", Epoch: 1}, {From: "a", To: "c", Epoch: 3}},
+		},
+		{
+			name: "a revocation that ends with no server is a switch to none",
+			adopts: []adopt{{published("a", 1, "", "a"), true}, {revocation(2, "a", "b"), true},
+				{published("", 2, "a", ""), true}},
+			want:    committed{Epoch: 2},
+			fired:   []sw{{To: "a", Epoch: 1}, {From: "a", To: "b", Epoch: 2, Revoking: true}, {From: "a", Epoch: 2}},
+			history: []sw{{To: "a", Epoch: 1}, {From: "a", Epoch: 2}},
+		},
+		{
 			name:    "a newer epoch replaces the decision",
 			adopts:  []adopt{{published("a", 1, "", "a"), true}, {published("b", 4, "a", "b"), true}},
 			want:    committed{Active: "b", Epoch: 4},

@@ -235,6 +235,19 @@ func TestServers(t *testing.T) {
 			want: []config.Server{with(master, func(s *config.Server) { s.Address, s.HealthPort = "node.example.com:30080", 30081 })},
 		},
 		{
+			name: "service address: targetPort by the container port's name",
+			dc: dc(func(d *config.Discovery) {
+				d.Address, d.NodeHost, d.Port, d.HealthPort = config.AddressService, "node.example.com", "http", "health"
+			}),
+			pods: []*corev1.Pod{pod("m", "10.0.0.1", role("master"))},
+			svcs: []*corev1.Service{func() *corev1.Service {
+				s := service("master")
+				s.Spec.Ports[0].TargetPort, s.Spec.Ports[1].TargetPort = intstr.FromString("http"), intstr.FromString("health")
+				return s
+			}()},
+			want: []config.Server{with(master, func(s *config.Server) { s.Address, s.HealthPort = "node.example.com:30080", 30081 })},
+		},
+		{
 			name:  "service address: no service for the server",
 			dc:    dc(func(d *config.Discovery) { d.Address, d.NodeHost = config.AddressService, "node.example.com" }),
 			pods:  []*corev1.Pod{pod("m", "10.0.0.1", role("master")), pod("f", "10.0.0.2", role("failover"))},

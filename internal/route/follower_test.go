@@ -177,3 +177,29 @@ func TestPickFollowerContextEnds(t *testing.T) {
 		t.Errorf("Pick waited %v after its context ended", took)
 	}
 }
+
+// TestPickFencedWhileWaiting: a request waiting for the leader's decision
+// is not sent when the replica gets fenced meanwhile, even if its active
+// server looks healthy again here: the decision in hand may be stale.
+func TestPickFencedWhileWaiting(t *testing.T) {
+	g := followerGroup(t, 2*time.Second)
+	master := g.Server("master")
+	master.MarkDown("test: refused")
+	back := make(chan bool, 1)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		for range 2 {
+			master.ReportCheck(backend.CheckResult{OK: true}, 2, 2)
+		}
+		back <- master.Available()
+		cur := g.Elector.Current()
+		g.Elector.Adopt(failover.Published{Committed: failover.Committed{Active: cur.Active, Epoch: cur.Epoch, Fenced: true}})
+	}()
+	c, err := g.Pick(context.Background(), "app.example.com", "", nil)
+	if !<-back {
+		t.Fatal("the master did not come back up locally: the test proves nothing")
+	}
+	if !errors.Is(err, route.ErrNoServer) {
+		t.Fatalf("Pick on a replica fenced while waiting = %v, %v; want ErrNoServer", c.Server, err)
+	}
+}
