@@ -38,6 +38,10 @@ type Transition struct {
 	To     State
 	Reason string
 	At     time.Time
+	// Abandoned counts the tries that were waiting for a response head
+	// from a server that went down: interrupted, to be replayed elsewhere
+	// or answered 502.
+	Abandoned int
 }
 
 // CheckResult is the outcome of the latest active check.
@@ -82,6 +86,7 @@ type Server struct {
 	failures []time.Time // passive soft failures inside the window
 
 	conns Conns
+	wait  waiting
 }
 
 func newServer(k Key, notify func(Transition)) *Server {
@@ -139,8 +144,12 @@ func (s *Server) transition(from, to State, reason string) bool {
 	}
 	now := time.Now()
 	s.since.Store(now.UnixNano())
+	abandoned := 0
+	if to == Down {
+		abandoned = s.Abandon(false)
+	}
 	if s.notify != nil {
-		s.notify(Transition{Server: s, From: from, To: to, Reason: reason, At: now})
+		s.notify(Transition{Server: s, From: from, To: to, Reason: reason, At: now, Abandoned: abandoned})
 	}
 	return true
 }

@@ -158,6 +158,22 @@ type Passive struct {
 	Window   Duration `yaml:"window"`
 	// Count5xx makes 5xx answers count as failures (timeouts always do).
 	Count5xx bool `yaml:"count5xx"`
+	// NoProgress marks a server down when requests have waited this long
+	// for a response head and none came from it meanwhile: a server that
+	// accepts requests and answers none. Unset: DefaultNoProgress; 0
+	// disables it.
+	NoProgress *Duration `yaml:"noProgress"`
+}
+
+// DefaultNoProgress is passive.noProgress when unset.
+const DefaultNoProgress = 5 * time.Second
+
+// NoProgressAfter returns passive.noProgress, 0 when disabled.
+func (p Passive) NoProgressAfter() time.Duration {
+	if p.NoProgress == nil {
+		return DefaultNoProgress
+	}
+	return p.NoProgress.D()
 }
 
 // Failback is what happens when a higher-priority server is healthy again.

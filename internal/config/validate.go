@@ -304,6 +304,11 @@ func validateGroup(g *Group, p string, c *collector) {
 	if g.Passive.MaxFails < 0 {
 		c.at(p+".passive.maxFails", "must not be negative")
 	}
+	if np := g.Passive.NoProgressAfter(); np > 0 && np < 100*time.Millisecond {
+		c.at(p+".passive.noProgress", "%v is too short (minimum 100ms; 0 disables)", np)
+	} else if np > 0 && np >= g.Timeouts.Response.D() {
+		c.at(p+".passive.noProgress", "%v is not shorter than timeouts.response %v: it could never trip", np, g.Timeouts.Response.D())
+	}
 	switch g.Failback.Policy {
 	case FailbackAuto:
 	case FailbackManual:

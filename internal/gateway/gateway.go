@@ -100,6 +100,7 @@ func (g *Gateway) onTransition(tr backend.Transition) {
 	}
 	g.log.Log(context.Background(), lvl, "server state changed", "group", s.Group, "server", s.Name,
 		"address", s.Address, "from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason)
+	g.proxy.Abandoned(s, proxy.AbandonDown, tr.Abandoned)
 	if t := g.table.Load(); t != nil {
 		if grp := t.Group(s.Group); grp != nil && grp.Elector != nil {
 			grp.Elector.Evaluate("health: " + s.Name + " " + tr.To.String())
@@ -122,7 +123,14 @@ func (g *Gateway) onSwitch(sw failover.Switch) {
 		return
 	}
 	grp := t.Group(sw.Group)
-	if grp == nil || grp.Cfg.Websocket.OnSwitch != "close" {
+	if grp == nil {
+		return
+	}
+	if s := grp.Server(sw.From); s != nil && !s.Drained() {
+		// Requests still waiting on the former active server go on now.
+		g.proxy.AbandonRole(s)
+	}
+	if grp.Cfg.Websocket.OnSwitch != "close" {
 		return
 	}
 	// A drained server's websockets get the drain's grace period instead.

@@ -31,6 +31,7 @@ type Metrics struct {
 	LastReloadTime  prometheus.Gauge
 	Connections     *prometheus.GaugeVec
 	ConnLimitWaits  *prometheus.CounterVec
+	Abandoned       *prometheus.CounterVec
 
 	// perServer caches, per group and server, the children of the vectors
 	// above that every request touches: WithLabelValues hashes and looks
@@ -82,11 +83,14 @@ func New(reg prometheus.Registerer) *Metrics {
 		ConnLimitWaits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "connection_limit_waits_total",
 			Help: "Times a listener had limits.maxConnections open and new connections waited in the backlog."},
 			[]string{"listener"}),
+		Abandoned: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "requests_abandoned_total",
+			Help: "Tries waiting for a response head from a server that was marked down (cause down) or lost the active role (cause role): replayed elsewhere when safe, else answered 502."},
+			[]string{"group", "server", "cause"}),
 	}
 	m.LastReloadOK.Set(1)
 	m.LastReloadTime.SetToCurrentTime()
 	reg.MustRegister(m.Requests, m.RequestDuration, m.Retries, m.CheckDuration, m.CheckFailures,
-		m.Switches, m.Reloads, m.LastReloadOK, m.LastReloadTime, m.Connections, m.ConnLimitWaits, buildInfo(),
+		m.Switches, m.Reloads, m.LastReloadOK, m.LastReloadTime, m.Connections, m.ConnLimitWaits, m.Abandoned, buildInfo(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

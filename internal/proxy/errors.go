@@ -14,6 +14,11 @@ import (
 var (
 	errTimeout    = errors.New("server did not answer in time")
 	errClientGone = errors.New("client went away")
+	// errAbandoned: the try was waiting for a response head when its
+	// server was marked down or lost the active role.
+	errAbandoned = errors.New("abandoned: the server was marked down or lost the active role")
+	// errRepick: the same, found before anything was sent: pick again.
+	errRepick = errors.New("the server was marked down or lost the active role before the request was sent")
 )
 
 // dialError marks a failure to connect: the request was not sent, so it is
@@ -53,6 +58,8 @@ func statusFor(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, errNoServer):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, errAbandoned):
+		return http.StatusBadGateway
 	case errors.Is(err, errTimeout):
 		return http.StatusGatewayTimeout
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tandemproxy/tandem/internal/backend"
 	"github.com/tandemproxy/tandem/internal/route"
 )
 
@@ -39,6 +40,15 @@ type wireRequest struct {
 	// idempotent requests may be sent again when a kept-alive connection
 	// turns out closed; others are sent on a connection checked first.
 	idempotent bool
+	// server is the try's server: a try that waits for its response head
+	// registers there, to be abandoned if the server goes down or (unless
+	// pinned) loses the active role after gen was read.
+	server *backend.Server
+	gen    uint64
+	pinned bool
+	// stallAfter arms no-progress detection (0: off); onStall reports it.
+	stallAfter time.Duration
+	onStall    func(*backend.Server, time.Duration, int)
 }
 
 // wires holds the wireRequests of finished requests, with their buffers.

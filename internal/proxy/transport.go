@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -49,7 +50,7 @@ func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Resp
 		if try > 0 {
 			st.retries++
 		}
-		resp, err := p.try(wr, choice, body, deadline, g.Cfg.Retry.PerTryTimeout.D())
+		resp, err := p.try(g, wr, choice, body, deadline, g.Cfg.Retry.PerTryTimeout.D())
 		if err == nil {
 			return resp, nil
 		}
@@ -62,6 +63,16 @@ func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Resp
 		}
 		pc := g.Cfg.Passive
 		switch {
+		case errors.Is(err, errRepick):
+			continue // nothing was sent
+		case errors.Is(err, errAbandoned):
+			// The server went down or lost the active role while this try
+			// waited: not a failure of its own to count. Replay what the
+			// rules allow on the server now active; the rest gets 502.
+			if !wr.idempotent || !body.replayable() || time.Now().After(deadline) {
+				return nil, err
+			}
+			continue
 		case isDialError(err):
 			// Refused, reset or timed out before anything was sent: the
 			// server is down now, not at the next check.
@@ -94,7 +105,7 @@ func noServer(lastErr error) error {
 
 // try sends one attempt to the chosen server, bounded by the per-try timeout
 // and the request's overall deadline for response headers.
-func (p *Proxy) try(wr *wireRequest, choice route.Choice, body *replayBody, deadline time.Time, perTry time.Duration) (*http.Response, error) {
+func (p *Proxy) try(g *route.Group, wr *wireRequest, choice route.Choice, body *replayBody, deadline time.Time, perTry time.Duration) (*http.Response, error) {
 	now := time.Now()
 	wait := deadline.Sub(now)
 	if perTry > 0 && perTry < wait {
@@ -106,7 +117,20 @@ func (p *Proxy) try(wr *wireRequest, choice route.Choice, body *replayBody, dead
 	attempt := *wr
 	attempt.body, attempt.rewind = body.next()
 	attempt.epoch, attempt.hasEpoch = choice.Epoch, choice.HasEpoch
+	attempt.server, attempt.gen, attempt.pinned = choice.Server, choice.Server.RoleGen(), choice.Pinned
+	if moved(g, choice) {
+		// The decision that picked the server was replaced before the try
+		// began: pick again rather than send to a former active server.
+		return nil, errRepick
+	}
+	attempt.stallAfter, attempt.onStall = g.Cfg.Passive.NoProgressAfter(), p.onStall
 	return p.up.roundTrip(&attempt, choice.Server.Address, now, now.Add(wait))
+}
+
+// moved reports whether the group's committed decision changed since
+// choice was picked from it (a pinned choice does not follow it).
+func moved(g *route.Group, choice route.Choice) bool {
+	return g.Elector != nil && choice.HasEpoch && !choice.Pinned && g.Elector.Epoch() != choice.Epoch
 }
 
 // replayBody hands each try a body. A buffered body can be replayed; a

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tandemproxy/tandem/internal/backend"
 	"github.com/tandemproxy/tandem/internal/httpsyntax"
 )
 
@@ -43,6 +44,8 @@ type pconn struct {
 	reused    bool
 	// req is what ReadResponse is told of the request (its method).
 	req http.Request
+	// w is the exchange's registration as waiting for a head, if any.
+	w *backend.Waiter
 }
 
 // aLongTimeAgo is a deadline in the past, to interrupt a blocked read.
@@ -115,15 +118,19 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 		// client that goes away interrupts it.
 		stop = pc.watch(wr.ctx)
 		pc.c.SetWriteDeadline(headerDeadline)
+		if pc.beginWait(wr) {
+			stop()
+			return nil, errRepick
+		}
 	}
 	if err := wr.write(pc.bw); err != nil {
 		stop()
-		return nil, pc.classify(err, false)
+		return nil, pc.endWait(wr, pc.classify(err, false))
 	}
 	// Most answers come at once: wait a moment for the first byte before
 	// paying for a watch on the client's context, which a client that goes
 	// away while the server thinks needs. short: the read deadline is that
-	// moment, and nothing watches the client.
+	// moment, and nothing watches the client (nor the server's health).
 	short := false
 	if fast := now.Add(fastAnswer); wr.body == nil && fast.Before(headerDeadline) {
 		pc.c.SetReadDeadline(fast)
@@ -132,9 +139,10 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 	}
 	if !short && wr.body == nil {
 		stop = pc.watch(wr.ctx)
+		pc.beginWait(wr)
 	}
 	if !short {
-		pc.c.SetReadDeadline(headerDeadline)
+		pc.setReadDeadline(headerDeadline)
 	}
 	// A close before the first byte of an answer means the server never
 	// took the request: on a kept-alive connection that is a stale one,
@@ -142,7 +150,7 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 	// response cut short. (When the short wait saw the byte, it is buffered.)
 	if _, err := pc.br.Peek(1); err != nil {
 		stop()
-		return nil, pc.classify(err, false)
+		return nil, pc.endWait(wr, pc.classify(err, false))
 	}
 	req := &pc.req
 	req.Method = wr.method
@@ -155,7 +163,8 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 		if short && !headerBuffered(pc.br) {
 			short = false
 			stop = pc.watch(wr.ctx)
-			pc.c.SetReadDeadline(headerDeadline)
+			pc.beginWait(wr)
+			pc.setReadDeadline(headerDeadline)
 		}
 		resp, err = readResponse(pc.br, req)
 		// Informational answers (100 Continue, 103 Early Hints) precede the real one.
@@ -168,18 +177,59 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 	}
 	if err != nil {
 		stop()
-		return nil, pc.classify(err, true)
+		return nil, pc.endWait(wr, pc.classify(err, true))
+	}
+	abandoned := pc.w.Abandoned()
+	pc.endWait(wr, nil)
+	if short {
+		wr.server.Answered(now)
 	}
 	// Headers are in: the body may stream as long as it takes. A body
 	// already in the buffer needs no read, so the deadline can stay (the
-	// next exchange on this connection sets its own).
-	if wr.body != nil {
+	// next exchange on this connection sets its own). An abandon that
+	// came as the head did spoiled the deadlines: the head stands.
+	if wr.body != nil || abandoned {
 		pc.c.SetDeadline(time.Time{})
 	} else if resp.ContentLength < 0 || int64(pc.br.Buffered()) < resp.ContentLength {
 		pc.c.SetReadDeadline(time.Time{})
 	}
 	resp.Body = &upstreamBody{rc: resp.Body, n: resp.ContentLength, pc: pc, stop: stop, reusable: !resp.Close}
 	return resp, nil
+}
+
+// beginWait registers the exchange as waiting for a response head from
+// its server (once), and reports whether it was abandoned at once.
+func (pc *pconn) beginWait(wr *wireRequest) bool {
+	if wr.server == nil || pc.w != nil {
+		return false
+	}
+	c := pc.c
+	pc.w = wr.server.Wait(wr.gen, wr.pinned, wr.stallAfter, wr.onStall, func() { c.SetDeadline(aLongTimeAgo) })
+	return pc.w.Abandoned()
+}
+
+// endWait ends the wait that beginWait registered; a failure of an
+// abandoned exchange becomes errAbandoned.
+func (pc *pconn) endWait(wr *wireRequest, err error) error {
+	w := pc.w
+	if w == nil {
+		return err
+	}
+	pc.w = nil
+	wr.server.Done(w, err == nil)
+	if err != nil && w.Abandoned() {
+		return fmt.Errorf("%w: %w", errAbandoned, err)
+	}
+	return err
+}
+
+// setReadDeadline sets the read deadline, unless an abandon moved it to
+// the past (it may have run just before).
+func (pc *pconn) setReadDeadline(t time.Time) {
+	pc.c.SetReadDeadline(t)
+	if pc.w.Abandoned() {
+		pc.c.SetDeadline(aLongTimeAgo)
+	}
 }
 
 // readResponse reads a response head from br: the common case by

@@ -75,6 +75,11 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 				st.status = 499
 				return
 			}
+			if errors.Is(err, errAbandoned) || errors.Is(err, errRepick) {
+				// The server went down or lost the role meanwhile: not a
+				// failure of its own; the next try goes to the one active now.
+				continue
+			}
 			if isDialError(err) {
 				s.MarkDown("passive: " + reason(err))
 			} else {
@@ -99,6 +104,10 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 // handshake dials s and sends the upgrade request, returning the server's answer.
 func (p *Proxy) handshake(r *http.Request, st *reqState, choice route.Choice) (net.Conn, *bufio.Reader, *http.Response, error) {
 	g, s := st.group, choice.Server
+	gen := s.RoleGen()
+	if moved(g, choice) {
+		return nil, nil, nil, errRepick
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.Cfg.Timeouts.Connect.D())
 	defer cancel()
 	c, err := p.dialer.DialContext(ctx, "tcp", s.Address)
@@ -134,9 +143,14 @@ func (p *Proxy) handshake(r *http.Request, st *reqState, choice route.Choice) (n
 		return nil, nil, nil, err
 	}
 	br := bufio.NewReader(c)
+	w := s.Wait(gen, choice.Pinned, g.Cfg.Passive.NoProgressAfter(), p.onStall, func() { c.SetDeadline(aLongTimeAgo) })
 	resp, err := http.ReadResponse(br, out)
+	s.Done(w, err == nil)
 	if err != nil {
 		c.Close()
+		if w.Abandoned() {
+			return nil, nil, nil, fmt.Errorf("%w: %w", errAbandoned, err)
+		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			err = fmt.Errorf("%w: %w", errTimeout, err)
