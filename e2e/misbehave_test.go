@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -113,4 +115,103 @@ func TestFrozenMasterParked(t *testing.T) {
 		t.Error("no log line for the abandoned requests")
 	}
 	t.Logf("%d GETs, %d POSTs (%d got 502); %v requests abandoned at the switch", len(rs), len(ps), len(failures(ps)), n)
+}
+
+// muteServer answers its health check and nothing else: every other
+// request is read and left waiting until its client goes. It listens on
+// loopback in the test process.
+func muteServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/status" {
+			fmt.Fprintln(w, `{"version": "1"}`)
+			return
+		}
+		<-r.Context().Done()
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// TestNoProgress: a master that accepts requests and answers none while
+// its checks pass is marked down once requests waited passive.noProgress
+// with no response head from it; the waiting GETs move to the failover.
+// A legitimately slow endpoint does not trip it while other requests are
+// answered.
+func TestNoProgress(t *testing.T) {
+	t.Run("mute master", func(t *testing.T) {
+		master := &app{addr: muteServer(t)}
+		master.proc = &proc{name: "app master"}
+		backup := startApp(t, "failover", "")
+		g := startGateway(t, gwConfig(master, backup)+healthCfg+
+			"    failback: {policy: manual}\n    passive: {noProgress: 2s}\n    timeouts: {response: 30s}\n")
+		g.waitActive(t, "master", 5*time.Second)
+		start := time.Now()
+		l := runLoad(10, 15*time.Second, func(c *http.Client) result { return get(c, "http://"+g.addr+"/hello") })
+		at := waitSwitchWithin(t, g, "failover", 6*time.Second)
+		time.Sleep(time.Second)
+		rs := l.finish()
+		if f := failures(rs); len(f) > 0 {
+			t.Errorf("%d of %d GETs failed:\n%s", len(f), len(rs), describeFailures(f))
+		}
+		if d := at.Sub(start); d < 2*time.Second || d > 3500*time.Millisecond {
+			t.Errorf("switched %v after the load began, want after noProgress (2s) and within 3.5s", d)
+		}
+		for _, r := range rs {
+			if d := r.end.Sub(r.start); d > 3500*time.Millisecond {
+				t.Errorf("a GET took %v, want it moved to the failover when the master was marked down", d)
+				break
+			}
+		}
+		if !strings.Contains(g.out.String(), "no response head for") {
+			t.Error("the gateway log does not say why the master went down")
+		}
+		t.Logf("%d GETs, 0 failed; switched %v after the load began", len(rs), at.Sub(start).Round(time.Millisecond))
+	})
+
+	t.Run("slow endpoint while others are answered", func(t *testing.T) {
+		master, backup := startApp(t, "master", ""), startApp(t, "failover", "")
+		g := startGateway(t, gwConfig(master, backup)+healthCfg+
+			"    failback: {policy: manual}\n    passive: {noProgress: 1s}\n    timeouts: {response: 30s}\n")
+		g.waitActive(t, "master", 5*time.Second)
+		l := runLoad(2, 10*time.Second, func(c *http.Client) result {
+			time.Sleep(100 * time.Millisecond)
+			return get(c, "http://"+g.addr+"/hello")
+		})
+		var wg sync.WaitGroup
+		slow := make([]result, 5)
+		for i := range slow {
+			wg.Go(func() { slow[i] = get(http.DefaultClient, "http://"+g.addr+"/slow?ms=4000") })
+		}
+		wg.Wait()
+		rs := l.finish()
+		for _, r := range append(slow, rs...) {
+			if r.err != nil || r.status != 200 {
+				t.Errorf("a request failed: status %d err %v", r.status, r.err)
+			}
+		}
+		for _, r := range slow {
+			if r.server != "" && r.server != "master" {
+				t.Errorf("a slow request was answered by %q, want the master", r.server)
+			}
+		}
+		if _, to := lastSwitch(t, g); to != "master" {
+			t.Errorf("switched to %q: a slow endpoint tripped no-progress detection", to)
+		}
+	})
+}
+
+// waitSwitchWithin waits until the group's last switch went to server.
+func waitSwitchWithin(t *testing.T, g *gw, server string, limit time.Duration) time.Time {
+	t.Helper()
+	var at time.Time
+	if !untilTrue(limit, func() bool { var to string; at, to = lastSwitch(t, g); return to == server }) {
+		t.Fatalf("no switch to %s within %v", server, limit)
+	}
+	return at
 }

@@ -376,6 +376,28 @@ groups:
 			want: []string{`t.yaml:5: groups[0].mode: "activepassive": want failover or roundrobin`},
 		},
 		{
+			name: "passive noProgress too short and too long",
+			yaml: `listeners:
+  - {name: web, address: ":8080"}
+groups:
+  - name: app
+    passive: {noProgress: 50ms}
+    servers:
+      - {name: a, address: "a.local:80"}
+  - name: other
+    hosts: [other.local]
+    timeouts: {response: 3s}
+    passive:
+      noProgress: 5s
+    servers:
+      - {name: b, address: "b.local:80"}
+`,
+			want: []string{
+				`t.yaml:5: groups[0].passive.noProgress: 50ms is too short (minimum 100ms; 0 disables)`,
+				`t.yaml:12: groups[1].passive.noProgress: 5s is not shorter than timeouts.response 3s: it could never trip`,
+			},
+		},
+		{
 			name: "bad failback policy",
 			yaml: `listeners:
   - {name: web, address: ":8080"}
