@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -117,6 +120,17 @@ func TestFrozenMasterParked(t *testing.T) {
 	t.Logf("%d GETs, %d POSTs (%d got 502); %v requests abandoned at the switch", len(rs), len(ps), len(failures(ps)), n)
 }
 
+// fakeMasterGateway starts a gateway whose master is the test's own
+// server at addr and whose failover is a demo app, with the usual checks
+// and the extra group keys, and waits for the master to be active.
+func fakeMasterGateway(t *testing.T, addr, extra string) *gw {
+	t.Helper()
+	master := &app{addr: addr, proc: &proc{name: "app master"}}
+	g := startGateway(t, gwConfig(master, startApp(t, "failover", ""))+healthCfg+extra)
+	g.waitActive(t, "master", 5*time.Second)
+	return g
+}
+
 // muteServer answers its health check and nothing else: every other
 // request is read and left waiting until its client goes. It listens on
 // loopback in the test process.
@@ -145,12 +159,7 @@ func muteServer(t *testing.T) string {
 // answered.
 func TestNoProgress(t *testing.T) {
 	t.Run("mute master", func(t *testing.T) {
-		master := &app{addr: muteServer(t)}
-		master.proc = &proc{name: "app master"}
-		backup := startApp(t, "failover", "")
-		g := startGateway(t, gwConfig(master, backup)+healthCfg+
-			"    failback: {policy: manual}\n    passive: {noProgress: 2s}\n    timeouts: {response: 30s}\n")
-		g.waitActive(t, "master", 5*time.Second)
+		g := fakeMasterGateway(t, muteServer(t), "    failback: {policy: manual}\n    passive: {noProgress: 2s}\n    timeouts: {response: 30s}\n")
 		start := time.Now()
 		l := runLoad(10, 15*time.Second, func(c *http.Client) result { return get(c, "http://"+g.addr+"/hello") })
 		at := waitSwitchWithin(t, g, "failover", 6*time.Second)
@@ -214,4 +223,124 @@ func waitSwitchWithin(t *testing.T, g *gw, server string, limit time.Duration) t
 		t.Fatalf("no switch to %s within %v", server, limit)
 	}
 	return at
+}
+
+// brokenServer passes its health checks and answers every other request
+// with a head that no client may accept (two Content-Lengths).
+func brokenServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					if req.URL.Path == "/status" {
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 16\r\nConnection: close\r\n\r\n{\"version\": \"1\"}")
+						return
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello")
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String()
+}
+
+// TestEjectionHold: a master whose answers are broken while its checks
+// pass is ejected by its traffic and held down, longer at each repeated
+// ejection, whatever the failback policy (auto here): a few switches,
+// not one every couple of checks; the state says why it is held.
+func TestEjectionHold(t *testing.T) {
+	g := fakeMasterGateway(t, brokenServer(t), "    failback: {policy: auto}\n    passive: {maxFails: 3, window: 10s, baseEjectionTime: 2s}\n")
+	start := time.Now()
+	l := runLoad(5, 7*time.Second, func(c *http.Client) result { return get(c, "http://"+g.addr+"/hello") })
+	var held ServerView
+	untilTrue(3*time.Second, func() bool { held = serverView(t, g, "master"); return held.HeldReason != "" })
+	time.Sleep(time.Until(start.Add(7 * time.Second)))
+	rs := l.finish()
+	if f := failures(rs); len(f) > 0 {
+		t.Errorf("%d of %d GETs failed (each is replayable):\n%s", len(f), len(rs), describeFailures(f))
+	}
+	if !strings.Contains(held.HeldReason, "held down") {
+		t.Errorf("the state does not say why the master is held: %+v", held)
+	}
+	switches := 0
+	for _, h := range history(t, g) {
+		if h.At.After(start) {
+			switches++
+		}
+	}
+	// Ejected at once, held 2s, ejected again at its first requests,
+	// held 4s, ejected again: 3 ejections in 7s, 5 switches. Readmitted by
+	// its two passing checks, it would be ejected every half second.
+	if switches > 6 {
+		t.Errorf("%d switches in %v, want at most 6: the ejected master is readmitted too soon", switches, time.Since(start).Round(time.Millisecond))
+	}
+	if !strings.Contains(g.out.String(), "ejected by its traffic 2 times in a row: held down 4s") {
+		t.Error("the log does not show the hold growing at the second ejection")
+	}
+	t.Logf("%d GETs 0 failed; %d switches in %v; state: %q", len(rs), switches, time.Since(start).Round(time.Millisecond), held.HeldReason)
+}
+
+// ServerView is what the admin API says of one server.
+type ServerView struct {
+	State      string
+	HeldReason string
+}
+
+// adminJSON decodes the admin API's answer at path into v.
+func adminJSON(t *testing.T, g *gw, path string, v any) {
+	t.Helper()
+	resp, err := http.Get("http://" + g.admin + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func serverView(t *testing.T, g *gw, name string) ServerView {
+	t.Helper()
+	var st struct {
+		Groups []struct {
+			Servers []struct{ Name, State, HeldReason string }
+		}
+	}
+	adminJSON(t, g, "/api/v1/state", &st)
+	for _, s := range st.Groups[0].Servers {
+		if s.Name == name {
+			return ServerView{State: s.State, HeldReason: s.HeldReason}
+		}
+	}
+	return ServerView{}
+}
+
+type switchView struct {
+	At       time.Time
+	From, To string
+	By       string
+}
+
+func history(t *testing.T, g *gw) []switchView {
+	t.Helper()
+	var h []switchView
+	adminJSON(t, g, "/api/v1/groups/app/history", &h)
+	return h
 }

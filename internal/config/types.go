@@ -163,6 +163,12 @@ type Passive struct {
 	// accepts requests and answers none. Unset: DefaultNoProgress; 0
 	// disables it.
 	NoProgress *Duration `yaml:"noProgress"`
+	// BaseEjectionTime holds a server taken down by its traffic down that
+	// long whatever its checks say, one more for each repeated ejection,
+	// up to MaxEjectionTime; one repeat is forgotten per Window in
+	// service. A failing check ends a hold (the checks agree again).
+	BaseEjectionTime Duration `yaml:"baseEjectionTime"`
+	MaxEjectionTime  Duration `yaml:"maxEjectionTime"`
 }
 
 // DefaultNoProgress is passive.noProgress when unset.

@@ -103,9 +103,17 @@ func (g *Gateway) onTransition(tr backend.Transition) {
 	g.proxy.Abandoned(s, proxy.AbandonDown, tr.Abandoned)
 	if t := g.table.Load(); t != nil {
 		if grp := t.Group(s.Group); grp != nil && grp.Elector != nil {
-			grp.Elector.Evaluate("health: " + s.Name + " " + tr.To.String())
+			grp.Elector.Evaluate("health: " + s.Name + " " + tr.To.String() + heldNote(s))
 		}
 	}
+}
+
+// heldNote says, for the switch history, why s is held down, if it is.
+func heldNote(s *backend.Server) string {
+	if r := s.HeldReason(); r != "" && s.State() == backend.Down {
+		return " (" + r + ")"
+	}
+	return ""
 }
 
 // onSwitch logs a switch and closes the websockets of the server that lost

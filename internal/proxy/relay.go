@@ -201,7 +201,7 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Respo
 	g := st.group
 	st.status, st.answered = resp.StatusCode, true
 	if resp.StatusCode >= 500 && g.Cfg.Passive.Count5xx {
-		st.server.FailedAnswer("answered "+strconv.Itoa(resp.StatusCode), g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D())
+		st.server.Failure("answered "+strconv.Itoa(resp.StatusCode), g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D(), ejection(g.Cfg.Passive))
 	}
 	h := w.Header()
 	conn := resp.Header["Connection"]

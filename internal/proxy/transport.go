@@ -76,12 +76,12 @@ func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Resp
 		case isDialError(err):
 			// Refused, reset or timed out before anything was sent: the
 			// server is down now, not at the next check.
-			s.MarkDown("passive: " + reason(err))
+			s.Eject("passive: "+reason(err), dialEjection(pc, g.Cfg.Health, s))
 			continue
 		default:
 			// Timed out or broken after sending: count it, and have the
 			// prober look now rather than at its next interval.
-			s.SoftFailure("passive: "+reason(err), pc.MaxFails, pc.Window.D())
+			s.Failure("passive: "+reason(err), pc.MaxFails, pc.Window.D(), failureEjection(g, s, err))
 			s.Kick()
 		}
 		if !body.replayable() || time.Now().After(deadline) {

@@ -81,9 +81,9 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 				continue
 			}
 			if isDialError(err) {
-				s.MarkDown("passive: " + reason(err))
+				s.Eject("passive: "+reason(err), dialEjection(g.Cfg.Passive, g.Cfg.Health, s))
 			} else {
-				s.SoftFailure("passive: websocket handshake: "+reason(err), g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D())
+				s.Failure("passive: websocket handshake: "+reason(err), g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D(), failureEjection(g, s, err))
 				s.Kick()
 			}
 			// The handshake is a GET with no body: safe to send again.
