@@ -123,10 +123,14 @@ func TestFrozenMasterParked(t *testing.T) {
 // fakeMasterGateway starts a gateway whose master is the test's own
 // server at addr and whose failover is a demo app, with the usual checks
 // and the extra group keys, and waits for the master to be active.
-func fakeMasterGateway(t *testing.T, addr, extra string) *gw {
+func fakeMasterGateway(t *testing.T, addr, extra string, replace ...string) *gw {
 	t.Helper()
 	master := &app{addr: addr, proc: &proc{name: "app master"}}
-	g := startGateway(t, gwConfig(master, startApp(t, "failover", ""))+healthCfg+extra)
+	cfg := gwConfig(master, startApp(t, "failover", ""))
+	if len(replace) == 2 {
+		cfg = strings.Replace(cfg, replace[0], replace[1], 1)
+	}
+	g := startGateway(t, cfg+healthCfg+extra)
 	g.waitActive(t, "master", 5*time.Second)
 	return g
 }
@@ -225,9 +229,10 @@ func waitSwitchWithin(t *testing.T, g *gw, server string, limit time.Duration) t
 	return at
 }
 
-// brokenServer passes its health checks and answers every other request
-// with a head that no client may accept (two Content-Lengths).
-func brokenServer(t *testing.T) string {
+// rawServer is a server of the test's own on loopback that answers its
+// health check and every other request with what answer returns, written
+// raw; close ends the connection after it.
+func rawServer(t *testing.T, answer func(path string) (raw string, close bool)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -252,13 +257,25 @@ func brokenServer(t *testing.T) string {
 						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 16\r\nConnection: close\r\n\r\n{\"version\": \"1\"}")
 						return
 					}
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello")
+					raw, end := answer(req.URL.Path)
+					io.WriteString(c, raw)
+					if end {
+						return
+					}
 				}
 			}()
 		}
 	}()
 	t.Cleanup(func() { ln.Close() })
 	return ln.Addr().String()
+}
+
+// brokenServer passes its health checks and answers every other request
+// with a head that no client may accept (two Content-Lengths).
+func brokenServer(t *testing.T) string {
+	return rawServer(t, func(string) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello", false
+	})
 }
 
 // TestEjectionHold: a master whose answers are broken while its checks
@@ -343,4 +360,54 @@ func history(t *testing.T, g *gw) []switchView {
 	var h []switchView
 	adminJSON(t, g, "/api/v1/groups/app/history", &h)
 	return h
+}
+
+// TestBodyFailures: a response body the server breaks after its head is
+// counted (tandem_requests_total code "cut", the access log's error)
+// and counts against the server; a malformed first chunk, with nothing
+// sent yet, is answered 502.
+func TestBodyFailures(t *testing.T) {
+	addr := rawServer(t, func(path string) (string, bool) {
+		if path == "/badchunk" {
+			return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", true
+		}
+		return "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789", true
+	})
+	g := fakeMasterGateway(t, addr, "    failback: {policy: manual}\n    passive: {maxFails: 3, window: 10s}\n",
+		"level: debug}", "level: info, access: true}")
+	resp, err := http.Get("http://" + g.addr + "/badchunk")
+	if err != nil {
+		t.Fatalf("malformed first chunk: %v, want a 502", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("malformed first chunk: status %d, want 502", resp.StatusCode)
+	}
+	for i := range 2 {
+		resp, err := http.Get("http://" + g.addr + "/cut")
+		if err != nil {
+			t.Fatalf("cut body %d: %v", i, err)
+		}
+		if _, err := io.ReadAll(resp.Body); err == nil {
+			t.Errorf("cut body %d read whole: the client must see the cut", i)
+		}
+		resp.Body.Close()
+	}
+	m := scrape(t, g)
+	if n := m[`tandem_requests_total{code="cut",group="app",server="master"}`]; n != 2 {
+		t.Errorf(`tandem_requests_total{code="cut",server="master"} = %v, want 2`, n)
+	}
+	if n := m[`tandem_requests_total{code="5xx",group="app",server=""}`]; n != 1 {
+		t.Errorf(`tandem_requests_total{code="5xx",server=""} = %v, want 1 (the 502)`, n)
+	}
+	// Three body failures within the window: the master is ejected.
+	if v := serverView(t, g, "master"); v.State != "down" {
+		t.Errorf("after 3 broken bodies the master is %q, want down", v.State)
+	}
+	log := g.out.String()
+	for _, want := range []string{`msg=access group=app server=master method=GET`, `error="response body: `, `msg="response body failed"`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("gateway log lacks %q", want)
+		}
+	}
 }

@@ -54,7 +54,7 @@ type serverObs struct {
 func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "requests_total",
-			Help: "Requests answered, by group, server that answered (empty if none) and status class."},
+			Help: "Requests answered, by group, server that answered (empty if none) and status class (cut: the server broke the response body after its head was sent on)."},
 			[]string{"group", "server", "code"}),
 		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "request_duration_seconds",
 			Help:    "Time from request to response headers written back, retries included.",
@@ -117,10 +117,18 @@ func buildInfo() prometheus.Collector {
 // codeClasses avoids formatting a label per request.
 var codeClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
-// CodeClass returns "2xx" for 204, and the code itself for odd ones.
+// CodeCut is the code of a request whose response body the server cut
+// off or garbled after its head was sent on: label "cut".
+const CodeCut = -1
+
+// CodeClass returns "2xx" for 204, "cut" for CodeCut, and the code itself
+// for odd ones.
 func CodeClass(code int) string {
-	if code >= 100 && code < 600 {
+	switch {
+	case code >= 100 && code < 600:
 		return codeClasses[code/100-1]
+	case code == CodeCut:
+		return "cut"
 	}
 	return strconv.Itoa(code)
 }
@@ -133,7 +141,7 @@ func (m *Metrics) ObserveRequest(group, server string, code, retries int, d time
 			return m.Requests.WithLabelValues(group, server, codeClasses[code/100-1])
 		}).Inc()
 	} else {
-		m.Requests.WithLabelValues(group, server, strconv.Itoa(code)).Inc()
+		m.Requests.WithLabelValues(group, server, CodeClass(code)).Inc()
 	}
 	o.duration.Observe(d.Seconds())
 	if retries > 0 {
