@@ -8,8 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -135,10 +137,9 @@ func fakeMasterGateway(t *testing.T, addr, extra string, replace ...string) *gw 
 	return g
 }
 
-// muteServer answers its health check and nothing else: every other
-// request is read and left waiting until its client goes. It listens on
-// loopback in the test process.
-func muteServer(t *testing.T) string {
+// checkedServer is a server of the test's own on loopback that passes
+// its health checks and answers every other request with h.
+func checkedServer(t *testing.T, h http.HandlerFunc) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -149,11 +150,17 @@ func muteServer(t *testing.T) string {
 			fmt.Fprintln(w, `{"version": "1"}`)
 			return
 		}
-		<-r.Context().Done()
+		h(w, r)
 	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
+}
+
+// muteServer answers its health check and nothing else: every other
+// request is read and left waiting until its client goes.
+func muteServer(t *testing.T) string {
+	return checkedServer(t, func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
 }
 
 // TestNoProgress: a master that accepts requests and answers none while
@@ -410,4 +417,74 @@ func TestBodyFailures(t *testing.T) {
 			t.Errorf("gateway log lacks %q", want)
 		}
 	}
+}
+
+// stallServer sends a response head and the first bytes of a body at
+// once, then stalls until the gateway ends the exchange; active counts
+// the exchanges the gateway still holds open.
+func stallServer(t *testing.T, active *atomic.Int64) string {
+	return checkedServer(t, func(w http.ResponseWriter, r *http.Request) {
+		active.Add(1)
+		defer active.Add(-1)
+		w.Header().Set("Content-Length", "1000000")
+		w.Write([]byte("first bytes"))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+}
+
+// fds counts the open file descriptors of the gateway process.
+func fds(t *testing.T, g *gw) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", g.cmd.Process.Pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	return len(ents)
+}
+
+// TestStalledBody: a server sends a response head and then stalls the
+// body. Clients that give up end their exchange with the server: no
+// goroutine, fd or connection slot stays held; and a client that waits
+// has its exchange ended once the body made no progress for
+// timeouts.bodyIdle.
+func TestStalledBody(t *testing.T) {
+	var active atomic.Int64
+	g := fakeMasterGateway(t, stallServer(t, &active), "    failback: {policy: manual}\n    timeouts: {bodyIdle: 2s}\n")
+	base := fds(t, g)
+	const n = 100
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			c := &http.Client{Timeout: 300 * time.Millisecond}
+			if resp, err := c.Get("http://" + g.addr + "/stall"); err == nil {
+				io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	peak := fds(t, g)
+	if !untilTrue(time.Second, func() bool { return active.Load() == 0 }) {
+		t.Errorf("%d of %d exchanges with the stalled server still open 1s after their clients left", active.Load(), n)
+	}
+	var now int
+	if !untilTrue(time.Second, func() bool { now = fds(t, g); return now <= base+5 }) {
+		t.Errorf("gateway fds: %d before, %d with the clients, %d 1s after they left: leaked", base, peak, now)
+	}
+	// A client that stays: the stalled body ends after bodyIdle.
+	start := time.Now()
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + g.addr + "/stall")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if d := time.Since(start); err == nil || d < 2*time.Second || d > 3500*time.Millisecond {
+		t.Errorf("a stalled body ended after %v with %v, want an error after bodyIdle (2s)", d, err)
+	}
+	if !untilTrue(time.Second, func() bool { return active.Load() == 0 }) {
+		t.Errorf("the exchange is still open after the body idled out")
+	}
+	t.Logf("fds %d before, %d with %d clients, %d after", base, peak, n, now)
 }

@@ -1040,7 +1040,7 @@ func TestParseReadmeExample(t *testing.T) {
 			Failback:     config.Failback{Policy: config.FailbackAuto, After: config.Duration(10 * time.Second)},
 			Websocket:    config.Websocket{Paths: []string{"/websocket"}, RequireUpgrade: true, OnSwitch: "close", DrainGrace: config.Duration(5 * time.Second)},
 			Retry:        config.Retry{Attempts: 3, PerTryTimeout: config.Duration(time.Second), BufferBytes: 64 << 10},
-			Timeouts:     config.Timeouts{Connect: config.Duration(2 * time.Second), Response: config.Duration(60 * time.Second)},
+			Timeouts:     config.Timeouts{Connect: config.Duration(2 * time.Second), Response: config.Duration(60 * time.Second), BodyIdle: config.Duration(60 * time.Second)},
 			MaxBodyBytes: 10 << 20,
 		}},
 	}
@@ -1074,7 +1074,7 @@ groups: [{name: app, servers: [{name: a, address: "a.local:80"}]}]
 					Failback:     config.Failback{Policy: config.FailbackAuto},
 					Websocket:    config.Websocket{OnSwitch: "close", DrainGrace: config.Duration(5 * time.Second)},
 					Retry:        config.Retry{Attempts: 3, BufferBytes: 64 << 10},
-					Timeouts:     config.Timeouts{Connect: config.Duration(2 * time.Second), Response: config.Duration(time.Minute)},
+					Timeouts:     config.Timeouts{Connect: config.Duration(2 * time.Second), Response: config.Duration(time.Minute), BodyIdle: config.Duration(time.Minute)},
 					MaxBodyBytes: 10 << 20,
 				}
 				if !reflect.DeepEqual(c.Groups[0], want) {

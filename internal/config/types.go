@@ -220,6 +220,9 @@ type Timeouts struct {
 	Connect Duration `yaml:"connect"`
 	// Response bounds the wait for response headers across all tries.
 	Response Duration `yaml:"response"`
+	// BodyIdle bounds a wait for more of a response body (a server that
+	// sent its head and stalls): the exchange ends then.
+	BodyIdle Duration `yaml:"bodyIdle"`
 }
 
 // Defaults filled in by Load before validation.

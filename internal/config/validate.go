@@ -104,6 +104,9 @@ func applyDefaults(cfg *Config) {
 		if g.Timeouts.Response == 0 {
 			g.Timeouts.Response = Duration(60 * time.Second)
 		}
+		if g.Timeouts.BodyIdle == 0 {
+			g.Timeouts.BodyIdle = Duration(60 * time.Second)
+		}
 		if g.MaxBodyBytes == 0 {
 			g.MaxBodyBytes = 10 << 20
 		}

@@ -49,6 +49,8 @@ type wireRequest struct {
 	// stallAfter arms no-progress detection (0: off); onStall reports it.
 	stallAfter time.Duration
 	onStall    func(*backend.Server, time.Duration, int)
+	// bodyIdle bounds each wait for more of the response body.
+	bodyIdle time.Duration
 }
 
 // wires holds the wireRequests of finished requests, with their buffers.
@@ -92,7 +94,7 @@ func outbound(r *http.Request, st *reqState) *wireRequest {
 	f := forwardedOf(r, st.table.Trusted)
 	b = f.appendTo(b)
 	*wr = wireRequest{ctx: r.Context(), method: r.Method, idempotent: idempotent(r), head: b, contentLength: r.ContentLength,
-		connect: st.group.Cfg.Timeouts.Connect.D()}
+		connect: st.group.Cfg.Timeouts.Connect.D(), bodyIdle: st.group.Cfg.Timeouts.BodyIdle.D()}
 	return wr
 }
 

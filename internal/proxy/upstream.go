@@ -113,10 +113,11 @@ func (u *upstream) roundTrip(wr *wireRequest, addr string, now, headerDeadline t
 // exchange writes wr and reads the response headers on pc.
 func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http.Response, error) {
 	stop := func() bool { return true }
+	watched := false
 	if wr.body != nil {
 		// A body may fill the socket: writing it is bounded too, and a
 		// client that goes away interrupts it.
-		stop = pc.watch(wr.ctx)
+		stop, watched = pc.watch(wr.ctx), true
 		pc.c.SetWriteDeadline(headerDeadline)
 		if pc.beginWait(wr) {
 			stop()
@@ -138,7 +139,7 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 		short = !isTimeout(err)
 	}
 	if !short && wr.body == nil {
-		stop = pc.watch(wr.ctx)
+		stop, watched = pc.watch(wr.ctx), true
 		pc.beginWait(wr)
 	}
 	if !short {
@@ -162,7 +163,7 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 		// work, and the client is watched.
 		if short && !headerBuffered(pc.br) {
 			short = false
-			stop = pc.watch(wr.ctx)
+			stop, watched = pc.watch(wr.ctx), true
 			pc.beginWait(wr)
 			pc.setReadDeadline(headerDeadline)
 		}
@@ -193,7 +194,8 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 	} else if resp.ContentLength < 0 || int64(pc.br.Buffered()) < resp.ContentLength {
 		pc.c.SetReadDeadline(time.Time{})
 	}
-	resp.Body = &upstreamBody{rc: resp.Body, n: resp.ContentLength, pc: pc, stop: stop, reusable: !resp.Close}
+	resp.Body = &upstreamBody{rc: resp.Body, n: resp.ContentLength, pc: pc, stop: stop, reusable: !resp.Close,
+		ctx: wr.ctx, watched: watched, idle: wr.bodyIdle}
 	return resp, nil
 }
 
@@ -477,11 +479,31 @@ type upstreamBody struct {
 	eof      bool
 	closed   bool
 	reusable bool
+	// ctx is the client's: when it ends, a read waiting on the server
+	// ends too (watched: that is arranged already). idle bounds each wait
+	// for more of the body.
+	ctx     context.Context
+	watched bool
+	idle    time.Duration
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
 	if b.closed {
 		return 0, http.ErrBodyReadAfterClose
+	}
+	if b.pc.br.Buffered() == 0 {
+		// This read waits on the server: bounded, and ended by a client
+		// that leaves, so a stalled body holds no goroutine, fds or
+		// connection slot for ever.
+		if !b.watched {
+			b.stop, b.watched = b.pc.watch(b.ctx), true
+		}
+		if b.idle > 0 {
+			b.pc.c.SetReadDeadline(time.Now().Add(b.idle))
+			if err := b.ctx.Err(); err != nil {
+				return 0, err // the client left before the deadline moved: its cancel stands
+			}
+		}
 	}
 	if b.rc == nil {
 		return b.readLength(p)
