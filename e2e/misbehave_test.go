@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -487,4 +488,52 @@ func TestStalledBody(t *testing.T) {
 		t.Errorf("the exchange is still open after the body idled out")
 	}
 	t.Logf("fds %d before, %d with %d clients, %d after", base, peak, n, now)
+}
+
+// TestFDLimit: the gateway starts with a file descriptor limit (soft and
+// hard) below what limits.maxConnections needs. It lowers the effective
+// bound and says so, naming the limit, so that client connections wait in
+// the backlog rather than exhaust the fds that dials and checks need.
+func TestFDLimit(t *testing.T) {
+	wrapper := filepath.Join(t.TempDir(), "tandem-ulimit")
+	script := "#!/bin/sh\nulimit -n 300 || exit 99\nexec " + bin + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	real := bin
+	bin = wrapper
+	master, backup := startApp(t, "master", ""), startApp(t, "failover", "")
+	g := startGateway(t, gwConfig(master, backup)+healthCfg)
+	bin = real
+	g.waitActive(t, "master", 5*time.Second)
+	log := g.out.String()
+	if !strings.Contains(log, "RLIMIT_NOFILE") || !strings.Contains(log, "effectiveMaxConnections=86") {
+		t.Fatalf("no warning lowering maxConnections to what 300 fds allow (86):\n%s", log)
+	}
+	// 86 idle connections hold every slot; the 87th client waits in the
+	// backlog, and gets in when one closes.
+	var idle []net.Conn
+	for range 86 {
+		c, err := net.Dial("tcp", g.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+		defer c.Close()
+	}
+	time.Sleep(200 * time.Millisecond)
+	done := make(chan result, 1)
+	go func() { done <- get(&http.Client{Timeout: 10 * time.Second}, "http://"+g.addr+"/hello") }()
+	select {
+	case r := <-done:
+		t.Fatalf("an 87th connection was served at once (%d %v): the bound was not lowered", r.status, r.err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	idle[0].Close()
+	if r := <-done; r.status != 200 || r.server != "master" {
+		t.Errorf("after a slot freed: %d from %q, err %v", r.status, r.server, r.err)
+	}
+	if strings.Contains(g.out.String(), "too many open files") {
+		t.Error("the gateway ran out of file descriptors")
+	}
 }

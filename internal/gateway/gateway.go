@@ -283,8 +283,9 @@ func (g *Gateway) Run(ctx context.Context, cfg *config.Config) error {
 
 	var servers []server
 	errc := make(chan error, len(cfg.Listeners)+1)
+	lim := fitFDs(cfg.Limits, len(cfg.Listeners), g.log)
 	for _, l := range cfg.Listeners {
-		srv, ln, err := g.listen(l, cfg.Limits)
+		srv, ln, err := g.listen(l, lim)
 		if err != nil {
 			for _, s := range servers {
 				s.Close()

@@ -67,7 +67,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}},
 			[]string{"group", "server"}),
 		CheckFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "health_check_failures_total",
-			Help: "Failed active health checks by reason (refused, reset, timeout, status, body, error)."},
+			Help: "Failed active health checks by reason (refused, reset, timeout, status, body, error; local: the gateway was short of fds or buffers, not counted against the server)."},
 			[]string{"group", "server", "reason"}),
 		Switches: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "switches_total",
 			Help: "Changes of a group's active server by kind (start, down, drained, removed, failback, operator, none)."},

@@ -73,6 +73,10 @@ func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Resp
 				return nil, err
 			}
 			continue
+		case backend.LocalError(err):
+			// The gateway is short of fds, buffers or ports: no server's
+			// fault, and the next would fail alike. Nothing was marked.
+			return nil, fmt.Errorf("%w: %w", errLocal, err)
 		case isDialError(err):
 			// Refused, reset or timed out before anything was sent: the
 			// server is down now, not at the next check.

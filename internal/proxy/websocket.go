@@ -75,6 +75,11 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 				st.status = 499
 				return
 			}
+			if backend.LocalError(err) {
+				// The gateway's own shortage: no server's fault.
+				lastErr = fmt.Errorf("%w: %w", errLocal, err)
+				break
+			}
 			if errors.Is(err, errAbandoned) || errors.Is(err, errRepick) {
 				// The server went down or lost the role meanwhile: not a
 				// failure of its own; the next try goes to the one active now.
