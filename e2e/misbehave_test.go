@@ -537,3 +537,30 @@ func TestFDLimit(t *testing.T) {
 		t.Error("the gateway ran out of file descriptors")
 	}
 }
+
+// TestNoServerKeepsWebsockets: when the last server is declared down and
+// the group switches to no server at all, its websockets stay open:
+// closing them would help no one, their clients have nowhere to go.
+func TestNoServerKeepsWebsockets(t *testing.T) {
+	master := startApp(t, "master", "")
+	g := startGateway(t, gwConfig(master)+healthCfg+wsCfg)
+	g.waitActive(t, "master", 5*time.Second)
+	ws := dialAll(t, g.addr, 3)
+	resp, err := http.Post("http://"+master.addr+"/admin/health?ok=false", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	waitSwitchWithin(t, g, "", 5*time.Second)
+	time.Sleep(time.Second)
+	for i, w := range ws {
+		select {
+		case <-w.done:
+			t.Errorf("websocket %d closed (code %d) by the switch to no server", i, w.code)
+		default:
+		}
+	}
+	if !strings.Contains(g.out.String(), "to=\"\"") {
+		t.Error("no switch to no server in the log")
+	}
+}

@@ -138,7 +138,9 @@ func (g *Gateway) onSwitch(sw failover.Switch) {
 		// Requests still waiting on the former active server go on now.
 		g.proxy.AbandonRole(s)
 	}
-	if grp.Cfg.Websocket.OnSwitch != "close" {
+	if grp.Cfg.Websocket.OnSwitch != "close" || sw.To == "" && !sw.Revoking {
+		// To no server at all: the last server's websockets are kept, as
+		// their clients would have nowhere to reconnect to.
 		return
 	}
 	// A drained server's websockets get the drain's grace period instead.
