@@ -16,6 +16,7 @@ import (
 const (
 	scKill      = "kill"
 	scStop      = "stop"
+	scPark      = "park"
 	scSlow      = "slow"
 	scFlap      = "flap"
 	scBlackhole = "blackhole"
@@ -114,6 +115,14 @@ func scenarioDef(name string, o foOpts) *scenario {
 		return &scenario{Name: name, Title: fmt.Sprintf("1b. master SIGSTOP, SIGCONT after %v", o.Outage),
 			Setup:  "SIGSTOP of the master (a frozen process: connections accepted by the kernel, never answered), SIGCONT after the outage.",
 			Length: o.Length, Inject: signalFault(syscall.SIGSTOP)}
+	case scPark:
+		return &scenario{Name: name, Title: fmt.Sprintf("1c. master SIGSTOP with no per-try timeout, SIGCONT after %v", o.Outage),
+			Setup: "SIGSTOP of the master as in 1b, but with neither proxy bounding a try: the health checks " +
+				"alone take the master out (issue 9, item 1: are the requests already waiting on it parked until " +
+				"SIGCONT?). tandem: no retry.perTryTimeout, timeouts.response 60s (its defaults); HAProxy: " +
+				"timeout server 60s, option redispatch, on-marked-down shutdown-sessions.",
+			Length: o.Length, Inject: signalFault(syscall.SIGSTOP),
+			Proxies: proxySetup{tandem: tandemKnobs{PerTry: -1}, haproxy: haproxyKnobs{ServerExtra: "on-marked-down shutdown-sessions"}}}
 	case scSlow:
 		return &scenario{Name: name, Title: fmt.Sprintf("2. slow master: +%v per request for %v", slowDelay, o.Outage),
 			Setup: fmt.Sprintf("The master sits behind the bench's interposer (an HTTP proxy in the bench process, "+
