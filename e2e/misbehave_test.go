@@ -564,3 +564,47 @@ func TestNoServerKeepsWebsockets(t *testing.T) {
 		t.Error("no switch to no server in the log")
 	}
 }
+
+// TestRoleLossAbandons: an operator switch takes the active role from a
+// master with requests waiting on it: the GET is replayed on the new
+// active server, the POST (not replayable) gets a prompt 502, both are
+// counted with cause role.
+func TestRoleLossAbandons(t *testing.T) {
+	master, backup := startApp(t, "master", ""), startApp(t, "failover", "")
+	g := startGateway(t, gwConfig(master, backup)+healthCfg+"    failback: {policy: manual}\n")
+	g.waitActive(t, "master", 5*time.Second)
+	type answer struct {
+		status int
+		body   string
+		at     time.Time
+	}
+	do := func(method string, out chan<- answer) {
+		req, _ := http.NewRequest(method, "http://"+g.addr+"/slow?ms=2000", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			out <- answer{body: err.Error(), at: time.Now()}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		out <- answer{status: resp.StatusCode, body: string(b), at: time.Now()}
+	}
+	getc, postc := make(chan answer, 1), make(chan answer, 1)
+	go do("GET", getc)
+	go do("POST", postc)
+	time.Sleep(500 * time.Millisecond)
+	switchAt := time.Now()
+	if out, code := g.cli("switch", "app", "failover"); code != 0 {
+		t.Fatalf("tandem switch: exit %d: %s", code, out)
+	}
+	p, gt := <-postc, <-getc
+	if p.status != http.StatusBadGateway || p.at.Sub(switchAt) > time.Second {
+		t.Errorf("POST waiting on the master: %d %q %v after the switch, want 502 at once", p.status, p.body, p.at.Sub(switchAt))
+	}
+	if gt.status != 200 || !strings.HasPrefix(gt.body, "failover") {
+		t.Errorf("GET waiting on the master: %d %q, want the failover's answer (replayed)", gt.status, gt.body)
+	}
+	if n := scrape(t, g)[`tandem_requests_abandoned_total{cause="role",group="app",server="master"}`]; n != 2 {
+		t.Errorf("abandoned with cause role: %v, want 2", n)
+	}
+}
