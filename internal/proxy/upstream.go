@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,6 +33,9 @@ type upstream struct {
 
 	mu   sync.Mutex
 	idle map[string][]*pconn
+	// names follows servers named by host name: connections to an
+	// address the name lost are not reused.
+	names *names
 }
 
 // pconn is one connection to a server.
@@ -46,6 +51,8 @@ type pconn struct {
 	req http.Request
 	// w is the exchange's registration as waiting for a head, if any.
 	w *backend.Waiter
+	// named: addr is a host name, whose addresses may change.
+	named bool
 }
 
 // aLongTimeAgo is a deadline in the past, to interrupt a blocked read.
@@ -74,7 +81,7 @@ func isTimeout(err error) bool {
 var errStale = errors.New("kept-alive connection was closed by the server")
 
 func newUpstream(dial func(ctx context.Context, addr string) (net.Conn, error)) *upstream {
-	return &upstream{dial: dial, maxIdle: 256, idleTimeout: 30 * time.Second, idle: map[string][]*pconn{}}
+	return &upstream{dial: dial, maxIdle: 256, idleTimeout: 30 * time.Second, idle: map[string][]*pconn{}, names: newNames()}
 }
 
 // roundTrip sends wr to addr and reads the response headers before
@@ -182,7 +189,7 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 	}
 	abandoned := pc.w.Abandoned()
 	pc.endWait(wr, nil)
-	if short {
+	if short && wr.server != nil {
 		wr.server.Answered(now)
 	}
 	// Headers are in: the body may stream as long as it takes. A body
@@ -398,7 +405,7 @@ func (u *upstream) get(ctx context.Context, addr string, connect time.Duration, 
 	if err != nil {
 		return nil, err
 	}
-	return &pconn{u: u, addr: addr, c: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}, nil
+	return &pconn{u: u, addr: addr, named: isName(addr), c: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}, nil
 }
 
 func (u *upstream) pop(addr string, now time.Time) *pconn {
@@ -418,8 +425,34 @@ func (u *upstream) pop(addr string, now time.Time) *pconn {
 	return nil
 }
 
+// drainStale closes the idle connections to addr whose address its name
+// no longer has (a DNS change).
+func (u *upstream) drainStale(addr string, current []netip.Addr) {
+	u.mu.Lock()
+	var keep, stale []*pconn
+	for _, pc := range u.idle[addr] {
+		if slices.Contains(current, remoteIP(pc.c)) {
+			keep = append(keep, pc)
+		} else {
+			stale = append(stale, pc)
+		}
+	}
+	u.idle[addr] = keep
+	u.mu.Unlock()
+	for _, pc := range stale {
+		pc.c.Close()
+	}
+}
+
 func (u *upstream) put(pc *pconn) {
 	now := time.Now()
+	if pc.named {
+		u.names.touch(pc.addr, now, u.drainStale)
+		if !u.names.current(pc.addr, pc.c) {
+			pc.c.Close() // its name moved to another address meanwhile
+			return
+		}
+	}
 	pc.idleSince = now
 	u.mu.Lock()
 	defer u.mu.Unlock()
