@@ -39,6 +39,7 @@ func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Resp
 	var lastErr error
 	var triedA [4]*backend.Server
 	tried := triedA[:0]
+	repicks := 0
 	for try := 0; try < g.Cfg.Retry.Attempts; try++ {
 		choice, err := g.Pick(r.Context(), st.host, st.cookie, tried)
 		if err != nil {
@@ -64,7 +65,14 @@ func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Resp
 		pc := g.Cfg.Passive
 		switch {
 		case errors.Is(err, errRepick):
-			continue // nothing was sent
+			// Nothing was sent: s was not tried, and the pick does not
+			// count as an attempt (a few times: decisions settle).
+			if repicks < maxRepicks {
+				repicks++
+				tried = tried[:len(tried)-1]
+				try--
+			}
+			continue
 		case errors.Is(err, errAbandoned):
 			// The server went down or lost the active role while this try
 			// waited: not a failure of its own to count. Replay what the
@@ -95,13 +103,18 @@ func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Resp
 	return nil, noServer(lastErr)
 }
 
+// maxRepicks bounds the picks made again, per request, because the
+// decision changed between a pick and its try.
+const maxRepicks = 3
+
 // noServer is the error when no try could reach a server: 503, for a
 // client may come back shortly, rather than 502. Other errors stand.
 func noServer(lastErr error) error {
 	if lastErr == nil {
 		return errNoServer
 	}
-	if isDialError(lastErr) {
+	if isDialError(lastErr) || errors.Is(lastErr, errAbandoned) || errors.Is(lastErr, errRepick) {
+		// Nothing answered, and no other server can: 503, come back soon.
 		return fmt.Errorf("%w: %w", errNoServer, lastErr)
 	}
 	return lastErr

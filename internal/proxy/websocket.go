@@ -58,6 +58,7 @@ func IsWebsocketHandshake(r *http.Request) bool {
 func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqState) {
 	g := st.group
 	var lastErr error
+	repicks := 0
 	for try := 0; try < g.Cfg.Retry.Attempts; try++ {
 		choice, err := g.Pick(r.Context(), st.host, st.cookie, st.tried)
 		if err != nil {
@@ -79,6 +80,13 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 				// The gateway's own shortage: no server's fault.
 				lastErr = fmt.Errorf("%w: %w", errLocal, err)
 				break
+			}
+			if errors.Is(err, errRepick) && repicks < maxRepicks {
+				// Nothing was sent: not a try of s.
+				repicks++
+				st.tried = st.tried[:len(st.tried)-1]
+				try--
+				continue
 			}
 			if errors.Is(err, errAbandoned) || errors.Is(err, errRepick) {
 				// The server went down or lost the role meanwhile: not a
