@@ -303,6 +303,31 @@ groups:
 			}
 		}
 	}
+
+	// A file the gateway would load is checked as well: check says no to
+	// a certificate the gateway could not load, at its line.
+	noCert := filepath.Join(t.TempDir(), "tls.yaml")
+	os.WriteFile(noCert, []byte(`listeners:
+  - name: https
+    address: "127.0.0.1:8443"
+    tls: {cert: /nonexistent/tls.crt, key: /nonexistent/tls.key}
+groups:
+  - name: app
+    servers:
+      - {name: a, address: "127.0.0.1:1"}
+`), 0o600)
+	p := start(t, "check", "check", "-c", noCert)
+	if code := p.wait(5 * time.Second); code != 2 {
+		t.Errorf("tandem check of a config with missing certificate files: exit %d, want 2:\n%s", code, p.out.String())
+	}
+	for _, want := range []string{
+		noCert + ":4: listeners[0].tls.cert: certificate /nonexistent/tls.crt does not exist",
+		noCert + ":4: listeners[0].tls.key: key /nonexistent/tls.key does not exist",
+	} {
+		if !strings.Contains(p.out.String(), want) {
+			t.Errorf("tandem check output lacks %q:\n%s", want, p.out.String())
+		}
+	}
 }
 
 // TestLimits: oversized headers and bodies are refused.
