@@ -434,6 +434,13 @@ func TestOperatorSwitch(t *testing.T) {
 	if s := get(http.DefaultClient, url).server; s != "failover" {
 		t.Errorf("after switch, served by %q", s)
 	}
+	// The table says the hold is on and what ends it, not the policy it suspends.
+	if out, code := g.cli("status"); code != 0 || !strings.Contains(out, "app: active failover, epoch 2; OPERATOR HOLD on failover: no automatic failback until failover fails or someone runs `failback app`") {
+		t.Errorf("tandem status after a switch: exit %d, want the hold shown:\n%s", code, out)
+	}
+	if out, code := g.cli("switch", "app", "failover"); code != 0 || !strings.Contains(out, "nothing to do: failover is already active") {
+		t.Errorf("switch to the active server: exit %d %q, want exit 0 and nothing to do", code, out)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -442,8 +449,8 @@ func TestOperatorSwitch(t *testing.T) {
 		{[]string{"switch", "nogroup", "master"}, "no such group"},
 		{[]string{"failback", "nogroup"}, "no such group"},
 	} {
-		if out, code := g.cli(tc.args...); code == 0 || !strings.Contains(out, tc.want) {
-			t.Errorf("tandem %v: exit %d %q, want a refusal with %q", tc.args, code, out, tc.want)
+		if out, code := g.cli(tc.args...); code != 3 || !strings.Contains(out, tc.want) {
+			t.Errorf("tandem %v: exit %d %q, want a refusal (exit 3) with %q", tc.args, code, out, tc.want)
 		}
 	}
 	master.kill()

@@ -25,7 +25,7 @@ func demoAppCmd() *cobra.Command {
 		Use:    "demoapp --name NAME --addr HOST:PORT",
 		Short:  "Run one instance of the demo app (used by demo and tests)",
 		Hidden: true,
-		Args:   cobra.NoArgs,
+		Args:   usage(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -67,7 +67,7 @@ func demoCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the gateway and two instances of the task board (master, failover) on loopback",
-		Args:  cobra.NoArgs,
+		Args:  usage(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
