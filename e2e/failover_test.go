@@ -39,6 +39,10 @@ func TestKillMaster(t *testing.T) {
 		t.Errorf("first request served by the failover %v after the kill, want within 1s", d)
 	}
 	t.Logf("%d requests, 0 failed; failover served %v after SIGKILL", len(rs), first.Sub(killAt).Round(time.Millisecond))
+	// The history gives the cause that was seen, not only "down".
+	if out, code := g.cli("history", "app"); code != 0 || !strings.Contains(out, "health: master down (") || !strings.Contains(out, "connection refused") {
+		t.Errorf("tandem history: exit %d, want the switch's cause (connection refused):\n%s", code, out)
+	}
 }
 
 // TestFreezeMaster: the master is frozen with SIGSTOP (hung, not dead).

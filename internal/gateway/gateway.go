@@ -131,7 +131,8 @@ func (g *Gateway) onTransition(tr backend.Transition) {
 	g.reasons.Store(s.Key, tr.Reason)
 	if t := g.table.Load(); t != nil {
 		if grp := t.Group(s.Group); grp != nil && grp.Elector != nil {
-			grp.Elector.Evaluate("health: " + s.Name + " " + tr.To.String())
+			// The cause goes with it: the history and Events say what was seen.
+			grp.Elector.Evaluate("health: " + s.Name + " " + tr.To.String() + " (" + tr.Reason + ")")
 		}
 	}
 }
