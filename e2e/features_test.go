@@ -94,7 +94,8 @@ func TestForwardedHeaders(t *testing.T) {
 			req.Header.Set("X-Forwarded-For", "6.6.6.6")
 			req.Header.Set("Forwarded", "for=6.6.6.6")
 			req.Header.Set("X-Forwarded-Proto", "https")
-			req.Header.Set("X-Tandem-Epoch", "999") // forged: the gateway's own must replace it
+			req.Header.Set("X-Tandem-Epoch", "999")              // forged: the gateway's own must replace it
+			req.Header.Set("X-Tandem-Role", "active; epoch=999") // forged: only the gateway's checks say it
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -115,6 +116,9 @@ func TestForwardedHeaders(t *testing.T) {
 			}
 			if v := got.Header.Values("X-Tandem-Epoch"); len(v) != 1 || v[0] != "1" {
 				t.Errorf("X-Tandem-Epoch %q at the server, want the gateway's 1 only", v)
+			}
+			if v := got.Header.Values("X-Tandem-Role"); len(v) != 0 {
+				t.Errorf("a client's X-Tandem-Role reached the server: %q", v)
 			}
 			if tc.trusted == "" && got.Header.Get("X-Forwarded-Proto") != "http" {
 				t.Errorf("X-Forwarded-Proto %q from an untrusted client, want http", got.Header.Get("X-Forwarded-Proto"))

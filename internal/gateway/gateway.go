@@ -189,7 +189,7 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config, by string) erro
 			if p := ports[s.Name]; p != 0 {
 				h.Port = p // a discovered server's own check port
 			}
-			targets = append(targets, health.Target{Server: s, Health: h})
+			targets = append(targets, health.Target{Server: s, Health: h, Role: checkRole(grp.Elector, s.Name)})
 			keep[s.Key] = true
 		}
 	}
@@ -209,6 +209,23 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config, by string) erro
 		s.Conns().CloseAll(proxy.CloseServiceRestart, "server removed from the configuration")
 	}
 	return nil
+}
+
+// checkRole is the X-Tandem-Role a failover server's checks carry: its
+// role in the decision in force ("active; epoch=7" or "standby; epoch=7"),
+// so that appkit tells an idle active server from a standby.
+func checkRole(e *failover.Elector, server string) func() string {
+	if e == nil {
+		return nil
+	}
+	return func() string {
+		c := e.Current()
+		role := "standby"
+		if c.Active == server && !c.Fenced && !c.Revoking {
+			role = "active"
+		}
+		return role + "; epoch=" + strconv.FormatUint(c.Epoch, 10)
+	}
 }
 
 // withDiscovered returns cfg with the discovered servers of its
