@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/tandemproxy/tandem/internal/gateway"
 	"github.com/tandemproxy/tandem/internal/kubetest"
 	corev1 "k8s.io/api/core/v1"
@@ -35,6 +36,7 @@ const kubeGroup = `groups:
     kubernetes: {namespace: default, selector: app=sense, port: http}
     health: {path: /status, expect: {body: version}, interval: 200ms, fastInterval: 100ms, timeout: 150ms, rise: 2, fall: 2}
     failback: {policy: manual}
+    websocket: {paths: [/websocket]}
 `
 
 // replica is one gateway replica of a Kubernetes test.
@@ -193,6 +195,23 @@ func checkEpochs(t *testing.T, got []served) {
 	t.Logf("epochs served: %v", owner)
 }
 
+// kubectlEvents polls `kubectl get events` (bounded) until it shows every
+// string of want, and returns what it printed last.
+func kubectlEvents(kubeconfig string, want []string) (string, bool) {
+	var out string
+	ok := untilTrue(15*time.Second, func() bool {
+		b, _ := exec.Command("kubectl", "--kubeconfig", kubeconfig, "get", "events", "-n", "default").CombinedOutput()
+		out = string(b)
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				return false
+			}
+		}
+		return true
+	})
+	return out, ok
+}
+
 func TestKubeReplicas(t *testing.T) {
 	cl := kubetest.Start(t)
 	cs := cl.Client()
@@ -211,14 +230,27 @@ func TestKubeReplicas(t *testing.T) {
 	publishPod(t, cs, "sense-master-0", "master", portOf(master))
 	publishPod(t, cs, "sense-failover-0", "failover", portOf(failover))
 
-	relay := kubetest.NewRelay(t, strings.TrimPrefix(cl.URL(), "https://"))
-	// gw-0 leads first, so that the leader's kill below leaves gw-2, the
-	// replica behind the relay, for the cut-off scenario.
-	reps := []*replica{startReplica(t, "gw-0", cl.Kubeconfig())}
+	// The replicas run as the ServiceAccount of deploy/kubernetes/rbac.yaml,
+	// with exactly the permissions it grants.
+	if out, err := exec.Command("kubectl", "--kubeconfig", cl.Kubeconfig(), "apply", "-n", "default",
+		"-f", "../deploy/kubernetes/rbac.yaml").CombinedOutput(); err != nil {
+		t.Fatalf("kubectl apply rbac.yaml: %v\n%s", err, out)
+	}
+	sa := cl.KubeconfigFor(t, "default", "tandem")
+	// gw-1 and gw-2 reach the API through relays the test can cut.
+	relays := map[string]*kubetest.Relay{}
+	viaRelay := map[string]string{}
+	for _, id := range []string{"gw-1", "gw-2"} {
+		relays[id] = kubetest.NewRelay(t, strings.TrimPrefix(cl.URL(), "https://"))
+		viaRelay[id] = cl.WriteKubeconfig(t, kubetest.ConfigVia(cl.ConfigFor(t, "default", "tandem"), relays[id].Addr()))
+	}
+	// gw-0 leads first; the leader's kill below leaves gw-1 and gw-2, and
+	// the one of them that does not lead then is cut off.
+	reps := []*replica{startReplica(t, "gw-0", sa)}
 	if !untilTrue(20*time.Second, func() bool { _, _, _, l := reps[0].routing(t); return l == "gw-0" }) {
 		t.Fatal("gw-0 did not take the lead within 20s")
 	}
-	reps = append(reps, startReplica(t, "gw-1", cl.Kubeconfig()), startReplica(t, "gw-2", cl.KubeconfigVia(t, relay.Addr())))
+	reps = append(reps, startReplica(t, "gw-1", viaRelay["gw-1"]), startReplica(t, "gw-2", viaRelay["gw-2"]))
 	all := func(cond func(active string, epoch uint64, fenced bool) bool, rs ...*replica) bool {
 		for _, r := range rs {
 			a, e, f, _ := r.routing(t)
@@ -254,6 +286,27 @@ func TestKubeReplicas(t *testing.T) {
 			t.Fatalf("%s /readyz: %s", r.id, last)
 		}
 	}
+	metrics := func(r *replica) string {
+		resp, err := http.Get("http://" + r.admin + "/metrics")
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if !untilTrue(5*time.Second, func() bool {
+		m := metrics(reps[0])
+		return strings.Contains(m, "tandem_coordination_leader 1") && strings.Contains(m, "tandem_coordination_fenced 0")
+	}) {
+		t.Errorf("the leader's metrics lack tandem_coordination_leader 1 / fenced 0")
+	}
+	if !untilTrue(5*time.Second, func() bool {
+		m := metrics(reps[1])
+		return strings.Contains(m, "tandem_coordination_leader 0") && strings.Contains(m, "tandem_coordination_replicas_live 3")
+	}) {
+		t.Errorf("a follower's metrics lack tandem_coordination_leader 0 / replicas_live 3")
+	}
 	load := runKubeLoad(reps, 3, 90*time.Second)
 	time.Sleep(time.Second)
 
@@ -285,6 +338,7 @@ func TestKubeReplicas(t *testing.T) {
 			t.Errorf("%d requests failed after the kill; first: %+v", len(failed), failed[0])
 		}
 		t.Logf("every replica routes to the failover %v after the SIGKILL", every.Round(time.Millisecond))
+
 	})
 
 	t.Run("leader SIGKILL: a new leader, no switch, nothing failed through the others", func(t *testing.T) {
@@ -329,20 +383,26 @@ func TestKubeReplicas(t *testing.T) {
 
 	t.Run("replica cut off from the API: it fences, the others carry on, it rejoins", func(t *testing.T) {
 		var cut *replica
+		_, _, _, leader := reps[0].routing(t)
 		for _, r := range reps {
-			if r.id == "gw-2" {
+			if r.id != leader && relays[r.id] != nil {
 				cut = r
 			}
 		}
 		if cut == nil {
-			t.Fatal("gw-2 is gone: gw-0 led first, so the leader's kill must not have taken it")
+			t.Fatalf("no follower behind a relay among %d replicas (leader %q)", len(reps), leader)
 		}
+		relay := relays[cut.id]
+		ws := dialWS(t, cut.addr)
 		relay.Cut()
 		cutAt := time.Now()
 		if !untilTrue(10*time.Second, func() bool { _, _, f, _ := cut.routing(t); return f }) {
 			t.Fatal("the cut-off replica did not fence itself within 10s")
 		}
-		t.Logf("fenced %v after the cut", time.Since(cutAt).Round(time.Millisecond))
+		fencedIn := time.Since(cutAt)
+		t.Logf("fenced %v after the cut", fencedIn.Round(time.Millisecond))
+		// It cannot know whether the role moved: its websockets close.
+		expectClosed(t, []*wsClient{ws}, websocket.StatusServiceRestart, cutAt, fencedIn+time.Second)
 		resp, err := http.Get("http://" + cut.addr + "/hello")
 		if err != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 			t.Errorf("a fenced replica answered %v %v, want 503 with Retry-After", resp, err)
@@ -364,27 +424,144 @@ func TestKubeReplicas(t *testing.T) {
 		if !untilTrue(10*time.Second, func() bool { a, _, f, _ := cut.routing(t); return !f && a == "failover" }) {
 			t.Fatal("the replica did not rejoin within 10s of the relay opening")
 		}
+		want := []string{"replica " + cut.id + " lost the API", "replica " + cut.id + " is back"}
+		if out, ok := kubectlEvents(cl.Kubeconfig(), want); !ok {
+			t.Errorf("kubectl get events lacks the fence and the return of %s:\n%s", cut.id, out)
+		}
+	})
+
+	t.Run("leader cut off: it fences, another leads, no switch when it is back", func(t *testing.T) {
+		_, epochBefore, _, leader := reps[0].routing(t)
+		relay := relays[leader]
+		if relay == nil {
+			t.Fatalf("the leader %q is not behind a relay", leader)
+		}
+		var others []*replica
+		for _, r := range reps {
+			if r.id != leader {
+				others = append(others, r)
+			}
+		}
+		relay.Cut()
+		cutAt := time.Now()
+		var next string
+		if !untilTrue(15*time.Second, func() bool { _, _, _, next = others[0].routing(t); return next != "" && next != leader }) {
+			t.Fatalf("no other replica took the lead within 15s of cutting off the leader %s", leader)
+		}
+		t.Logf("%s leads %v after the leader %s was cut off", next, time.Since(cutAt).Round(time.Millisecond), leader)
+		relay.Restore()
+		time.Sleep(2 * time.Second)
+		for _, r := range reps {
+			if a, e, f, _ := r.routing(t); a != "failover" || e != epochBefore || f {
+				t.Errorf("%s: active %q epoch %d fenced %v after the former leader came back, want failover at %d", r.id, a, e, f, epochBefore)
+			}
+		}
+		for _, s := range load.since(cutAt) {
+			if s.replica != leader && (s.err != nil || s.status != http.StatusOK) && !s.at.Before(cutAt) {
+				for _, r := range others {
+					if r.id == s.replica {
+						t.Errorf("a request through %s failed while the leader was cut off: %+v", s.replica, s)
+					}
+				}
+			}
+		}
+	})
+
+	parent := t
+	t.Run("operator actions on any replica apply everywhere, the planned switch fails nothing", func(t *testing.T) {
+		startApp(parent, "master", master.addr) // the master is back; failback is manual
+		if !untilTrue(10*time.Second, func() bool {
+			st, err := reps[0].state(t)
+			if err != nil || st.Cluster == nil {
+				return false
+			}
+			for _, r := range st.Cluster.Replicas {
+				if r.Live && len(r.Down["sense"]) > 0 {
+					return false
+				}
+			}
+			return true
+		}) {
+			t.Fatal("the replicas did not all see the restarted master up within 10s")
+		}
+		_, before, _, leader := reps[0].routing(t)
+		var follower *replica
+		for _, r := range reps {
+			if r.id != leader {
+				follower = r
+			}
+		}
+		t0 := time.Now()
+		out, code := follower.cli("failback", "sense")
+		if code != 0 {
+			t.Fatalf("tandem failback on follower %s: exit %d: %s", follower.id, code, out)
+		}
+		onAll := func(server string, after uint64) bool {
+			return untilTrue(5*time.Second, func() bool {
+				return all(func(a string, e uint64, f bool) bool { return a == server && e > after && !f }, reps...)
+			})
+		}
+		if !onAll("master", before) {
+			t.Fatal("failback on a follower did not move every replica to the master")
+		}
+		t.Logf("failback through follower %s applied on every replica in %v", follower.id, time.Since(t0).Round(time.Millisecond))
+		_, e1, _, _ := reps[0].routing(t)
+		if out, code := follower.cli("drain", "sense", "master"); code != 0 {
+			t.Fatalf("tandem drain on follower: exit %d: %s", code, out)
+		}
+		if !onAll("failover", e1) {
+			t.Fatal("drain on a follower did not move every replica off the master")
+		}
+		for _, r := range reps {
+			st, _ := r.state(t)
+			for _, g := range st.Groups {
+				for _, s := range g.Servers {
+					if s.Name == "master" && !s.Drained {
+						t.Errorf("%s does not show the master drained", r.id)
+					}
+				}
+			}
+		}
+		if out, code := follower.cli("drain", "sense", "master"); code == 0 || !strings.Contains(out, "nothing to do") {
+			t.Errorf("a second drain: exit %d, %s; want the conflict answer", code, out)
+		}
+		if out, code := reps[0].cli("undrain", "sense", "master"); code != 0 {
+			t.Fatalf("tandem undrain: exit %d: %s", code, out)
+		}
+		_, e2, _, _ := reps[0].routing(t)
+		if out, code := reps[1].cli("switch", "sense", "master"); code != 0 {
+			t.Fatalf("tandem switch: exit %d: %s", code, out)
+		}
+		if !onAll("master", e2) {
+			t.Fatal("switch did not move every replica to the master")
+		}
+		time.Sleep(300 * time.Millisecond)
+		var failed []served
+		alive := map[string]bool{}
+		for _, r := range reps {
+			alive[r.id] = true
+		}
+		for _, s := range load.since(t0) {
+			if alive[s.replica] && (s.err != nil || s.status != http.StatusOK) {
+				failed = append(failed, s)
+			}
+		}
+		if len(failed) > 0 {
+			t.Errorf("%d requests failed during planned switches; first: %+v", len(failed), failed[0])
+		}
 	})
 
 	got := load.finish()
 	checkEpochs(t, got)
 
 	t.Run("kubectl get events tells the story", func(t *testing.T) {
-		var out []byte
-		want := []string{"Switched", "sense: master -> failover", "LeaderElected", "ReplicaFenced", "ReplicaUnfenced", "ServerDown"}
-		untilTrue(10*time.Second, func() bool {
-			out, _ = exec.Command("kubectl", "--kubeconfig", cl.Kubeconfig(), "get", "events", "-n", "default").CombinedOutput()
-			for _, w := range want {
-				if !strings.Contains(string(out), w) {
-					return false
-				}
-			}
-			return true
-		})
-		for _, w := range want {
-			if !strings.Contains(string(out), w) {
-				t.Errorf("kubectl get events lacks %q:\n%s", w, out)
-			}
+		want := []string{"Switched", "sense: master -> failover", "LeaderElected", "(was gw-0)", "ReplicaFenced", "ServerDown"}
+		out, ok := kubectlEvents(cl.Kubeconfig(), want)
+		if !ok {
+			t.Errorf("kubectl get events lacks one of %q:\n%s", want, out)
+		}
+		if strings.Contains(string(out), "NoServer") {
+			t.Errorf("a NoServer Event although a server was up all along:\n%s", out)
 		}
 		if !t.Failed() {
 			t.Logf("kubectl get events:\n%s", out)

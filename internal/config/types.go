@@ -135,6 +135,10 @@ type Discovery struct {
 	RoleKey string `yaml:"roleKey"`
 	// PriorityKey is the pod label or annotation ordering the servers.
 	PriorityKey string `yaml:"priorityKey"`
+	// ActiveService, when set, names a selector-less Service in Namespace
+	// whose EndpointSlice tandem keeps pointing at the active server only,
+	// so that clients inside the cluster reach the master directly.
+	ActiveService string `yaml:"activeService"`
 }
 
 // Address kinds of discovered servers.
@@ -192,6 +196,10 @@ type Server struct {
 	HealthPort int    `yaml:"-"`
 	Instance   string `yaml:"-"`
 	Pod        string `yaml:"-"`
+	// PodIP and PodPort are where the pod itself serves (for the active
+	// EndpointSlice), whatever address the gateway uses.
+	PodIP   string `yaml:"-"`
+	PodPort int    `yaml:"-"`
 }
 
 // Pin sends requests for a Host to one server (HAProxy's use-server).

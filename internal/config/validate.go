@@ -196,6 +196,9 @@ func validateKubernetes(cfg *Config, c *collector) {
 				c.at(p+".healthPort", "%v", err)
 			}
 		}
+		if d.ActiveService != "" && (!validDNSLabel(d.ActiveService) || g.Mode != ModeFailover) {
+			c.at(p+".activeService", "%q: want the name of a Service (a DNS label) in a failover group", d.ActiveService)
+		}
 		switch d.Address {
 		case AddressPod:
 		case AddressService:

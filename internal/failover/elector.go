@@ -354,6 +354,14 @@ func (e *Elector) Adopt(p Published) bool {
 		next := *cur
 		next.Fenced = p.Fenced
 		e.commitLocked(next)
+		if p.Fenced && cur.Active != "" {
+			// A fenced replica cannot know whether the leader moved the
+			// role meanwhile: its websockets to the active server close
+			// (1012) as at a revocation, so their clients reconnect
+			// through a replica that knows.
+			e.recordLocked(Switch{At: time.Now(), Group: e.group, From: cur.Active, Epoch: cur.Epoch, Revoking: true,
+				Reason: "this replica is fenced: the coordination state is out of reach", Kind: KindNone})
+		}
 		return true
 	}
 	from := cur.Active

@@ -24,10 +24,18 @@ var (
 		"Seconds since the group's active server last changed.", []string{"group"}, nil)
 	descWS = prometheus.NewDesc("tandem_websockets_open",
 		"Open websocket connections through the gateway, by server.", []string{"group", "server"}, nil)
+	descLeader = prometheus.NewDesc("tandem_coordination_leader",
+		"1 if this replica holds the leader Lease and decides, 0 if it follows.", nil, nil)
+	descFenced = prometheus.NewDesc("tandem_coordination_fenced",
+		"1 if this replica lost sight of the coordination state and sends to no server.", nil, nil)
+	descReplicas = prometheus.NewDesc("tandem_coordination_replicas_live",
+		"Gateway replicas whose heartbeat Lease is fresh, as this replica sees them.", nil, nil)
+	descRevoking = prometheus.NewDesc("tandem_group_revoking",
+		"1 while a two-phase switch of the group waits for its grant.", []string{"group"}, nil)
 )
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descDrained, descActive, descEpoch, descSince, descWS} {
+	for _, d := range []*prometheus.Desc{descUp, descDrained, descActive, descEpoch, descSince, descWS, descLeader, descFenced, descReplicas, descRevoking} {
 		ch <- d
 	}
 }
@@ -43,11 +51,26 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		return 0
 	}
+	if co := c.g.coord; co != nil {
+		st := co.Status()
+		live := 0
+		for _, r := range st.Replicas {
+			if r.Live {
+				live++
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(descLeader, prometheus.GaugeValue, b2f(st.Leading))
+		ch <- prometheus.MustNewConstMetric(descFenced, prometheus.GaugeValue, b2f(st.Fenced))
+		ch <- prometheus.MustNewConstMetric(descReplicas, prometheus.GaugeValue, float64(live))
+	}
 	for _, grp := range t.Groups {
 		active := ""
 		if e := grp.Elector; e != nil {
 			active = e.Active()
 			ch <- prometheus.MustNewConstMetric(descEpoch, prometheus.CounterValue, float64(e.Epoch()), grp.Name)
+			if c.g.coord != nil {
+				ch <- prometheus.MustNewConstMetric(descRevoking, prometheus.GaugeValue, b2f(e.Current().Revoking), grp.Name)
+			}
 			if h := e.History(); len(h) > 0 {
 				ch <- prometheus.MustNewConstMetric(descSince, prometheus.GaugeValue, time.Since(h[len(h)-1].At).Seconds(), grp.Name)
 			}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
+	"github.com/tandemproxy/tandem/internal/config"
 	"github.com/tandemproxy/tandem/internal/failover"
 	"github.com/tandemproxy/tandem/internal/kube"
 	"github.com/tandemproxy/tandem/internal/proxy"
@@ -197,15 +198,23 @@ func (h kubeHost) Groups() []kube.HostGroup {
 		}
 		_, pol := grp.View()
 		hg := kube.HostGroup{Name: grp.Name, Elector: grp.Elector, Policy: pol}
-		pods := map[string]string{}
+		if d := grp.Cfg.Kubernetes; d != nil && d.ActiveService != "" {
+			ns := d.Namespace
+			if ns == "" {
+				ns = kube.Namespace(t.Config.Kubernetes)
+			}
+			hg.ActiveService = ns + "/" + d.ActiveService
+		}
+		conf := map[string]config.Server{}
 		for _, sc := range grp.Cfg.Servers {
-			pods[sc.Name] = sc.Pod
+			conf[sc.Name] = sc
 		}
 		for _, s := range grp.Servers {
 			reason, _ := h.g.reasons.Load(s.Key)
 			r, _ := reason.(string)
+			sc := conf[s.Name]
 			hg.Servers = append(hg.Servers, kube.HostServer{Name: s.Name, Healthy: s.State() != backend.Down,
-				Since: s.Since(), Reason: r, Pod: pods[s.Name]})
+				Since: s.Since(), Reason: r, Pod: sc.Pod, PodIP: sc.PodIP, PodPort: sc.PodPort})
 		}
 		out = append(out, hg)
 	}

@@ -42,6 +42,9 @@ type HostGroup struct {
 	Elector *failover.Elector
 	Policy  failover.Policy
 	Servers []HostServer // priority order
+	// ActiveService is namespace/name of the Service whose EndpointSlice
+	// follows the active server ("" for none).
+	ActiveService string
 }
 
 // HostServer is one server's local health.
@@ -51,6 +54,8 @@ type HostServer struct {
 	Since   time.Time
 	Reason  string
 	Pod     string // namespace/name when discovered, for Events
+	PodIP   string
+	PodPort int
 }
 
 // Coordinator makes the replicas of a gateway agree on each group's active
@@ -202,6 +207,15 @@ func (c *Coordinator) adopt(cm *corev1.ConfigMap, how string) {
 	c.mu.Unlock()
 	if wasFenced {
 		c.log.Warn("coordination: unfenced: the coordination state is readable again", "via", how)
+		c.mu.Lock()
+		leading := c.leading
+		c.mu.Unlock()
+		if leading {
+			// Nobody else could tell of the leader's own fence.
+			c.events.Group(corev1.EventTypeWarning, ReasonReplicaFenced, fmt.Sprintf(
+				"replica %s (the leader) lost the API for more than %v: it fenced itself and sent to no server", c.id, c.co.FenceAfter.D()))
+			c.events.Group(corev1.EventTypeNormal, ReasonReplicaUnfenced, fmt.Sprintf("replica %s is back and follows the published decisions", c.id))
+		}
 	}
 	changed := false
 	for _, g := range c.host.Groups() {
@@ -475,6 +489,10 @@ func (c *Coordinator) lead(ctx context.Context) {
 		msg += " (was " + prev + ")"
 	}
 	c.log.Warn("coordination: "+msg, "identity", c.id)
+	c.mu.Lock()
+	ds := c.decisions
+	c.mu.Unlock()
+	c.syncSlices(ctx, ds) // a new leader checks them once
 	c.events.Group(corev1.EventTypeNormal, ReasonLeaderElected, msg)
 	tick := time.NewTicker(c.co.Heartbeat.D() / 2)
 	defer tick.Stop()
@@ -504,7 +522,20 @@ func (c *Coordinator) decide(ctx context.Context) time.Duration {
 	prev := c.decisions
 	rv := c.cmRV
 	views := c.liveViewsLocked(now)
+	fenced := c.fenced
 	c.mu.Unlock()
+	// Decide only on fresh information: this replica renews its own Lease
+	// every heartbeat, so when its cache shows that Lease expired, the
+	// cache itself is stale (the watch broke) and every other view with it.
+	// A leader that just came back from a cut would otherwise see every
+	// replica silent and every server unchecked.
+	self := false
+	for _, v := range views {
+		self = self || v.identity == c.id
+	}
+	if fenced || !self {
+		return c.co.Heartbeat.D()
+	}
 	c.noteFences(views)
 	next := map[string]decision{}
 	var wake time.Duration
@@ -567,6 +598,7 @@ func (c *Coordinator) decide(ctx context.Context) time.Duration {
 		n()
 	}
 	c.adopt(out, "own write")
+	c.syncSlices(ctx, next)
 	return wake
 }
 

@@ -211,7 +211,7 @@ func Servers(dc *config.Discovery, healthPort int, pods []*corev1.Pod, svcs []*c
 			}
 		}
 		s := config.Server{Name: name, Address: net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port)), HealthPort: hp,
-			Instance: string(p.UID), Pod: p.Namespace + "/" + p.Name}
+			Instance: string(p.UID), Pod: p.Namespace + "/" + p.Name, PodIP: p.Status.PodIP, PodPort: port}
 		if dc.Address == config.AddressService {
 			addr, hport, err := serviceAddress(svcs, dc, name, port, hp)
 			if err != nil {
