@@ -134,7 +134,11 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request, name string, do fun
 		// What was asked is already in effect: a success that changed
 		// nothing, so that repeating an action in a runbook is safe.
 		s.log.Info("admin action had nothing to do", "action", name, "by", by, "path", r.URL.Path, "detail", err)
-		writeJSON(w, http.StatusOK, map[string]string{"result": ResultNothingToDo, "message": err.Error()})
+		msg := err.Error()
+		for strings.HasPrefix(msg, ResultNothingToDo+": ") {
+			msg = strings.TrimPrefix(msg, ResultNothingToDo+": ") // the result says it already
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"result": ResultNothingToDo, "message": msg})
 		return
 	}
 	if err != nil {
@@ -151,7 +155,7 @@ const (
 	ResultOK = "ok"
 	// ResultNothingToDo: what was asked was already in effect (switch to
 	// the active server, failback when on the preferred server, a second
-	// drain); "message" says what.
+	// drain); "message" says what is in effect.
 	ResultNothingToDo = "nothing to do"
 )
 

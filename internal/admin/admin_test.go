@@ -121,7 +121,7 @@ func TestNothingToDo(t *testing.T) {
 		want, none string
 	}{
 		{"/api/v1/groups/app/servers/failover/drain", 200, `"result": "nothing to do"`, ""},
-		{"/api/v1/groups/app/servers/failover/drain", 200, `"message": "nothing to do: failover is already drained"`, "error"},
+		{"/api/v1/groups/app/servers/failover/drain", 200, `"message": "failover is already drained"`, "error"},
 		{"/api/v1/groups/app/servers/master/drain", 200, `"result": "ok"`, "nothing"},
 		{"/api/v1/groups/app/servers/ghost/drain", 404, `"error": "no such server`, "result"},
 	} {

@@ -156,7 +156,7 @@ func adminCmds() []*cobra.Command {
 		}
 		w := cmd.OutOrStdout()
 		if res.Result == admin.ResultNothingToDo {
-			fmt.Fprintf(w, "nothing to do: %s\n", strings.TrimPrefix(res.Message, "nothing to do: "))
+			fmt.Fprintf(w, "nothing to do: %s\n", res.Message)
 			return nil
 		}
 		if after != nil {
