@@ -92,7 +92,13 @@ func TestKubeStatus(t *testing.T) {
 	}) {
 		t.Errorf("tandem status on the follower does not show the coordination (epoch %d):\n%s", epoch, out)
 	}
-	if wide := status("-o", "wide"); !strings.Contains(wide, "POD") || !strings.Contains(wide, "sense-master-0") {
+	// The follower may adopt the decision before its own discovery lists
+	// the pods: wait for them.
+	var wide string
+	if !untilTrue(10*time.Second, func() bool {
+		wide = status("-o", "wide")
+		return strings.Contains(wide, "POD") && strings.Contains(wide, "sense-master-0") && strings.Contains(wide, "sense-failover-0")
+	}) {
 		t.Errorf("tandem status -o wide does not name the pods:\n%s", wide)
 	}
 	if y := status("-o", "yaml"); !strings.Contains(y, "cluster:\n  identity: gw-b\n  leader: gw-a\n") {
