@@ -39,6 +39,10 @@ func TestKillMaster(t *testing.T) {
 		t.Errorf("first request served by the failover %v after the kill, want within 1s", d)
 	}
 	t.Logf("%d requests, 0 failed; failover served %v after SIGKILL", len(rs), first.Sub(killAt).Round(time.Millisecond))
+	// The history gives the cause that was seen, not only "down".
+	if out, code := g.cli("history", "app"); code != 0 || !strings.Contains(out, "health: master down (") || !strings.Contains(out, "connection refused") {
+		t.Errorf("tandem history: exit %d, want the switch's cause (connection refused):\n%s", code, out)
+	}
 }
 
 // TestFreezeMaster: the master is frozen with SIGSTOP (hung, not dead).
@@ -180,8 +184,8 @@ func TestFailback(t *testing.T) {
 					t.Fatalf("with failback manual, traffic went to %q without an operator", s)
 				}
 				failbackAt := time.Now()
-				if out, code := g.cli("failback", "app"); code != 0 {
-					t.Fatalf("tandem failback: exit %d: %s", code, out)
+				if out, code := g.cli("failback", "app"); code != 0 || !strings.Contains(out, "app: failed back to master (epoch ") {
+					t.Fatalf("tandem failback: exit %d: %q, want it to say to which server", code, out)
 				}
 				untilTrue(2*time.Second, func() bool { return get(http.DefaultClient, url).server == "master" })
 				time.Sleep(200 * time.Millisecond)
@@ -193,9 +197,9 @@ func TestFailback(t *testing.T) {
 				if f := failures(rs); len(f) > 0 {
 					t.Errorf("%d requests failed:\n%s", len(f), describeFailures(f))
 				}
-				// A second failback has nothing to do and says so.
-				if out, code := g.cli("failback", "app"); code == 0 || !strings.Contains(out, "already") {
-					t.Errorf("second failback: exit %d, output %q; want a refusal", code, out)
+				// A second failback has nothing to do and says so, with exit 0.
+				if out, code := g.cli("failback", "app"); code != 0 || !strings.Contains(out, "nothing to do: master is already") {
+					t.Errorf("second failback: exit %d, output %q; want exit 0 saying there was nothing to do", code, out)
 				}
 				return
 			}

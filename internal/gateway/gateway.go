@@ -132,7 +132,9 @@ func (g *Gateway) onTransition(tr backend.Transition) {
 	g.proxy.Abandoned(s, proxy.AbandonDown, tr.Abandoned)
 	if t := g.table.Load(); t != nil {
 		if grp := t.Group(s.Group); grp != nil && grp.Elector != nil {
-			grp.Elector.Evaluate("health: " + s.Name + " " + tr.To.String() + heldNote(s))
+			// The cause goes with it: the history and Events say what was
+			// seen, and why the server is held down if it is.
+			grp.Elector.Evaluate("health: " + s.Name + " " + tr.To.String() + " (" + tr.Reason + ")" + heldNote(s))
 		}
 	}
 }
@@ -206,7 +208,7 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config, by string) erro
 			if p := ports[s.Name]; p != 0 {
 				h.Port = p // a discovered server's own check port
 			}
-			targets = append(targets, health.Target{Server: s, Health: h})
+			targets = append(targets, health.Target{Server: s, Health: h, Role: checkRole(grp.Elector, s.Name)})
 			keep[s.Key] = true
 		}
 	}
@@ -226,6 +228,23 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config, by string) erro
 		s.Conns().CloseAll(proxy.CloseServiceRestart, "server removed from the configuration")
 	}
 	return nil
+}
+
+// checkRole is the X-Tandem-Role a failover server's checks carry: its
+// role in the decision in force ("active; epoch=7" or "standby; epoch=7"),
+// so that appkit tells an idle active server from a standby.
+func checkRole(e *failover.Elector, server string) func() string {
+	if e == nil {
+		return nil
+	}
+	return func() string {
+		c := e.Current()
+		role := "standby"
+		if c.Active == server && !c.Fenced && !c.Revoking {
+			role = "active"
+		}
+		return role + "; epoch=" + strconv.FormatUint(c.Epoch, 10)
+	}
 }
 
 // withDiscovered returns cfg with the discovered servers of its

@@ -29,6 +29,10 @@ type Check struct {
 	Method string
 	Host   string
 	Cfg    config.Health
+	// Role, if set, tells the server its role with each check (header
+	// X-Tandem-Role, read by appkit): the gateway's own word, heard even
+	// by a server that gets no traffic.
+	Role   func() string
 	re     *regexp.Regexp
 	client *http.Client
 }
@@ -72,6 +76,9 @@ func (c *Check) Do(ctx context.Context) backend.CheckResult {
 		req.Host = c.Host
 	}
 	req.Header.Set("User-Agent", "tandem-health-check")
+	if c.Role != nil {
+		req.Header.Set("X-Tandem-Role", c.Role())
+	}
 	resp, err := c.client.Do(req)
 	if err != nil {
 		res.Latency = time.Since(start)
@@ -176,6 +183,7 @@ func NewManager(log *slog.Logger, m *metrics.Metrics) *Manager {
 type Target struct {
 	Server *backend.Server
 	Health config.Health
+	Role   func() string // see Check.Role
 }
 
 // Sync makes the running probers match targets: new servers get one, a
@@ -203,6 +211,7 @@ func (m *Manager) Sync(ctx context.Context, targets []Target) error {
 		if err != nil {
 			return fmt.Errorf("server %s/%s: %w", t.Server.Group, t.Server.Name, err)
 		}
+		check.Role = t.Role
 		pctx, cancel := context.WithCancel(ctx)
 		p := &prober{cfg: t.Health, cancel: cancel, done: make(chan struct{})}
 		m.run[t.Server] = p

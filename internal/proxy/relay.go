@@ -72,9 +72,9 @@ func outbound(r *http.Request, st *reqState) *wireRequest {
 	b = append(b, "\r\n"...)
 	conn := r.Header["Connection"]
 	for k, vv := range r.Header {
-		// X-Tandem-Epoch is the gateway's word to the servers: a client's
-		// own is never passed on.
-		if notForwarded(k) || k == "X-Tandem-Epoch" || len(conn) > 0 && namedIn(conn, k) {
+		// X-Tandem-Epoch and X-Tandem-Role are the gateway's word to the
+		// servers: a client's own is never passed on.
+		if notForwarded(k) || k == "X-Tandem-Epoch" || k == "X-Tandem-Role" || len(conn) > 0 && namedIn(conn, k) {
 			continue
 		}
 		for _, v := range vv {

@@ -148,6 +148,7 @@ func (p *Proxy) handshake(r *http.Request, st *reqState, choice route.Choice) (n
 	out.Header.Set("Upgrade", upgrade)
 	setForwarded(out, r, st.table.Trusted)
 	out.Header.Del("X-Tandem-Epoch") // the gateway's word only, never a client's
+	out.Header.Del("X-Tandem-Role")
 	if choice.HasEpoch {
 		out.Header.Set("X-Tandem-Epoch", strconv.FormatUint(choice.Epoch, 10))
 	}
