@@ -608,3 +608,40 @@ func TestRoleLossAbandons(t *testing.T) {
 		t.Errorf("abandoned with cause role: %v, want 2", n)
 	}
 }
+
+// TestIdleWebsocketCost: an idle websocket costs the gateway two
+// goroutines (one copying each way, the client's side in its handler's),
+// not three; its memory is logged.
+func TestIdleWebsocketCost(t *testing.T) {
+	master, backup := startApp(t, "master", ""), startApp(t, "failover", "")
+	g := startGateway(t, gwConfig(master, backup)+healthCfg+wsCfg+"    failback: {policy: manual}\n")
+	g.waitActive(t, "master", 5*time.Second)
+	before := scrape(t, g)
+	const n = 300
+	var conns []*websocket.Conn
+	for range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, _, err := websocket.Dial(ctx, "ws://"+g.addr+"/websocket", nil)
+		if err == nil {
+			_, _, err = c.Read(ctx)
+		}
+		cancel()
+		if err != nil {
+			t.Fatalf("websocket %d: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+	}
+	defer func() {
+		for _, c := range conns {
+			c.CloseNow()
+		}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	after := scrape(t, g)
+	per := (after["go_goroutines"] - before["go_goroutines"]) / n
+	rss := (after["process_resident_memory_bytes"] - before["process_resident_memory_bytes"]) / n
+	t.Logf("per idle websocket: %.2f goroutines, %.1f KiB RSS", per, rss/1024)
+	if per > 2.2 {
+		t.Errorf("%.2f goroutines per idle websocket, want 2", per)
+	}
+}
