@@ -97,7 +97,7 @@ func (c *conn) handshake() (handed bool, err error) {
 		}
 		// A scanner or a client with no common suite is no event worth
 		// more than a debug line.
-		c.s.Log.Debug("TLS handshake failed", "remote", c.remote, "error", err)
+		c.s.log().Debug("TLS handshake failed", "remote", c.remote, "error", err)
 		return false, err
 	}
 	c.nc.SetDeadline(time.Time{})
@@ -148,7 +148,7 @@ func (c *conn) serve() {
 		if v := recover(); v != nil && v != http.ErrAbortHandler {
 			buf := make([]byte, 64<<10)
 			buf = buf[:runtime.Stack(buf, false)]
-			c.s.Log.Error("panic serving request", "remote", c.remote, "panic", v, "stack", string(buf))
+			c.s.log().Error("panic serving request", "remote", c.remote, "panic", v, "stack", string(buf))
 		}
 		if c.ctx != nil {
 			c.ctx.end()

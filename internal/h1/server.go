@@ -58,6 +58,15 @@ type Server struct {
 	served  chan struct{} // closed when Fallback's Serve returned
 }
 
+// log is the server's logger; a Server without one logs with slog's
+// default rather than panic at its first message.
+func (s *Server) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.Default()
+	}
+	return s.Log
+}
+
 // ErrServerClosed is what Serve returns after Shutdown or Close.
 var ErrServerClosed = http.ErrServerClosed
 
@@ -79,7 +88,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	go func() {
 		defer close(s.served)
 		if err := s.Fallback.Serve(s.handoff); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.Log.Error("fallback HTTP server stopped", "error", err)
+			s.log().Error("fallback HTTP server stopped", "error", err)
 		}
 	}()
 	var backoff time.Duration
@@ -95,7 +104,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			// Out of file descriptors and the like: wait, as net/http does,
 			// rather than spin or give up.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.Log.Warn("accept failed; retrying", "error", err, "in", backoff)
+			s.log().Warn("accept failed; retrying", "error", err, "in", backoff)
 			time.Sleep(backoff)
 			continue
 		}

@@ -1080,3 +1080,27 @@ func TestReviewFindings(t *testing.T) {
 		check(t, resp, body, 200, "fast", "hello")
 	})
 }
+
+// TestNoLogger: a Server without a logger serves, and a handler's panic is
+// logged (with slog's default) rather than panicking the server again.
+func TestNoLogger(t *testing.T) {
+	ts := startServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/panic" {
+			panic("handler bug")
+		}
+		io.WriteString(w, "ok")
+	}, func(s *Server) { s.Log = nil })
+	c := &http.Client{Timeout: ioTimeout}
+	if _, err := c.Get("http://" + ts.addr + "/panic"); err == nil {
+		t.Error("a panicking handler's request got an answer")
+	}
+	resp, err := c.Get("http://" + ts.addr + "/ok")
+	if err != nil {
+		t.Fatalf("after a panic with no logger the server no longer serves: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "ok" {
+		t.Errorf("got %q, want ok", b)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -260,13 +261,18 @@ func (p *prober) loop(ctx context.Context, log *slog.Logger, m *metrics.Metrics,
 		firstDone = sync.OnceFunc(first.Done)
 	}
 	defer firstDone()
-	defer func() {
-		if r := recover(); r != nil {
-			log.Error("health prober panicked", "group", s.Group, "server", s.Name, "panic", r)
-		}
-	}()
 	var last time.Time
 	check := func() {
+		// A panic costs one check, never the prober (as Caddy's active
+		// health checker): a prober that ended would freeze the server's
+		// health for good. The check counts for nothing either way.
+		defer func() {
+			if r := recover(); r != nil {
+				m.CheckFailures.WithLabelValues(s.Group, s.Name, "panic").Inc()
+				log.Error("health check panicked; the next one runs as usual", "group", s.Group, "server", s.Name,
+					"panic", r, "stack", string(debug.Stack()))
+			}
+		}()
 		last = time.Now()
 		res := c.Do(ctx)
 		if ctx.Err() != nil {

@@ -200,3 +200,41 @@ func TestKicksKeepChecksApart(t *testing.T) {
 		t.Errorf("%d checks in 350ms of kicks, want kicks to be served", len(checks))
 	}
 }
+
+// TestCheckPanicCostsOneCheck: a panic inside a check is recovered, counted,
+// and the prober goes on checking, so the server's health never freezes.
+func TestCheckPanicCostsOneCheck(t *testing.T) {
+	var healthy atomic.Bool
+	healthy.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !healthy.Load() {
+			w.WriteHeader(503)
+		}
+	}))
+	defer srv.Close()
+	reg := backend.NewRegistry(nil)
+	s := reg.Get(backend.Key{Group: "g", Name: "a", Address: srv.Listener.Addr().String()})
+	m := NewManager(slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	defer m.Stop()
+	var calls atomic.Int32
+	role := func() string {
+		// Every other check panics, the first one included.
+		if calls.Add(1)%2 == 1 {
+			panic("a bug in one check")
+		}
+		return "active"
+	}
+	if err := m.Sync(ctx, []Target{{Server: s, Health: healthCfg(nil), Role: role}}); err != nil {
+		t.Fatal(err)
+	}
+	healthy.Store(false)
+	if !waitState(s, backend.Down, 2*time.Second) {
+		t.Fatalf("the server was not taken down after panicking checks (%d checks ran): the prober stopped", calls.Load())
+	}
+	healthy.Store(true)
+	if !waitState(s, backend.Up, 2*time.Second) {
+		t.Fatal("the server was not brought back: the prober stopped")
+	}
+}
