@@ -372,7 +372,12 @@ func copyFrames(dst io.Writer, src *bufio.Reader, lock frameLock, closing, sentC
 		if length > 1<<40 {
 			return errors.New("websocket frame too large")
 		}
+		// Closing is checked under the lock that CloseWith writes its close
+		// frame under: checked before, a frame could follow the gateway's
+		// own close frame (a protocol error for the peer).
+		lock.lock(0)
 		if closing.Load() {
+			lock.unlock()
 			if _, err := io.CopyN(io.Discard, src, int64(length)); err != nil {
 				return err
 			}
@@ -384,7 +389,6 @@ func copyFrames(dst io.Writer, src *bufio.Reader, lock frameLock, closing, sentC
 		if hdr[0]&0x0f == 0x8 && sentClose != nil {
 			sentClose.Store(true)
 		}
-		lock.lock(0)
 		_, err := dst.Write(hdr[:n])
 		if err == nil {
 			_, err = io.CopyN(dst, src, int64(length))
