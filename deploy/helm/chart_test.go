@@ -1,0 +1,441 @@
+// Package helmchart tests the Helm chart in deploy/helm/tandem with the Helm
+// Go module, as `helm lint` and `helm install` would: it lints, renders,
+// checks that the schema refuses bad values with their path, that the
+// rendered tandem.yaml passes tandem's own validation, and that a real
+// kube-apiserver accepts every manifest and gives the ServiceAccount exactly
+// the verbs the gateway needs.
+package helmchart
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
+
+	"github.com/tandemproxy/tandem/internal/config"
+	"github.com/tandemproxy/tandem/internal/kubetest"
+)
+
+const chartDir = "tandem"
+
+// object is one rendered manifest, decoded.
+type object struct {
+	file string
+	raw  string
+	doc  map[string]any
+}
+
+func (o object) kind() string { return str(o.doc, "kind") }
+func (o object) name() string { return str(o.doc, "metadata", "name") }
+
+// get walks maps by key and lists by index ("0").
+func get(v any, path ...string) any {
+	for _, p := range path {
+		switch m := v.(type) {
+		case map[string]any:
+			v = m[p]
+		case []any:
+			i := 0
+			for _, c := range p {
+				i = i*10 + int(c-'0')
+			}
+			if i >= len(m) {
+				return nil
+			}
+			v = m[i]
+		default:
+			return nil
+		}
+	}
+	return v
+}
+
+func str(v any, path ...string) string {
+	s, _ := get(v, path...).(string)
+	return s
+}
+
+// render renders the chart as `helm template tandem deploy/helm/tandem -n
+// NAMESPACE -f VALUES` does: values coalesced with the chart's and validated
+// against values.schema.json, then every template.
+func render(values map[string]any, namespace string) ([]object, error) {
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		return nil, err
+	}
+	opts := chartutil.ReleaseOptions{Name: "tandem", Namespace: namespace, Revision: 1, IsInstall: true}
+	vals, err := chartutil.ToRenderValues(ch, values, opts, chartutil.DefaultCapabilities)
+	if err != nil {
+		return nil, err
+	}
+	files, err := engine.Render(ch, vals)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var objs []object
+	for _, n := range names {
+		if !strings.HasSuffix(n, ".yaml") {
+			continue // NOTES.txt, _helpers.tpl
+		}
+		for _, raw := range strings.Split(files[n], "\n---") {
+			var doc map[string]any
+			if err := yaml.Unmarshal([]byte(raw), &doc); err != nil {
+				return nil, err
+			}
+			if doc != nil {
+				objs = append(objs, object{file: n, raw: raw, doc: doc})
+			}
+		}
+	}
+	return objs, nil
+}
+
+func mustRender(t *testing.T, values map[string]any, namespace string) []object {
+	t.Helper()
+	objs, err := render(values, namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+func find(t *testing.T, objs []object, kind, name string) object {
+	t.Helper()
+	for _, o := range objs {
+		if o.kind() == kind && o.name() == name {
+			return o
+		}
+	}
+	t.Fatalf("no %s %s rendered", kind, name)
+	return object{}
+}
+
+// values decodes a YAML literal, as `-f values.yaml` would give it.
+func values(t *testing.T, s string) map[string]any {
+	t.Helper()
+	var v map[string]any
+	if err := yaml.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// everything turns every optional part on.
+const everything = `
+example: {enabled: true, zones: required}
+metrics: {serviceMonitor: {enabled: true}}
+listeners:
+  - {name: https, port: 8443, servicePort: 443, tls: {secretName: tandem-tls}, hsts: {maxAge: 16000000, preload: true}}
+  - {name: http, port: 8080, servicePort: 80, redirectHTTPS: true, httpsPort: 443}
+service: {type: LoadBalancer, externalTrafficPolicy: Local}
+`
+
+func TestLint(t *testing.T) {
+	for _, tc := range []struct{ name, values string }{
+		{"defaults", ""},
+		{"everything", everything},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := lint.All(chartDir, values(t, tc.values), "tandem", false)
+			for _, m := range l.Messages {
+				if m.Severity >= support.WarningSev {
+					t.Errorf("helm lint: %s", m)
+				} else {
+					t.Logf("helm lint: %s", m)
+				}
+			}
+		})
+	}
+}
+
+func TestSchemaRefusesBadValues(t *testing.T) {
+	for _, tc := range []struct{ values, want string }{
+		{`replicas: three`, "/replicas"},
+		{`replicas: 0`, "/replicas"},
+		{`replica: 3`, "additional properties 'replica'"},
+		{`image: {pullPolicy: Sometimes}`, "/image/pullPolicy"},
+		{`listeners: [{name: http, port: 70000}]`, "/listeners/0/port"},
+		{`listeners: [{name: admin, port: 8080}]`, "/listeners/0/name"},
+		{`listeners: [{name: HTTP_Public, port: 8080}]`, "/listeners/0/name"},
+		{`listeners: [{name: https, port: 8443, tls: {}}]`, "/listeners/0/tls"},
+		{`coordination: {name: tandem, fenceAfter: soon}`, "/coordination/fenceAfter"},
+		{`log: {level: loud}`, "/log/level"},
+		{`groups: [{mode: failover}]`, "/groups/0"},
+		{`groups: [{name: sense, mode: active-active}]`, "/groups/0/mode"},
+		{`podDisruptionBudget: {enabled: yes-please}`, "/podDisruptionBudget/enabled"},
+		{`topologySpread: [{topologyKey: topology.kubernetes.io/zone, maxSkew: 1, whenUnsatisfiable: Never}]`, "/topologySpread/0/whenUnsatisfiable"},
+		{`example: {zones: sometimes}`, "/example/zones"},
+		{`metrics: {serviceMonitor: {enable: true}}`, "/metrics/serviceMonitor"},
+	} {
+		t.Run(tc.values, func(t *testing.T) {
+			_, err := render(values(t, tc.values), "tandem")
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("the error does not name %s:\n%v", tc.want, err)
+			}
+			t.Logf("%v", err)
+		})
+	}
+}
+
+// TestConfigIsValid: the tandem.yaml the chart renders passes `tandem check`.
+func TestConfigIsValid(t *testing.T) {
+	for _, tc := range []struct{ name, values string }{
+		{"defaults", ""},
+		{"everything", everything},
+		{"coordination name and a group elsewhere", `
+coordination: {name: edge}
+admin: {port: 9000}
+groups:
+  - name: sense
+    hosts: [sense.domain.com]
+    kubernetes: {namespace: apps, selector: app=sense, port: http}
+    health: {path: /status, expect: {body: version}}
+`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := mustRender(t, values(t, tc.values), "tandem")
+			data := str(find(t, objs, "ConfigMap", "tandem-config").doc, "data", "tandem.yaml")
+			cfg, err := config.Parse("tandem.yaml", []byte(data))
+			if err != nil {
+				t.Fatalf("%v\n%s", err, data)
+			}
+			if cfg.Admin.TokenFile != "/etc/tandem/admin/token" || strings.HasPrefix(cfg.Admin.Address, "127.") {
+				t.Errorf("admin = %+v: want every address, with the mounted token", cfg.Admin)
+			}
+			if k := cfg.Kubernetes; k == nil || k.Coordination == nil || k.Identity != "" || k.Namespace != "" {
+				t.Errorf("kubernetes = %+v: want coordination, identity and namespace from POD_NAME and POD_NAMESPACE", k)
+			}
+			dep := find(t, objs, "Deployment", "tandem")
+			c := get(dep.doc, "spec", "template", "spec", "containers", "0")
+			for _, env := range []string{"POD_NAME", "POD_NAMESPACE"} {
+				if !strings.Contains(dep.raw, "- name: "+env+"\n") {
+					t.Errorf("the gateway container lacks env %s", env)
+				}
+			}
+			// Every listener has its container port and Service port.
+			svc := find(t, objs, "Service", "tandem")
+			for _, l := range cfg.Listeners {
+				if !strings.Contains(dep.raw, "- name: "+l.Name+"\n") || !strings.Contains(svc.raw, "targetPort: "+l.Name+"\n") {
+					t.Errorf("listener %s lacks its container or Service port", l.Name)
+				}
+				if l.TLS != nil && !strings.Contains(dep.raw, "path: tls/"+l.Name+"/tls.crt") {
+					t.Errorf("listener %s: its certificate is not mounted", l.Name)
+				}
+			}
+			if str(c, "livenessProbe", "httpGet", "path") != "/healthz" || str(c, "readinessProbe", "httpGet", "path") != "/readyz" {
+				t.Errorf("probes: %v / %v", get(c, "livenessProbe"), get(c, "readinessProbe"))
+			}
+			// The Role's resourceName follows coordination.name.
+			want := cfg.Kubernetes.Coordination.Name + "-decisions"
+			if role := find(t, objs, "Role", "tandem-coordination"); !strings.Contains(role.raw, `resourceNames: ["`+want+`"]`) {
+				t.Errorf("the coordination Role does not name ConfigMap %s:\n%s", want, role.raw)
+			}
+		})
+	}
+}
+
+// TestGatewayPodShape: replicas, spread, PDB, security context, the image
+// that `go run ./deploy/image` names from the same values.
+func TestGatewayPodShape(t *testing.T) {
+	if testing.Verbose() {
+		for _, o := range mustRender(t, values(t, everything), "tandem") {
+			t.Logf("# %s\n%s", o.file, o.raw)
+		}
+	}
+	objs := mustRender(t, values(t, everything), "tandem")
+	dep := find(t, objs, "Deployment", "tandem")
+	spec := get(dep.doc, "spec", "template", "spec")
+	if r := get(dep.doc, "spec", "replicas"); r != 3 {
+		t.Errorf("replicas = %v, want 3", r)
+	}
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, want := str(spec, "containers", "0", "image"), "ghcr.io/tandemproxy/tandem:"+ch.Metadata.AppVersion; img != want {
+		t.Errorf("image = %s, want %s", img, want)
+	}
+	var keys []string
+	for _, c := range get(spec, "topologySpreadConstraints").([]any) {
+		keys = append(keys, str(c, "topologyKey")+"/"+str(c, "whenUnsatisfiable"))
+	}
+	if !slices.Equal(keys, []string{"topology.kubernetes.io/zone/DoNotSchedule", "kubernetes.io/hostname/ScheduleAnyway"}) {
+		t.Errorf("topology spread = %v", keys)
+	}
+	if get(spec, "securityContext", "runAsNonRoot") != true || get(spec, "securityContext", "runAsUser") != 65532 {
+		t.Errorf("pod securityContext = %v", get(spec, "securityContext"))
+	}
+	sc := get(spec, "containers", "0", "securityContext")
+	if get(sc, "readOnlyRootFilesystem") != true || get(sc, "allowPrivilegeEscalation") != false ||
+		str(sc, "capabilities", "drop", "0") != "ALL" {
+		t.Errorf("container securityContext = %v", sc)
+	}
+	if pdb := find(t, objs, "PodDisruptionBudget", "tandem"); get(pdb.doc, "spec", "maxUnavailable") != 1 {
+		t.Errorf("PDB = %v", get(pdb.doc, "spec"))
+	}
+	sm := find(t, objs, "ServiceMonitor", "tandem")
+	if str(sm.doc, "apiVersion") != "monitoring.coreos.com/v1" || str(sm.doc, "spec", "endpoints", "0", "authorization", "credentials", "name") != "tandem-admin" {
+		t.Errorf("ServiceMonitor = %v", sm.doc)
+	}
+	for _, o := range mustRender(t, nil, "tandem") {
+		if o.kind() == "ServiceMonitor" || strings.Contains(o.name(), "example") {
+			t.Errorf("rendered by default: %s %s", o.kind(), o.name())
+		}
+	}
+	// The example: master and failover, one pod each, Recreate, apart.
+	for _, role := range []string{"master", "failover"} {
+		other := map[string]string{"master": "failover", "failover": "master"}[role]
+		d := find(t, objs, "Deployment", "tandem-example-"+role)
+		ps := get(d.doc, "spec", "template", "spec")
+		if get(d.doc, "spec", "replicas") != 1 || str(d.doc, "spec", "strategy", "type") != "Recreate" ||
+			str(d.doc, "spec", "template", "metadata", "labels", "tandem.io/role") != role {
+			t.Errorf("%s: %v", role, get(d.doc, "spec"))
+		}
+		var topo []string
+		for _, term := range get(ps, "affinity", "podAntiAffinity", "requiredDuringSchedulingIgnoredDuringExecution").([]any) {
+			if str(term, "labelSelector", "matchLabels", "tandem.io/role") != other {
+				t.Errorf("%s: anti-affinity term selects %v", role, get(term, "labelSelector"))
+			}
+			topo = append(topo, str(term, "topologyKey"))
+		}
+		if !slices.Equal(topo, []string{"kubernetes.io/hostname", "topology.kubernetes.io/zone"}) {
+			t.Errorf("%s: required anti-affinity over %v", role, topo)
+		}
+		if str(ps, "containers", "0", "readinessProbe", "httpGet", "path") != "/status" {
+			t.Errorf("%s: readiness = %v", role, get(ps, "containers", "0", "readinessProbe"))
+		}
+	}
+}
+
+// TestApplyToAPIServer applies the rendered chart to a real kube-apiserver
+// (server-side apply, strict field validation) and asks it what the
+// gateway's ServiceAccount may do.
+func TestApplyToAPIServer(t *testing.T) {
+	cl := kubetest.Start(t)
+	kubectl := func(args ...string) (string, error) {
+		out, err := exec.Command("kubectl", append([]string{"--kubeconfig", cl.Kubeconfig()}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	for _, ns := range []string{"tandem", "apps"} {
+		if out, err := kubectl("create", "namespace", ns); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	vals := values(t, everything)
+	// No Prometheus Operator CRD here; a second group in another namespace.
+	vals["metrics"] = map[string]any{"serviceMonitor": map[string]any{"enabled": false}}
+	vals["groups"] = values(t, `groups:
+  - name: example
+    kubernetes: {selector: tandem.io/app=example, port: http}
+    health: {path: /status, expect: {body: version}}
+  - name: sense
+    hosts: [sense.domain.com]
+    kubernetes: {namespace: apps, selector: app=sense, port: http}
+    health: {path: /status, expect: {body: version}}
+`)["groups"]
+	var buf bytes.Buffer
+	kinds := map[string]int{}
+	for _, o := range mustRender(t, vals, "tandem") {
+		buf.WriteString("---\n# Source: " + o.file + "\n" + strings.TrimLeft(o.raw, "\n") + "\n")
+		kinds[o.kind()]++
+	}
+	manifest := filepath.Join(t.TempDir(), "tandem.yaml")
+	if err := os.WriteFile(manifest, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := kubectl("apply", "--server-side", "--field-manager=helm", "--validate=strict", "-f", manifest)
+	if err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+	t.Logf("kubectl apply:\n%s", out)
+	// The same apply refuses a field the API does not know: validation is on.
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	badDoc := strings.Replace(find(t, mustRender(t, vals, "tandem"), "Deployment", "tandem").raw, "  replicas: 3\n", "  replica: 3\n", 1)
+	if err := os.WriteFile(bad, []byte(badDoc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := kubectl("apply", "--server-side", "--field-manager=helm", "--validate=strict", "-f", bad); err == nil || !strings.Contains(out, ".spec.replica: field not declared in schema") {
+		t.Errorf("kubectl apply of a Deployment with spec.replica: %v\n%s", err, out)
+	} else {
+		t.Logf("refused: %s", out)
+	}
+	want := map[string]int{"ServiceAccount": 1, "Role": 3, "RoleBinding": 3, "ConfigMap": 1, "Secret": 1,
+		"Deployment": 3, "PodDisruptionBudget": 2, "Service": 2}
+	for k, n := range want {
+		if kinds[k] != n {
+			t.Errorf("%d %s rendered, want %d", kinds[k], k, n)
+		}
+	}
+	if len(kinds) != len(want) {
+		t.Errorf("kinds rendered: %v, want %v", kinds, want)
+	}
+	if out, err := kubectl("get", "-n", "apps", "role/tandem-discovery", "rolebinding/tandem-discovery"); err != nil {
+		t.Errorf("the discovery Role in namespace apps: %v\n%s", err, out)
+	}
+
+	sa := "system:serviceaccount:tandem:tandem"
+	for _, tc := range []struct {
+		ns, verb, resource string
+		allowed            bool
+	}{
+		// What the gateway needs (docs/kubernetes.md, RBAC).
+		{"tandem", "get", "leases.coordination.k8s.io", true},
+		{"tandem", "create", "leases.coordination.k8s.io", true},
+		{"tandem", "update", "leases.coordination.k8s.io", true},
+		{"tandem", "watch", "leases.coordination.k8s.io", true},
+		{"tandem", "create", "configmaps", true},
+		{"tandem", "get", "configmaps/tandem-decisions", true},
+		{"tandem", "update", "configmaps/tandem-decisions", true},
+		{"tandem", "watch", "configmaps/tandem-decisions", true},
+		{"tandem", "create", "events.events.k8s.io", true},
+		{"tandem", "patch", "events.events.k8s.io", true},
+		{"tandem", "update", "endpointslices.discovery.k8s.io", true},
+		{"tandem", "list", "pods", true},
+		{"tandem", "watch", "pods", true},
+		{"tandem", "list", "services", true},
+		{"apps", "watch", "pods", true},
+		{"apps", "list", "services", true},
+		// What it must not have.
+		{"tandem", "delete", "pods", false},
+		{"tandem", "get", "pods", false},
+		{"tandem", "create", "pods/eviction", false},
+		{"tandem", "update", "nodes", false},
+		{"tandem", "patch", "nodes", false},
+		{"tandem", "delete", "leases.coordination.k8s.io", false},
+		{"tandem", "delete", "configmaps/tandem-decisions", false},
+		{"tandem", "patch", "configmaps/tandem-decisions", false},
+		{"tandem", "update", "configmaps/other", false},
+		{"tandem", "get", "secrets", false},
+		{"tandem", "update", "deployments.apps", false},
+		{"tandem", "list", "events.events.k8s.io", false},
+		{"apps", "create", "leases.coordination.k8s.io", false},
+		{"default", "list", "pods", false},
+	} {
+		out, err := kubectl("auth", "can-i", tc.verb, tc.resource, "-n", tc.ns, "--as="+sa)
+		got := strings.TrimSpace(out) == "yes"
+		if err != nil && got || err == nil && !got {
+			t.Errorf("kubectl auth can-i %s %s -n %s: %v %q", tc.verb, tc.resource, tc.ns, err, out)
+		}
+		if got != tc.allowed {
+			t.Errorf("%s may %s %s in %s: %v, want %v", sa, tc.verb, tc.resource, tc.ns, got, tc.allowed)
+		}
+	}
+}
