@@ -8,12 +8,16 @@ package helmchart
 
 import (
 	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 	"helm.sh/helm/v3/pkg/chart/loader"
@@ -21,6 +25,9 @@ import (
 	"helm.sh/helm/v3/pkg/engine"
 	"helm.sh/helm/v3/pkg/lint"
 	"helm.sh/helm/v3/pkg/lint/support"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/tandemproxy/tandem/internal/config"
 	"github.com/tandemproxy/tandem/internal/kubetest"
@@ -69,16 +76,31 @@ func str(v any, path ...string) string {
 // NAMESPACE -f VALUES` does: values coalesced with the chart's and validated
 // against values.schema.json, then every template.
 func render(values map[string]any, namespace string) ([]object, error) {
+	return renderFrom(nil, values, namespace)
+}
+
+// renderFrom renders as `helm upgrade` does against the cluster of cfg,
+// where the templates' lookup sees what is there; with a nil cfg, as
+// `helm install --dry-run` (lookup finds nothing).
+func renderFrom(cfg *rest.Config, values map[string]any, namespace string) ([]object, error) {
 	ch, err := loader.Load(chartDir)
 	if err != nil {
 		return nil, err
 	}
 	opts := chartutil.ReleaseOptions{Name: "tandem", Namespace: namespace, Revision: 1, IsInstall: true}
+	if cfg != nil {
+		opts = chartutil.ReleaseOptions{Name: "tandem", Namespace: namespace, Revision: 2, IsUpgrade: true}
+	}
 	vals, err := chartutil.ToRenderValues(ch, values, opts, chartutil.DefaultCapabilities)
 	if err != nil {
 		return nil, err
 	}
-	files, err := engine.Render(ch, vals)
+	var files map[string]string
+	if cfg != nil {
+		files, err = engine.New(cfg).Render(ch, vals)
+	} else {
+		files, err = engine.Render(ch, vals)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -330,14 +352,9 @@ func TestGatewayPodShape(t *testing.T) {
 // gateway's ServiceAccount may do.
 func TestApplyToAPIServer(t *testing.T) {
 	cl := kubetest.Start(t)
-	kubectl := func(args ...string) (string, error) {
-		out, err := exec.Command("kubectl", append([]string{"--kubeconfig", cl.Kubeconfig()}, args...)...).CombinedOutput()
-		return string(out), err
-	}
-	for _, ns := range []string{"tandem", "apps"} {
-		if out, err := kubectl("create", "namespace", ns); err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
+	kubectl := kubectlFor(cl)
+	if out, err := kubectl("create", "namespace", "apps"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
 	}
 	vals := values(t, everything)
 	// No Prometheus Operator CRD here; a second group in another namespace.
@@ -351,28 +368,14 @@ func TestApplyToAPIServer(t *testing.T) {
     kubernetes: {namespace: apps, selector: app=sense, port: http}
     health: {path: /status, expect: {body: version}}
 `)["groups"]
-	var buf bytes.Buffer
-	kinds := map[string]int{}
-	for _, o := range mustRender(t, vals, "tandem") {
-		buf.WriteString("---\n# Source: " + o.file + "\n" + strings.TrimLeft(o.raw, "\n") + "\n")
-		kinds[o.kind()]++
-	}
-	manifest := filepath.Join(t.TempDir(), "tandem.yaml")
-	if err := os.WriteFile(manifest, buf.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := kubectl("apply", "--server-side", "--field-manager=helm", "--validate=strict", "-f", manifest)
-	if err != nil {
-		t.Fatalf("kubectl apply: %v\n%s", err, out)
-	}
-	t.Logf("kubectl apply:\n%s", out)
+	kinds := apply(t, cl, vals)
 	// The same apply refuses a field the API does not know: validation is on.
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	badDoc := strings.Replace(find(t, mustRender(t, vals, "tandem"), "Deployment", "tandem").raw, "  replicas: 3\n", "  replica: 3\n", 1)
 	if err := os.WriteFile(bad, []byte(badDoc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := kubectl("apply", "--server-side", "--field-manager=helm", "--validate=strict", "-f", bad); err == nil || !strings.Contains(out, ".spec.replica: field not declared in schema") {
+	if out, err := kubectl(append(applyArgs, bad)...); err == nil || !strings.Contains(out, ".spec.replica: field not declared in schema") {
 		t.Errorf("kubectl apply of a Deployment with spec.replica: %v\n%s", err, out)
 	} else {
 		t.Logf("refused: %s", out)
@@ -386,6 +389,21 @@ func TestApplyToAPIServer(t *testing.T) {
 	}
 	if len(kinds) != len(want) {
 		t.Errorf("kinds rendered: %v, want %v", kinds, want)
+	}
+	// The generated admin token is kept by an upgrade: the chart looks up
+	// the Secret in the cluster; a fresh install draws another.
+	sec, err := cl.Client().CoreV1().Secrets("tandem").Get(context.Background(), "tandem-admin", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	upgrade, err := renderFrom(cl.Config(), vals, "tandem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := str(find(t, upgrade, "Secret", "tandem-admin").doc, "data", "token")
+	fresh := str(find(t, mustRender(t, vals, "tandem"), "Secret", "tandem-admin").doc, "data", "token")
+	if want := base64.StdEncoding.EncodeToString(sec.Data["token"]); kept != want || len(sec.Data["token"]) != 40 || fresh == want {
+		t.Errorf("admin token: in the cluster %q (%d bytes), after an upgrade %q, fresh %q", want, len(sec.Data["token"]), kept, fresh)
 	}
 	if out, err := kubectl("get", "-n", "apps", "role/tandem-discovery", "rolebinding/tandem-discovery"); err != nil {
 		t.Errorf("the discovery Role in namespace apps: %v\n%s", err, out)
@@ -438,4 +456,128 @@ func TestApplyToAPIServer(t *testing.T) {
 			t.Errorf("%s may %s %s in %s: %v, want %v", sa, tc.verb, tc.resource, tc.ns, got, tc.allowed)
 		}
 	}
+}
+
+// applyArgs apply as `helm install` sends objects: server-side, with the
+// API server's strict field validation.
+var applyArgs = []string{"apply", "--server-side", "--field-manager=helm", "--validate=strict", "-f"}
+
+func kubectlFor(cl *kubetest.Cluster) func(args ...string) (string, error) {
+	return func(args ...string) (string, error) {
+		out, err := exec.Command("kubectl", append([]string{"--kubeconfig", cl.Kubeconfig()}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+}
+
+// apply renders the chart for release tandem in namespace tandem (created
+// here) and applies it; it returns how many objects of each kind it sent.
+func apply(t *testing.T, cl *kubetest.Cluster, vals map[string]any) map[string]int {
+	t.Helper()
+	kubectl := kubectlFor(cl)
+	if out, err := kubectl("create", "namespace", "tandem"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var buf bytes.Buffer
+	kinds := map[string]int{}
+	for _, o := range mustRender(t, vals, "tandem") {
+		buf.WriteString("---\n# Source: " + o.file + "\n" + strings.TrimLeft(o.raw, "\n") + "\n")
+		kinds[o.kind()]++
+	}
+	manifest := filepath.Join(t.TempDir(), "tandem.yaml")
+	if err := os.WriteFile(manifest, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := kubectl(append(applyArgs, manifest)...)
+	if err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+	t.Logf("kubectl apply:\n%s", out)
+	return kinds
+}
+
+// TestScheduleAcrossZones installs the chart with the example on a control
+// plane with a scheduler, controllers and four kwok nodes in two zones (the
+// two-data-centre case): the gateway replicas spread over both zones and
+// three nodes, the master and the failover land in different zones, and
+// each PodDisruptionBudget covers the pods it should and allows one
+// disruption.
+func TestScheduleAcrossZones(t *testing.T) {
+	cl := kubetest.Start(t, kubetest.WithControllerManager(), kubetest.WithScheduler(), kubetest.WithKWOK(4))
+	kubectl := kubectlFor(cl)
+	zoneOf := map[string]string{}
+	for i, zone := range []string{"dc-a", "dc-a", "dc-b", "dc-b"} {
+		node := fmt.Sprintf("kwok-node-%d", i)
+		zoneOf[node] = zone
+		if out, err := kubectl("label", "node", node, "topology.kubernetes.io/zone="+zone); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	apply(t, cl, values(t, "example: {enabled: true}"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var gateway, example []corev1.Pod
+	kubetest.Eventually(t, ctx, func() error {
+		pods, err := cl.Client().CoreV1().Pods("tandem").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		gateway, example = nil, nil
+		for _, p := range pods.Items {
+			if p.Spec.NodeName == "" || !ready(p) {
+				return fmt.Errorf("pod %s not scheduled and ready yet", p.Name)
+			}
+			switch p.Labels["app.kubernetes.io/component"] {
+			case "gateway":
+				gateway = append(gateway, p)
+			case "example":
+				example = append(example, p)
+			}
+		}
+		if len(gateway) != 3 || len(example) != 2 {
+			return fmt.Errorf("%d gateway and %d example pods ready, want 3 and 2", len(gateway), len(example))
+		}
+		return nil
+	})
+	zones, nodes := map[string]int{}, map[string]bool{}
+	for _, p := range gateway {
+		zones[zoneOf[p.Spec.NodeName]]++
+		nodes[p.Spec.NodeName] = true
+		t.Logf("gateway %s on %s (%s)", p.Name, p.Spec.NodeName, zoneOf[p.Spec.NodeName])
+	}
+	if len(zones) != 2 || zones["dc-a"] < 1 || zones["dc-b"] < 1 {
+		t.Errorf("gateway replicas per zone: %v, want both zones", zones)
+	}
+	if len(nodes) != 3 {
+		t.Errorf("gateway replicas on %d nodes, want 3", len(nodes))
+	}
+	roles := map[string]string{}
+	for _, p := range example {
+		roles[p.Labels["tandem.io/role"]] = zoneOf[p.Spec.NodeName]
+		t.Logf("example %s on %s (%s)", p.Labels["tandem.io/role"], p.Spec.NodeName, zoneOf[p.Spec.NodeName])
+	}
+	if roles["master"] == "" || roles["failover"] == "" || roles["master"] == roles["failover"] {
+		t.Errorf("master and failover zones: %v, want two different zones", roles)
+	}
+	for name, want := range map[string]int32{"tandem": 3, "tandem-example": 2} {
+		kubetest.Eventually(t, ctx, func() error {
+			pdb, err := cl.Client().PolicyV1().PodDisruptionBudgets("tandem").Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if st := pdb.Status; st.ExpectedPods != want || st.DisruptionsAllowed != 1 {
+				return fmt.Errorf("PDB %s: expects %d pods, allows %d disruptions; want %d and 1", name, st.ExpectedPods, st.DisruptionsAllowed, want)
+			}
+			return nil
+		})
+	}
+}
+
+func ready(p corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
