@@ -11,10 +11,15 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -580,4 +585,148 @@ func ready(p corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// TestGatewayRunsOnTheChart runs a real gateway replica on what the chart
+// renders, as the ServiceAccount the chart binds, with the environment its
+// Deployment sets, against a real kube-apiserver: it leads, publishes its
+// decisions, becomes ready, and proxies to a pod of the default group. The
+// only differences from the pod: the ServiceAccount's token comes in a
+// kubeconfig instead of the in-cluster mount, and the admin token file is
+// at a temporary path instead of /etc/tandem/admin/token.
+func TestGatewayRunsOnTheChart(t *testing.T) {
+	cl := kubetest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "tandem")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../../cmd/tandem").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	listen, admin := freePort(t), freePort(t)
+	vals := values(t, fmt.Sprintf("listeners: [{name: http, port: %d}]\nadmin: {port: %d, token: chart-test-token}\nlog: {format: text}", listen, admin))
+	apply(t, cl, vals)
+
+	// A pod of the default group (tandem.io/app=example), served on loopback.
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"version": "1", "path": %q}`, r.URL.Path)
+	}))
+	defer app.Close()
+	port, err := strconv.Atoi(app.URL[strings.LastIndex(app.URL, ":")+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := cl.Client()
+	// No controller-manager here to make the namespace's default ServiceAccount.
+	if _, err := cs.CoreV1().ServiceAccounts("tandem").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "example-master", Namespace: "tandem", Labels: map[string]string{"tandem.io/app": "example", "tandem.io/role": "master"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example:1",
+			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: int32(port)}}}}},
+	}
+	if pod, err = cs.CoreV1().Pods("tandem").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1", PodIPs: []corev1.PodIP{{IP: "127.0.0.1"}},
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+	if _, err := cs.CoreV1().Pods("tandem").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	objs := mustRender(t, vals, "tandem")
+	token := filepath.Join(dir, "admin-token")
+	if err := os.WriteFile(token, []byte("chart-test-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := str(find(t, objs, "ConfigMap", "tandem-config").doc, "data", "tandem.yaml")
+	cfg = strings.Replace(cfg, "tokenFile: /etc/tandem/admin/token", "tokenFile: "+token, 1)
+	cfg = strings.Replace(cfg, "\nkubernetes:\n", "\nkubernetes:\n  kubeconfig: "+cl.KubeconfigFor(t, "tandem", "tandem")+"\n", 1)
+	cfgFile := filepath.Join(dir, "tandem.yaml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The Deployment's args and env.
+	c := get(find(t, objs, "Deployment", "tandem").doc, "spec", "template", "spec", "containers", "0")
+	var args []string
+	for _, a := range get(c, "args").([]any) {
+		args = append(args, strings.Replace(a.(string), "/etc/tandem/tandem.yaml", cfgFile, 1))
+	}
+	var logs bytes.Buffer
+	gw := exec.Command(bin, args...)
+	gw.Env = append(os.Environ(), "POD_NAME=tandem-7d9f-abcde", "POD_NAMESPACE=tandem")
+	gw.Stdout, gw.Stderr = &logs, &logs
+	if err := gw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		gw.Process.Signal(os.Interrupt)
+		gw.Wait()
+		if t.Failed() || testing.Verbose() {
+			t.Logf("gateway log:\n%s", logs.String())
+		}
+	}()
+
+	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
+	client := &http.Client{Timeout: 2 * time.Second}
+	status := func(url, token string) (int, string, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), nil
+	}
+	// The probes of the Deployment, on the admin port.
+	for _, path := range []string{str(c, "livenessProbe", "httpGet", "path"), str(c, "readinessProbe", "httpGet", "path")} {
+		kubetest.Eventually(t, ctx, func() error {
+			code, body, err := status(adminURL+path, "")
+			if err == nil && code != http.StatusOK {
+				err = fmt.Errorf("%s: %d %s", path, code, body)
+			}
+			return err
+		})
+	}
+	// Through the public listener, to the pod.
+	kubetest.Eventually(t, ctx, func() error {
+		code, body, err := status(fmt.Sprintf("http://127.0.0.1:%d/hello", listen), "")
+		if err == nil && (code != http.StatusOK || !strings.Contains(body, `"/hello"`)) {
+			err = fmt.Errorf("GET /hello: %d %s", code, body)
+		}
+		return err
+	})
+	// The admin API wants the token from the Secret.
+	if code, _, err := status(adminURL+"/api/v1/state", ""); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("state without the token: %d %v", code, err)
+	}
+	if code, body, err := status(adminURL+"/api/v1/state", "chart-test-token"); err != nil || code != http.StatusOK || !strings.Contains(body, "example") {
+		t.Errorf("state with the token: %d %v %s", code, err, body)
+	}
+	// It led and published, with the chart's RBAC only.
+	lease, err := cs.CoordinationV1().Leases("tandem").Get(ctx, "tandem-leader", metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != "tandem-7d9f-abcde" {
+		t.Errorf("Lease tandem-leader: %v %v", lease, err)
+	}
+	if _, err := cs.CoreV1().ConfigMaps("tandem").Get(ctx, "tandem-decisions", metav1.GetOptions{}); err != nil {
+		t.Errorf("ConfigMap tandem-decisions: %v", err)
+	}
+	if strings.Contains(logs.String(), "forbidden") {
+		t.Errorf("the gateway was refused something:\n%s", logs.String())
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
