@@ -327,6 +327,25 @@ func TestGatewayPodShape(t *testing.T) {
 			t.Errorf("rendered by default: %s %s", o.kind(), o.name())
 		}
 	}
+	// minAvailable replaces the default maxUnavailable.
+	pdb := get(find(t, mustRender(t, values(t, "podDisruptionBudget: {minAvailable: 2}"), "tandem"), "PodDisruptionBudget", "tandem").doc, "spec")
+	if get(pdb, "minAvailable") != 2 || get(pdb, "maxUnavailable") != nil {
+		t.Errorf("PDB with minAvailable: %v", pdb)
+	}
+	// An existing Secret holds the admin token: none is rendered, the pods
+	// and the ServiceMonitor use that one.
+	own := mustRender(t, values(t, "admin: {existingSecret: ops-token}\nmetrics: {serviceMonitor: {enabled: true}}"), "tandem")
+	for _, o := range own {
+		if o.kind() == "Secret" {
+			t.Errorf("a Secret rendered with admin.existingSecret: %s", o.name())
+		}
+	}
+	if d := find(t, own, "Deployment", "tandem"); !strings.Contains(d.raw, "name: ops-token\n") {
+		t.Errorf("the pods do not mount Secret ops-token")
+	}
+	if sm := find(t, own, "ServiceMonitor", "tandem"); str(sm.doc, "spec", "endpoints", "0", "authorization", "credentials", "name") != "ops-token" {
+		t.Errorf("the ServiceMonitor does not use Secret ops-token")
+	}
 	// The example: master and failover, one pod each, Recreate, apart.
 	for _, role := range []string{"master", "failover"} {
 		other := map[string]string{"master": "failover", "failover": "master"}[role]
