@@ -609,7 +609,8 @@ func ready(p corev1.Pod) bool {
 // TestGatewayRunsOnTheChart runs a real gateway replica on what the chart
 // renders, as the ServiceAccount the chart binds, with the environment its
 // Deployment sets, against a real kube-apiserver: it leads, publishes its
-// decisions, becomes ready, and proxies to a pod of the default group. The
+// decisions, becomes ready before any app is there (a fresh install), and
+// proxies to a pod of the default group once one appears. The
 // only differences from the pod: the ServiceAccount's token comes in a
 // kubeconfig instead of the in-cluster mount, and the admin token file is
 // at a temporary path instead of /etc/tandem/admin/token.
@@ -625,34 +626,6 @@ func TestGatewayRunsOnTheChart(t *testing.T) {
 	listen, admin := freePort(t), freePort(t)
 	vals := values(t, fmt.Sprintf("listeners: [{name: http, port: %d}]\nadmin: {port: %d, token: chart-test-token}\nlog: {format: text}", listen, admin))
 	apply(t, cl, vals)
-
-	// A pod of the default group (tandem.io/app=example), served on loopback.
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, `{"version": "1", "path": %q}`, r.URL.Path)
-	}))
-	defer app.Close()
-	port, err := strconv.Atoi(app.URL[strings.LastIndex(app.URL, ":")+1:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := cl.Client()
-	// No controller-manager here to make the namespace's default ServiceAccount.
-	if _, err := cs.CoreV1().ServiceAccounts("tandem").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "example-master", Namespace: "tandem", Labels: map[string]string{"tandem.io/app": "example", "tandem.io/role": "master"}},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example:1",
-			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: int32(port)}}}}},
-	}
-	if pod, err = cs.CoreV1().Pods("tandem").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1", PodIPs: []corev1.PodIP{{IP: "127.0.0.1"}},
-		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
-	if _, err := cs.CoreV1().Pods("tandem").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 
 	objs := mustRender(t, vals, "tandem")
 	token := filepath.Join(dir, "admin-token")
@@ -702,7 +675,7 @@ func TestGatewayRunsOnTheChart(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b), nil
 	}
-	// The probes of the Deployment, on the admin port.
+	// The probes of the Deployment, on the admin port: alive and ready.
 	for _, path := range []string{str(c, "livenessProbe", "httpGet", "path"), str(c, "readinessProbe", "httpGet", "path")} {
 		kubetest.Eventually(t, ctx, func() error {
 			code, body, err := status(adminURL+path, "")
@@ -712,6 +685,36 @@ func TestGatewayRunsOnTheChart(t *testing.T) {
 			return err
 		})
 	}
+	// Ready with no server yet (a fresh install, before the apps); then a
+	// pod of the default group (tandem.io/app=example), served on loopback,
+	// appears and gets the traffic.
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"version": "1", "path": %q}`, r.URL.Path)
+	}))
+	defer app.Close()
+	port, err := strconv.Atoi(app.URL[strings.LastIndex(app.URL, ":")+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := cl.Client()
+	// No controller-manager here to make the namespace's default ServiceAccount.
+	if _, err := cs.CoreV1().ServiceAccounts("tandem").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "example-master", Namespace: "tandem", Labels: map[string]string{"tandem.io/app": "example", "tandem.io/role": "master"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example:1",
+			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: int32(port)}}}}},
+	}
+	if pod, err = cs.CoreV1().Pods("tandem").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1", PodIPs: []corev1.PodIP{{IP: "127.0.0.1"}},
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+	if _, err := cs.CoreV1().Pods("tandem").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
 	// Through the public listener, to the pod.
 	kubetest.Eventually(t, ctx, func() error {
 		code, body, err := status(fmt.Sprintf("http://127.0.0.1:%d/hello", listen), "")
