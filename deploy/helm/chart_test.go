@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -276,6 +277,35 @@ groups:
 				t.Errorf("the coordination Role does not name ConfigMap %s:\n%s", want, role.raw)
 			}
 		})
+	}
+}
+
+// TestRBACIsThePlainManifest: the chart's Roles grant exactly what
+// deploy/kubernetes/rbac.yaml grants (the e2e tests run the replicas bound by
+// that file), so that the two cannot drift apart.
+func TestRBACIsThePlainManifest(t *testing.T) {
+	b, err := os.ReadFile("../kubernetes/rbac.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := map[string]any{}
+	for _, raw := range strings.Split(string(b), "\n---") {
+		var doc map[string]any
+		if err := yaml.Unmarshal([]byte(raw), &doc); err != nil {
+			t.Fatal(err)
+		}
+		if str(doc, "kind") == "Role" {
+			plain[str(doc, "metadata", "name")] = get(doc, "rules")
+		}
+	}
+	chart := map[string]any{}
+	for _, o := range mustRender(t, nil, "tandem") {
+		if o.kind() == "Role" {
+			chart[o.name()] = get(o.doc, "rules")
+		}
+	}
+	if len(plain) != 2 || !reflect.DeepEqual(plain, chart) {
+		t.Errorf("the chart's Roles:\n%v\ndeploy/kubernetes/rbac.yaml:\n%v", chart, plain)
 	}
 }
 
