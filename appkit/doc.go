@@ -6,9 +6,12 @@
 //     expects, and it answers 503 with the reason while the instance is not
 //     ready or refuses to serve.
 //   - Epochs: the gateway sends X-Tandem-Epoch (its switch counter) with
-//     every request. The instance infers its role from it, persists the
-//     newest epoch so both instances agree, and (optionally) fences writes
-//     that carry an older one.
+//     every request, and its health checks send X-Tandem-Role ("active;
+//     epoch=7" or "standby; epoch=7"). The role is what the latest check
+//     said (within Window), unless traffic with a newer epoch came since;
+//     with no recent check it is inferred from the traffic. The newest
+//     epoch is persisted so both instances agree, and writes that carry an
+//     older one may be fenced.
 //   - Sessions: encrypted, authenticated cookies (AES-256-GCM) under a key
 //     ring shared by both instances, so a switch logs nobody out; CSRF
 //     tokens bound to the session.

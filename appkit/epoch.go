@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,21 +18,64 @@ import (
 // counter with every request it proxies.
 const EpochHeader = "X-Tandem-Epoch"
 
-// Role is an instance's role as it infers it from the gateway's traffic.
+// RoleHeader is the header in which the gateway's health checks tell a
+// server of a failover group its role in the decision in force:
+// "active; epoch=7" or "standby; epoch=7". The gateway never passes a
+// client's own on.
+const RoleHeader = "X-Tandem-Role"
+
+// Role is an instance's role: what the gateway's checks say, else what
+// its traffic shows (see Epochs.Role).
 type Role string
 
 const (
-	// RoleActive: the instance served a request carrying the newest epoch
-	// recently, or holds a websocket opened with it.
+	// RoleActive: the gateway's latest check called it active, or it
+	// served a request carrying the newest epoch recently, or holds a
+	// websocket opened with it.
 	RoleActive Role = "active"
-	// RoleStandby: it has seen the gateway, but not lately with the newest
-	// epoch (a newer one went to the other instance).
+	// RoleStandby: the gateway's latest check called it standby, or it
+	// has seen the gateway but not lately with the newest epoch.
 	RoleStandby Role = "standby"
-	// RoleUnknown: no gateway epoch seen yet, here or (with a DB) by the
-	// other instance (health checks carry none), and the instance was not
-	// told it runs on its own.
+	// RoleUnknown: no word from the gateway yet (no check with a role, no
+	// epoch here or, with a DB, at the other instance), and the instance
+	// was not told it runs on its own.
 	RoleUnknown Role = "unknown"
 )
+
+// ParseRole reads the role and epoch a gateway's health check carries. A
+// request that carries X-Tandem-Epoch came through the gateway's proxy, not
+// from its checks: its role header, if any, is not the gateway's.
+func ParseRole(r *http.Request) (Role, uint64, bool) {
+	v := r.Header.Get(RoleHeader)
+	if v == "" || r.Header.Get(EpochHeader) != "" {
+		return "", 0, false
+	}
+	role, params, _ := strings.Cut(v, ";")
+	var epoch uint64
+	for p := range strings.SplitSeq(params, ";") {
+		if k, val, ok := strings.Cut(strings.TrimSpace(p), "="); ok && k == "epoch" {
+			n, err := strconv.ParseUint(val, 10, 64)
+			if err != nil {
+				return "", 0, false
+			}
+			epoch = n
+		}
+	}
+	switch Role(strings.TrimSpace(role)) {
+	case RoleActive:
+		return RoleActive, epoch, true
+	case RoleStandby:
+		return RoleStandby, epoch, true
+	}
+	return "", 0, false
+}
+
+// checkWord is the role the gateway's latest check gave.
+type checkWord struct {
+	role  Role
+	epoch uint64
+	at    time.Time
+}
 
 // ErrFenced is returned for a write that carries an epoch older than the
 // newest one seen: it was routed by a gateway whose view is out of date.
@@ -76,10 +120,12 @@ type Epochs struct {
 	ResetAfter time.Duration
 	Log        *slog.Logger
 
-	newest   atomic.Uint64
-	seen     atomic.Bool
-	activeAt atomic.Int64 // UnixNano of the last request with the newest epoch
-	touched  atomic.Int64 // UnixNano of the last seen_at refresh in the database
+	newest      atomic.Uint64
+	seen        atomic.Bool
+	activeAt    atomic.Int64  // UnixNano of the last request with the newest epoch
+	activeEpoch atomic.Uint64 // and that epoch
+	check       atomic.Pointer[checkWord]
+	touched     atomic.Int64 // UnixNano of the last seen_at refresh in the database
 
 	mu    sync.Mutex
 	holds map[uint64]int // open long-lived connections by epoch
@@ -110,10 +156,12 @@ func ParseEpoch(r *http.Request) (uint64, bool) {
 	return n, err == nil
 }
 
-// Observe records the epoch r carries, if any, and returns it.
+// Observe records the epoch r carries, if any, and returns it; a gateway
+// health check's role (ObserveCheck) is recorded too.
 func (e *Epochs) Observe(r *http.Request) (uint64, bool) {
 	n, ok := ParseEpoch(r)
 	if !ok {
+		e.ObserveCheck(r)
 		return 0, false
 	}
 	e.seen.Store(true)
@@ -122,8 +170,25 @@ func (e *Epochs) Observe(r *http.Request) (uint64, bool) {
 	}
 	if n >= e.newest.Load() {
 		e.activeAt.Store(time.Now().UnixNano())
+		e.activeEpoch.Store(n)
 	}
 	return n, true
+}
+
+// ObserveCheck records the role a gateway's health check gives (RoleHeader)
+// and reports whether r carried one. An active check's epoch is the newest
+// (this instance is its server); a standby check changes no epoch.
+func (e *Epochs) ObserveCheck(r *http.Request) bool {
+	role, n, ok := ParseRole(r)
+	if !ok {
+		return false
+	}
+	e.seen.Store(true)
+	if role == RoleActive && e.raise(n) {
+		e.persistSoon()
+	}
+	e.check.Store(&checkWord{role: role, epoch: n, at: time.Now()})
+	return true
 }
 
 // raise makes n the newest epoch if it is newer and reports whether it was.
@@ -182,8 +247,24 @@ func (e *Epochs) Hold(epoch uint64) func() {
 	}
 }
 
-// Role infers the instance's role from the traffic it gets.
+// Role is the instance's role. The gateway's word comes first: while its
+// checks carry a role (every interval, so within Window of the last one)
+// the role is what the latest said, unless traffic carrying a newer epoch
+// has come since (a switch to this instance that the next check will
+// confirm). Without it (no check with a role lately: an older gateway, or
+// none) the role is inferred from the traffic: active while requests or
+// websockets carry the newest epoch, standby once a newer one went to the
+// other instance.
 func (e *Epochs) Role() Role {
+	if w := e.check.Load(); w != nil && time.Since(w.at) < e.window() {
+		if w.role == RoleActive {
+			return RoleActive
+		}
+		if e.activeEpoch.Load() > w.epoch && time.Since(time.Unix(0, e.activeAt.Load())) < e.window() {
+			return RoleActive
+		}
+		return RoleStandby
+	}
 	if !e.seen.Load() {
 		switch {
 		case e.Standalone:

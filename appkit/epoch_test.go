@@ -248,3 +248,94 @@ func TestRole(t *testing.T) {
 		t.Errorf("after the switch: a %s, b %s; want standby, active", a.Role(), b.Role())
 	}
 }
+
+func checkReq(role string) *http.Request {
+	r := httptest.NewRequest("GET", "/status", nil)
+	r.Header.Set(RoleHeader, role)
+	return r
+}
+
+// TestRoleFromChecks: the gateway's checks name the role, so an active
+// server with no traffic for a while is still active, and a standby is
+// standby whatever old traffic it saw; traffic with a newer epoch than the
+// last check's wins until the next check; without checks the traffic
+// decides, as before.
+func TestRoleFromChecks(t *testing.T) {
+	const window = 150 * time.Millisecond
+	t.Run("idle active server stays active", func(t *testing.T) {
+		e := &Epochs{Window: window}
+		e.Observe(epochReq("GET", 3))
+		for range 3 {
+			time.Sleep(window / 2)
+			e.ObserveCheck(checkReq("active; epoch=3"))
+		}
+		if time.Since(time.Unix(0, e.activeAt.Load())) < window {
+			t.Fatal("the test wants traffic older than the window")
+		}
+		if r := e.Role(); r != RoleActive {
+			t.Errorf("active by the checks, no traffic for %v: %s, want active", window, r)
+		}
+	})
+	t.Run("first word is a check", func(t *testing.T) {
+		e := &Epochs{Window: window}
+		if !e.ObserveCheck(checkReq("active; epoch=5")) || e.Role() != RoleActive || e.Newest() != 5 {
+			t.Errorf("after an active check at epoch 5: role %s, newest %d; want active, 5", e.Role(), e.Newest())
+		}
+		s := &Epochs{Window: window}
+		if !s.ObserveCheck(checkReq("standby; epoch=5")) || s.Role() != RoleStandby || s.Newest() != 0 {
+			t.Errorf("after a standby check: role %s, newest %d; want standby and no epoch taken", s.Role(), s.Newest())
+		}
+	})
+	t.Run("standby check beats old traffic, newer traffic beats the check", func(t *testing.T) {
+		e := &Epochs{Window: window}
+		e.Observe(epochReq("GET", 3))
+		e.ObserveCheck(checkReq("standby; epoch=4"))
+		if r := e.Role(); r != RoleStandby {
+			t.Errorf("traffic at 3, then a check saying standby at 4: %s, want standby", r)
+		}
+		e.Observe(epochReq("GET", 3)) // a late retry of the old epoch
+		if r := e.Role(); r != RoleStandby {
+			t.Errorf("a late request at the old epoch: %s, want standby", r)
+		}
+		e.Observe(epochReq("GET", 5)) // switched back before the next check
+		if r := e.Role(); r != RoleActive {
+			t.Errorf("traffic at 5 after the check at 4: %s, want active", r)
+		}
+	})
+	t.Run("a stale check leaves the traffic to decide", func(t *testing.T) {
+		e := &Epochs{Window: window}
+		e.ObserveCheck(checkReq("standby; epoch=1"))
+		time.Sleep(window + 20*time.Millisecond)
+		e.Observe(epochReq("GET", 2))
+		if r := e.Role(); r != RoleActive {
+			t.Errorf("check older than the window, traffic now: %s, want active", r)
+		}
+	})
+	t.Run("not the gateway's word", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			req  *http.Request
+		}{
+			{"through the proxy (has X-Tandem-Epoch)", func() *http.Request { r := checkReq("active; epoch=9"); r.Header.Set(EpochHeader, "1"); return r }()},
+			{"unknown role", checkReq("leader; epoch=9")},
+			{"bad epoch", checkReq("active; epoch=x")},
+		} {
+			e := &Epochs{Window: window}
+			if e.ObserveCheck(tc.req) {
+				t.Errorf("%s: taken as a check", tc.name)
+			}
+			if e.Newest() == 9 {
+				t.Errorf("%s: epoch taken", tc.name)
+			}
+		}
+	})
+	t.Run("status body says it", func(t *testing.T) {
+		st := NewStatus("master", "1.0")
+		st.Epochs = &Epochs{Window: window}
+		st.SetReady()
+		rec := serve(st, checkReq("active; epoch=7"))
+		if !strings.Contains(rec.Body.String(), `"role":"active"`) || !strings.Contains(rec.Body.String(), `"epoch":7`) {
+			t.Errorf("/status after the gateway's check: %s, want role active, epoch 7", rec.Body)
+		}
+	})
+}

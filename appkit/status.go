@@ -137,6 +137,10 @@ func (s *Status) Body() StatusBody {
 // Both bodies contain "version", so a health check that also expects 200
 // tells a refusing instance from a dead one only by its status code.
 func (s *Status) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.Epochs != nil {
+		// The gateway's checks say which role it gives this instance.
+		s.Epochs.ObserveCheck(r)
+	}
 	b := s.Body()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

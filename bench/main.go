@@ -10,6 +10,7 @@
 //	go run ./bench -quick           # under a minute
 //	go run ./bench -scenarios all   # every fault scenario, about 6 minutes (-quick: 3)
 //	go run ./bench -soak 10m        # the soak
+//	go run ./bench -kube            # 3 replicas on a Kubernetes test bed: master and leader SIGKILL, planned switch, API cut; ~2 min
 //
 // RESULTS.md has a section per mode; a run rewrites its own and keeps the others.
 package main
@@ -42,6 +43,7 @@ type options struct {
 	faults  string
 	scen    []string
 	soak    soakOpts
+	kube    kubeOpts
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -70,6 +72,10 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.soak.Every, "soak-sample", 10*time.Second, "soak: how often to sample the gateway's memory, goroutines and fds")
 	fs.DurationVar(&o.soak.SwitchEvery, "soak-switch", 20*time.Second, "soak: how often to switch to the backup or fail back")
 	fs.DurationVar(&o.soak.ReloadEvery, "soak-reload", 30*time.Second, "soak: how often to reload the config (SIGHUP)")
+	fs.BoolVar(&o.kube.On, "kube", false, "run three gateway replicas on a Kubernetes test bed instead of the default run")
+	fs.IntVar(&o.kube.Runs, "kube-runs", 3, "kube: runs, each on a fresh test bed (medians reported)")
+	fs.IntVar(&o.kube.Clients, "kube-clients", 8, "kube: load clients per replica")
+	fs.DurationVar(&o.kube.Pause, "kube-pause", 5*time.Millisecond, "kube: pause between two requests of one client")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -77,8 +83,11 @@ func parseFlags(args []string) (*options, error) {
 	if o.scen, err = scenarioList(*scen); err != nil {
 		return nil, err
 	}
-	if len(o.scen) > 0 && o.soak.Length > 0 {
-		return nil, errors.New("-scenarios and -soak are separate runs")
+	if len(o.scen) > 0 && o.soak.Length > 0 || o.kube.On && (len(o.scen) > 0 || o.soak.Length > 0) {
+		return nil, errors.New("-scenarios, -soak and -kube are separate runs")
+	}
+	if o.kube.On && (o.kube.Runs < 1 || o.kube.Clients < 1) {
+		return nil, errors.New("-kube-runs and -kube-clients must be at least 1")
 	}
 	if o.quick {
 		// Only the flags left at their defaults shrink, so -quick -runs 5 works.
@@ -164,6 +173,9 @@ func run(ctx context.Context, o *options) (err error) {
 		}
 		os.RemoveAll(dir)
 	}()
+	if o.kube.On {
+		return runKubeMode(ctx, e, root, o)
+	}
 	if err := e.setup(ctx, root, o); err != nil {
 		return err
 	}

@@ -94,7 +94,8 @@ func TestForwardedHeaders(t *testing.T) {
 			req.Header.Set("X-Forwarded-For", "6.6.6.6")
 			req.Header.Set("Forwarded", "for=6.6.6.6")
 			req.Header.Set("X-Forwarded-Proto", "https")
-			req.Header.Set("X-Tandem-Epoch", "999") // forged: the gateway's own must replace it
+			req.Header.Set("X-Tandem-Epoch", "999")              // forged: the gateway's own must replace it
+			req.Header.Set("X-Tandem-Role", "active; epoch=999") // forged: only the gateway's checks say it
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -115,6 +116,9 @@ func TestForwardedHeaders(t *testing.T) {
 			}
 			if v := got.Header.Values("X-Tandem-Epoch"); len(v) != 1 || v[0] != "1" {
 				t.Errorf("X-Tandem-Epoch %q at the server, want the gateway's 1 only", v)
+			}
+			if v := got.Header.Values("X-Tandem-Role"); len(v) != 0 {
+				t.Errorf("a client's X-Tandem-Role reached the server: %q", v)
 			}
 			if tc.trusted == "" && got.Header.Get("X-Forwarded-Proto") != "http" {
 				t.Errorf("X-Forwarded-Proto %q from an untrusted client, want http", got.Header.Get("X-Forwarded-Proto"))
@@ -303,6 +307,31 @@ groups:
 			}
 		}
 	}
+
+	// A file the gateway would load is checked as well: check says no to
+	// a certificate the gateway could not load, at its line.
+	noCert := filepath.Join(t.TempDir(), "tls.yaml")
+	os.WriteFile(noCert, []byte(`listeners:
+  - name: https
+    address: "127.0.0.1:8443"
+    tls: {cert: /nonexistent/tls.crt, key: /nonexistent/tls.key}
+groups:
+  - name: app
+    servers:
+      - {name: a, address: "127.0.0.1:1"}
+`), 0o600)
+	p := start(t, "check", "check", "-c", noCert)
+	if code := p.wait(5 * time.Second); code != 2 {
+		t.Errorf("tandem check of a config with missing certificate files: exit %d, want 2:\n%s", code, p.out.String())
+	}
+	for _, want := range []string{
+		noCert + ":4: listeners[0].tls.cert: certificate /nonexistent/tls.crt does not exist",
+		noCert + ":4: listeners[0].tls.key: key /nonexistent/tls.key does not exist",
+	} {
+		if !strings.Contains(p.out.String(), want) {
+			t.Errorf("tandem check output lacks %q:\n%s", want, p.out.String())
+		}
+	}
 }
 
 // TestLimits: oversized headers and bodies are refused.
@@ -409,6 +438,13 @@ func TestOperatorSwitch(t *testing.T) {
 	if s := get(http.DefaultClient, url).server; s != "failover" {
 		t.Errorf("after switch, served by %q", s)
 	}
+	// The table says the hold is on and what ends it, not the policy it suspends.
+	if out, code := g.cli("status"); code != 0 || !strings.Contains(out, "app: active failover, epoch 2; OPERATOR HOLD on failover: no automatic failback until failover fails or someone runs `failback app`") {
+		t.Errorf("tandem status after a switch: exit %d, want the hold shown:\n%s", code, out)
+	}
+	if out, code := g.cli("switch", "app", "failover"); code != 0 || !strings.Contains(out, "nothing to do: failover is already active") {
+		t.Errorf("switch to the active server: exit %d %q, want exit 0 and nothing to do", code, out)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -417,8 +453,8 @@ func TestOperatorSwitch(t *testing.T) {
 		{[]string{"switch", "nogroup", "master"}, "no such group"},
 		{[]string{"failback", "nogroup"}, "no such group"},
 	} {
-		if out, code := g.cli(tc.args...); code == 0 || !strings.Contains(out, tc.want) {
-			t.Errorf("tandem %v: exit %d %q, want a refusal with %q", tc.args, code, out, tc.want)
+		if out, code := g.cli(tc.args...); code != 3 || !strings.Contains(out, tc.want) {
+			t.Errorf("tandem %v: exit %d %q, want a refusal (exit 3) with %q", tc.args, code, out, tc.want)
 		}
 	}
 	master.kill()

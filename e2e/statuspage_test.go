@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,10 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/tandemproxy/tandem/internal/admin"
+	"github.com/tandemproxy/tandem/internal/failover"
+	"github.com/tandemproxy/tandem/internal/gateway"
+	"github.com/tandemproxy/tandem/internal/kube"
 )
 
 // chromiumPath is Debian's Chromium, installed by .ci/run when absent.
@@ -24,13 +30,17 @@ const pageHealthCfg = `    health: {path: /status, expect: {status: 200, body: v
 `
 
 // TestStatusPage drives the admin status page in headless Chromium: it
-// shows the master active, shows the failover active within 2s of the
-// master's SIGKILL, drains a server through the page's confirmation dialog,
-// shows a refused action's error, and saves screenshots (desktop and phone)
-// as test artifacts.
+// shows the master active, the group's mode as a property (not as a
+// server name), switch times with their date and zone, no "Fail back now"
+// while there is nothing to fail back to; shows the failover active within
+// 2s of the master's SIGKILL, drains a server through the page's
+// confirmation dialog, shows a refused action's error, offers and carries
+// out a failback once the master waits for one, and saves screenshots
+// (desktop and phone) as test artifacts.
 func TestStatusPage(t *testing.T) {
 	master, backup := startApp(t, "master", ""), startApp(t, "failover", "")
-	g := startGateway(t, gwConfig(master, backup)+pageHealthCfg+"    failback: {policy: manual}\n")
+	cfg := gwConfig(master, backup) + pageHealthCfg + "    failback: {policy: manual}\n"
+	g := startGateway(t, cfg)
 	b := newBrowser(t)
 
 	b.do(10*time.Second, "load the status page", chromedp.Navigate("http://"+g.admin+"/"))
@@ -40,6 +50,19 @@ func TestStatusPage(t *testing.T) {
 		const f = document.querySelector('[data-group="app"] [data-server="failover"]');
 		return !!a && a.textContent === "master" && !!m && m.dataset.role === "active" && m.dataset.state === "up" &&
 			!!f && f.dataset.role === "standby" && document.getElementById("conn").dataset.conn === "live";
+	})()`)
+	b.until(2*time.Second, "the mode reads as the group's mode, unlike a server's name or role", `(() => {
+		const mode = document.querySelector('#group-app .g-head .mode');
+		return !!mode && mode.textContent === "modefailover" && !mode.classList.contains("badge") &&
+			getComputedStyle(mode).borderStyle === "dashed";
+	})()`)
+	b.until(2*time.Second, "no Fail back now on the preferred server, no cluster panel without coordination", `(() => {
+		const fb = document.querySelector('#group-app button[data-action="failback"]');
+		return !!fb && fb.hidden && document.getElementById("cluster").hidden;
+	})()`)
+	b.until(2*time.Second, "the timeline's times have a date and a zone", `(() => {
+		const ts = [...document.querySelectorAll('#group-app .timeline .tl time')];
+		return ts.length > 0 && ts.every((t) => /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \S+$/.test(t.textContent));
 	})()`)
 
 	master.kill()
@@ -52,12 +75,14 @@ func TestStatusPage(t *testing.T) {
 	if took > 2*time.Second {
 		t.Errorf("the page showed the failover %v after the kill, want within 2s", took)
 	}
-	b.until(2*time.Second, "the master shown down and the switch in the timeline", `(() => {
+	b.until(2*time.Second, "the master shown down and the switch in the timeline, with its cause", `(() => {
 		const m = document.querySelector('[data-group="app"] [data-server="master"]');
 		const sw = [...document.querySelectorAll('[data-group="app"] .timeline .tl')].some((li) =>
-			li.querySelector(".from").textContent === "master" && li.querySelector(".to").textContent === "failover");
+			li.querySelector(".from").textContent === "master" && li.querySelector(".to").textContent === "failover" &&
+			li.querySelector(".by").textContent.includes("health: master down ("));
 		return !!m && m.dataset.role === "down" && m.dataset.state === "down" && sw;
 	})()`)
+	b.until(2*time.Second, "still no Fail back now: the master is down", `document.querySelector('#group-app button[data-action="failback"]').hidden`)
 
 	// An action through the page: Drain asks first, and only the
 	// confirmation reaches the API.
@@ -84,22 +109,113 @@ func TestStatusPage(t *testing.T) {
 	}
 
 	// A refused action: the page shows the API's error.
-	b.do(5*time.Second, "click Fail back now", chromedp.Click(chromedp.CSS(`[data-group="app"] button[data-action="failback"]`), chromedp.NodeVisible))
+	writeConfig(t, g, cfg+"    mode: sideways\n")
+	b.do(5*time.Second, "click Reload config", chromedp.Click(chromedp.CSS(`#reload`), chromedp.NodeVisible))
 	b.do(5*time.Second, "the confirmation dialog opens", chromedp.WaitVisible(chromedp.CSS("#confirm[open]")))
 	b.do(5*time.Second, "confirm", chromedp.Click(chromedp.CSS("#confirm-ok"), chromedp.NodeVisible))
 	b.until(3*time.Second, "the page shows the refusal", `(() => {
 		const m = document.getElementById("message");
-		return !m.hidden && m.dataset.kind === "error" && m.textContent.includes("refused (409)");
+		return !m.hidden && m.dataset.kind === "error" && m.textContent.includes("refused (422)");
 	})()`)
-	if want := apiRefusal(t, g, "/api/v1/groups/app/failback"); !strings.Contains(b.text("#message-text"), want) {
+	if want := apiRefusal(t, g, "/api/v1/reload"); !strings.Contains(b.text("#message-text"), want) {
 		t.Errorf("the page shows %q, want the API's error %q", b.text("#message-text"), want)
 	}
+	writeConfig(t, g, cfg)
 
 	dir := artifactDir(t)
 	b.screenshot(filepath.Join(dir, "status-page.png"))
+
+	// The master comes back and is put back in service: with failback
+	// manual it waits, and the page offers the failback, which works.
+	startApp(t, "master", master.addr)
+	if resp, err := http.Post("http://"+g.admin+"/api/v1/groups/app/servers/master/undrain", "", nil); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+	b.until(5*time.Second, "Fail back now offered while the master waits", `(() => {
+		const fb = document.querySelector('#group-app button[data-action="failback"]');
+		const m = document.querySelector('[data-group="app"] [data-server="master"]');
+		return !!fb && !fb.hidden && fb.classList.contains("primary") && m.dataset.role === "standby";
+	})()`)
+	b.do(5*time.Second, "click Fail back now", chromedp.Click(chromedp.CSS(`#group-app button[data-action="failback"]`), chromedp.NodeVisible))
+	b.do(5*time.Second, "the confirmation dialog opens", chromedp.WaitVisible(chromedp.CSS("#confirm[open]")))
+	b.do(5*time.Second, "confirm", chromedp.Click(chromedp.CSS("#confirm-ok"), chromedp.NodeVisible))
+	b.until(3*time.Second, "the master active again, Fail back now gone", `(() => {
+		const a = document.getElementById("active-app");
+		return a.textContent === "master" && document.querySelector('#group-app button[data-action="failback"]').hidden;
+	})()`)
+
 	b.do(5*time.Second, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
 	b.until(3*time.Second, "the page fits a phone's width", `document.documentElement.scrollWidth <= window.innerWidth`)
 	b.screenshot(filepath.Join(dir, "status-page-phone.png"))
+	b.checkConsole()
+}
+
+// clusterState is what a follower replica reports under coordination: a
+// leader elsewhere, a replica gone silent, one that sees the master down.
+func clusterState() gateway.State {
+	now := time.Now()
+	return gateway.State{
+		Groups: []gateway.GroupState{{Name: "sense", Mode: "failover", Active: "sen1", Epoch: 7, Failback: "auto", Fenced: true,
+			Servers: []gateway.ServerState{{Name: "sen2", Address: "10.0.0.2:8079", State: "down", Since: now, Pod: "sense-master-0"},
+				{Name: "sen1", Address: "10.0.0.1:8079", State: "up", Since: now, Pod: "sense-failover-0"}},
+			History: []failover.Switch{}}},
+		Cluster: &kube.Status{Identity: "gw-b", Leader: "gw-a", Fenced: true, LastContact: now.Add(-6 * time.Second),
+			Replicas: []kube.ReplicaStatus{
+				{Identity: "gw-a", Live: true, Renewed: now.Add(-time.Second), Acked: map[string]uint64{"sense": 7}},
+				{Identity: "gw-b", Live: true, Renewed: now.Add(-6 * time.Second), Acked: map[string]uint64{"sense": 6}, Down: map[string][]string{"sense": {"sen2"}}},
+				{Identity: "gw-c", Live: false, Renewed: now.Add(-40 * time.Second), Acked: map[string]uint64{"sense": 5}},
+			}},
+	}
+}
+
+// cannedGateway serves clusterState to the admin API.
+type cannedGateway struct{}
+
+func (cannedGateway) State() gateway.State                      { return clusterState() }
+func (cannedGateway) Reload(string) error                       { return nil }
+func (cannedGateway) Failback(string, string) error             { return nil }
+func (cannedGateway) Switch(string, string, string) error       { return nil }
+func (cannedGateway) Drain(string, string, string) error        { return nil }
+func (cannedGateway) Undrain(string, string, string) error      { return nil }
+func (cannedGateway) History(string) ([]failover.Switch, error) { return nil, nil }
+func (cannedGateway) Readiness() error                          { return nil }
+
+// TestStatusPageCluster: with coordination, the page (the admin API's own,
+// on a canned state of a follower replica) shows the leader, this
+// replica and that it is fenced, the epoch, each replica's acknowledged
+// epoch, liveness and the servers it sees down.
+func TestStatusPageCluster(t *testing.T) {
+	s, err := admin.New("127.0.0.1:0", "", cannedGateway{}, http.NotFoundHandler(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	b := newBrowser(t)
+	b.do(10*time.Second, "load the status page", chromedp.Navigate(srv.URL+"/"))
+	b.until(5*time.Second, "the coordination is shown", `(() => {
+		const c = document.getElementById("cluster");
+		const row = (id) => document.querySelector('#replicas tr[data-replica="' + id + '"]');
+		const cell = (id, cls) => row(id) && row(id).querySelector("td." + cls).textContent;
+		return !c.hidden && c.dataset.fenced === "true" && !document.getElementById("cluster-fenced").hidden &&
+			document.getElementById("cluster-leader").textContent === "gw-a" &&
+			document.getElementById("cluster-self").textContent === "gw-b (follower) · fenced: sends to no server" &&
+			document.getElementById("cluster-epoch").textContent === "sense 7" &&
+			/^[67]s ago$/.test(document.getElementById("cluster-contact").textContent) &&
+			row("gw-a").textContent.includes("leader") && row("gw-b").textContent.includes("this replica") &&
+			cell("gw-a", "acked") === "sense 7" && cell("gw-b", "acked") === "sense 6" && cell("gw-c", "acked") === "sense 5" &&
+			cell("gw-a", "live") === "yes" && cell("gw-c", "live") === "no" && row("gw-c").dataset.live === "false" &&
+			cell("gw-b", "down") === "sense: sen2" && cell("gw-a", "down") === "—";
+	})()`)
+	b.until(2*time.Second, "the group says this replica is fenced", `(() => {
+		const f = document.querySelector('#group-sense .badge.fenced');
+		return !!f && !f.hidden;
+	})()`)
+	b.screenshot(filepath.Join(artifactDir(t), "status-page-cluster.png"))
+	b.do(5*time.Second, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+	b.until(3*time.Second, "the page fits a phone's width", `document.documentElement.scrollWidth <= window.innerWidth`)
 	b.checkConsole()
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -717,22 +718,52 @@ func TestTaskboardDemo(t *testing.T) {
 	if status, by, err := u.post("/api/tasks", "demo-1", `{"title": "demo"}`); status != 201 || by != "master" {
 		t.Fatalf("a write through the demo: %d by %q (%v), want 201 by the master", status, by, err)
 	}
-	if !strings.Contains(d.out.String(), "pkill -KILL -f 'taskboard --name master'") {
-		t.Fatal("the demo does not print how to kill the master")
+	// The printed commands work from where the user stands: the status
+	// command as printed, the kill command on the master's PID only.
+	st := regexp.MustCompile(`(?m)^\s+(\S.*) status --admin (\S+)$`).FindStringSubmatch(d.out.String())
+	if st == nil || st[1] != bin || st[2] != admin {
+		t.Fatalf("the demo's status command %q, want %s status --admin %s:\n%s", st, bin, admin, d.out.String())
 	}
-	// What the printed command matches: the master's process.
-	out, err := exec.Command("pgrep", "-f", "taskboard --name master --addr "+master).Output()
-	if err != nil {
-		t.Fatalf("the printed pattern matches no process: %v", err)
+	if out, err := exec.Command(st[1], "status", "--admin", st[2]).CombinedOutput(); err != nil || !strings.Contains(string(out), "demo: active master") {
+		t.Errorf("the printed status command: %v\n%s", err, out)
 	}
-	for _, pid := range strings.Fields(string(out)) {
-		exec.Command("kill", "-KILL", pid).Run()
+	k := regexp.MustCompile(`(?m)^\s+kill -KILL (\d+)$`).FindStringSubmatch(d.out.String())
+	if k == nil {
+		t.Fatalf("the demo does not print the kill command with the master's PID:\n%s", d.out.String())
+	}
+	want, err := exec.Command("pgrep", "-f", "taskboard --name master --addr "+master).Output()
+	if err != nil || strings.TrimSpace(string(want)) != k[1] {
+		t.Fatalf("the printed PID %s, the master's process %q (%v)", k[1], want, err)
+	}
+	if err := exec.Command("kill", "-KILL", k[1]).Run(); err != nil {
+		t.Fatalf("the printed kill command: %v", err)
 	}
 	if !untilTrue(5*time.Second, func() bool { return u.board().servedBy == "failover" }) {
 		t.Fatal("the demo did not switch to the failover within 5s of killing the master")
 	}
 	if b := u.board(); b.User != "alice" || len(b.Tasks) != 1 {
 		t.Errorf("after the kill: %+v, want alice's board with the task", b)
+	}
+}
+
+// TestDemoPortTaken: with a port taken the demo stops before it starts
+// anything, and says which flag picks another.
+func TestDemoPortTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", freePort(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	d := start(t, "demo", "demo", "--listen", taken.Addr().String(), "--admin", freePort(t), "--master", freePort(t), "--failover", freePort(t))
+	if code := d.wait(5 * time.Second); code == 0 {
+		t.Errorf("demo with its port taken: exit 0")
+	}
+	out := d.out.String()
+	if want := taken.Addr().String() + " is not free"; !strings.Contains(out, want) || !strings.Contains(out, "pick another with --listen HOST:PORT") {
+		t.Errorf("demo output lacks %q and the flag to use:\n%s", want, out)
+	}
+	if strings.Contains(out, "demo instance started") {
+		t.Errorf("the demo started its instances before checking its ports:\n%s", out)
 	}
 }
 

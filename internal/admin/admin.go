@@ -130,20 +130,44 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request, name string, do fun
 	}
 	by += " from " + r.RemoteAddr
 	err := do(by)
+	if nothingToDo(err) {
+		// What was asked is already in effect: a success that changed
+		// nothing, so that repeating an action in a runbook is safe.
+		s.log.Info("admin action had nothing to do", "action", name, "by", by, "path", r.URL.Path, "detail", err)
+		msg := err.Error()
+		for strings.HasPrefix(msg, ResultNothingToDo+": ") {
+			msg = strings.TrimPrefix(msg, ResultNothingToDo+": ") // the result says it already
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"result": ResultNothingToDo, "message": msg})
+		return
+	}
 	if err != nil {
 		s.log.Warn("admin action refused", "action", name, "by", by, "path", r.URL.Path, "error", err)
 		writeJSON(w, statusOf(err), map[string]string{"error": err.Error()})
 		return
 	}
 	s.log.Info("admin action done", "action", name, "by", by, "path", r.URL.Path)
-	writeJSON(w, http.StatusOK, map[string]string{"result": "ok"})
+	writeJSON(w, http.StatusOK, map[string]string{"result": ResultOK})
+}
+
+// Results of an action the API carried out (200).
+const (
+	ResultOK = "ok"
+	// ResultNothingToDo: what was asked was already in effect (switch to
+	// the active server, failback when on the preferred server, a second
+	// drain); "message" says what is in effect.
+	ResultNothingToDo = "nothing to do"
+)
+
+func nothingToDo(err error) bool {
+	return errors.Is(err, failover.ErrNothingToDo) || errors.Is(err, gateway.ErrConflict)
 }
 
 func statusOf(err error) int {
 	switch {
 	case errors.Is(err, gateway.ErrNoSuchGroup), errors.Is(err, failover.ErrNoSuchServer):
 		return http.StatusNotFound
-	case errors.Is(err, failover.ErrServerDown), errors.Is(err, failover.ErrNothingToDo), errors.Is(err, gateway.ErrConflict):
+	case errors.Is(err, failover.ErrServerDown):
 		return http.StatusConflict
 	}
 	return http.StatusUnprocessableEntity

@@ -42,7 +42,12 @@ func (f *fakeController) Switch(group, server, by string) error {
 	f.calls = append(f.calls, "switch "+group+" "+server)
 	return f.check(group, server)
 }
-func (f *fakeController) Drain(group, server, by string) error   { return f.check(group, server) }
+func (f *fakeController) Drain(group, server, by string) error {
+	if server == "failover" {
+		return fmt.Errorf("%w: failover is already drained", gateway.ErrConflict)
+	}
+	return f.check(group, server)
+}
 func (f *fakeController) Undrain(group, server, by string) error { return f.check(group, server) }
 func (f *fakeController) Readiness() error                       { return nil }
 
@@ -101,6 +106,30 @@ func TestActionsAndRefusals(t *testing.T) {
 	}
 	if got := strings.Join(ctl.calls, "; "); !strings.Contains(got, "switch app failover") || !strings.Contains(got, "reload by admin API from") {
 		t.Errorf("actions reached the controller as %q", got)
+	}
+}
+
+// TestNothingToDo: an action already in effect is a success that changed
+// nothing (200, result "nothing to do" and what is in effect); a real
+// refusal stays an error.
+func TestNothingToDo(t *testing.T) {
+	s, _ := newTestServer(t, "")
+	h := s.Handler()
+	for _, tc := range []struct {
+		path       string
+		code       int
+		want, none string
+	}{
+		{"/api/v1/groups/app/servers/failover/drain", 200, `"result": "nothing to do"`, ""},
+		{"/api/v1/groups/app/servers/failover/drain", 200, `"message": "failover is already drained"`, "error"},
+		{"/api/v1/groups/app/servers/master/drain", 200, `"result": "ok"`, "nothing"},
+		{"/api/v1/groups/app/servers/ghost/drain", 404, `"error": "no such server`, "result"},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", tc.path, nil))
+		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.want) || tc.none != "" && strings.Contains(rec.Body.String(), tc.none) {
+			t.Errorf("POST %s: %d %s, want %d with %s", tc.path, rec.Code, rec.Body, tc.code, tc.want)
+		}
 	}
 }
 

@@ -7,11 +7,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/user"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/tandemproxy/tandem/internal/admin"
 	"github.com/tandemproxy/tandem/internal/failover"
 	"github.com/tandemproxy/tandem/internal/gateway"
 )
@@ -20,19 +21,59 @@ import (
 type adminClient struct {
 	base  string
 	token string
+	as    string // who asks, for the gateway's log and history
 }
 
 func addAdminFlags(c *cobra.Command, ac *adminClient) {
 	def := os.Getenv("TANDEM_ADMIN")
 	if def == "" {
-		def = "http://127.0.0.1:9901"
+		def = "127.0.0.1:9901"
 	}
-	c.Flags().StringVar(&ac.base, "admin", def, "admin API URL (env TANDEM_ADMIN)")
+	c.Flags().StringVar(&ac.base, "admin", def, "admin API: host:port as admin.address is written, or a URL (env TANDEM_ADMIN)")
 	c.Flags().StringVar(&ac.token, "token", "", "admin API token (env TANDEM_TOKEN)")
+	c.Flags().StringVar(&ac.as, "as", "", "who asks, written in the gateway's log and switch history (default: $USER, else the OS user)")
+}
+
+// adminURL turns --admin into a base URL: host:port (how admin.address is
+// written in the config) or an http(s) URL.
+func adminURL(s string) (string, error) {
+	raw := strings.TrimSpace(s)
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", &exitError{code: ExitError, err: fmt.Errorf("--admin %q: want host:port (as admin.address in the config) or http(s)://host:port", s)}
+	}
+	return strings.TrimSuffix(u.String(), "/"), nil
+}
+
+// operator names who runs the CLI: --as, else $USER, else the OS user.
+func operator(as string) string {
+	if as != "" {
+		return as
+	}
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return fmt.Sprintf("uid %d", os.Getuid())
+}
+
+// actionResult is the admin API's answer to an action.
+type actionResult struct {
+	Result  string `json:"result"` // admin.ResultOK or admin.ResultNothingToDo
+	Message string `json:"message,omitempty"`
 }
 
 func (ac *adminClient) do(method, path string, out any) error {
-	req, err := http.NewRequest(method, strings.TrimSuffix(ac.base, "/")+path, nil)
+	base, err := adminURL(ac.base)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequest(method, base+path, nil)
 	if err != nil {
 		return fmt.Errorf("admin URL %q: %w", ac.base, err)
 	}
@@ -43,21 +84,20 @@ func (ac *adminClient) do(method, path string, out any) error {
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
-	if u := os.Getenv("USER"); u != "" {
-		req.Header.Set("X-Tandem-User", u+" (cli)")
-	}
+	req.Header.Set("X-Tandem-User", operator(ac.as)+" (cli)")
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
-		return fmt.Errorf("admin API at %s is unreachable: %w", ac.base, err)
+		return fmt.Errorf("admin API at %s is unreachable: %w", base, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if resp.StatusCode/100 != 2 {
 		var e struct{ Error string }
+		msg := strings.TrimSpace(string(body))
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return fmt.Errorf("refused (%d): %s", resp.StatusCode, e.Error)
+			msg = e.Error
 		}
-		return fmt.Errorf("refused (%d): %s", resp.StatusCode, strings.TrimSpace(string(body)))
+		return &exitError{code: ExitRefused, err: fmt.Errorf("refused (%d): %s", resp.StatusCode, msg)}
 	}
 	if out != nil {
 		if err := json.Unmarshal(body, out); err != nil {
@@ -67,111 +107,114 @@ func (ac *adminClient) do(method, path string, out any) error {
 	return nil
 }
 
+// usage is a command's positional arguments check that names them.
+func usage(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == n {
+			return nil
+		}
+		names := strings.Fields(strings.TrimPrefix(cmd.Use, cmd.Name()))
+		want := "no argument"
+		if n > 0 {
+			want = fmt.Sprintf("%d argument(s): %s", n, strings.Join(names, " "))
+		}
+		return &exitError{code: ExitError, err: fmt.Errorf("%s takes %s, got %d\nusage: %s", cmd.Name(), want, len(args), cmd.UseLine())}
+	}
+}
+
 func adminCmds() []*cobra.Command {
 	var ac adminClient
 	var output string
 	status := &cobra.Command{
 		Use:   "status",
-		Short: "Show every group: servers, health, active server",
-		Args:  cobra.NoArgs,
+		Short: "Show every group: servers, health, active server, what holds it; the replicas' coordination",
+		Args:  usage(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFormat(output, statusFormats); err != nil {
+				return err
+			}
 			var st gateway.State
 			if err := ac.do(http.MethodGet, "/api/v1/state", &st); err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
-			if output == "json" {
-				return printJSON(w, st)
+			if output == "json" || output == "yaml" {
+				return printStructured(w, output, st)
 			}
-			paint := colours(w)
-			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "GROUP\tSERVER\tADDRESS\tSTATE\tROLE\tWS\tLAST CHECK")
-			for _, g := range st.Groups {
-				for _, s := range g.Servers {
-					// Every cell of a coloured column is painted, plain ones in
-					// the default colour, so escapes do not skew the columns.
-					role, roleColour := "standby", plain
-					switch {
-					case g.Mode != "failover":
-						role = "roundrobin"
-					case s.Name == g.Active:
-						role, roleColour = "ACTIVE", green
-					}
-					state, stateColour := s.State, plain
-					switch {
-					case s.State == "down":
-						stateColour = red
-					case s.Drained:
-						state, stateColour = s.State+",drained", yellow
-					}
-					role, state = paint(roleColour, role), paint(stateColour, state)
-					check := ""
-					if c := s.LastCheck; c != nil {
-						check = fmt.Sprintf("%s %.1fms %s", map[bool]string{true: "ok", false: "fail"}[c.OK], c.LatencyMS, trim(c.Detail, 40))
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", g.Name, s.Name, s.Address, state, role, s.Websockets, check)
-				}
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			for _, g := range st.Groups {
-				if g.Pending != "" {
-					fmt.Fprintf(w, "%s: %s\n", g.Name, g.Reason)
-				}
-			}
-			return nil
+			return renderStatus(w, st, output == "wide", time.Now(), colours(w))
 		},
 	}
-	status.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	status.Flags().StringVarP(&output, "output", "o", "table", "table, wide (addresses, last checks, websockets), json or yaml")
 	addAdminFlags(status, &ac)
 
-	reload := &cobra.Command{
-		Use: "reload", Short: "Reload the gateway's config file (a bad file is refused)", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := ac.do(http.MethodPost, "/api/v1/reload", nil); err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "reloaded")
+	// action posts path and says what happened; then, if set, reports the
+	// group's state after a done action.
+	action := func(cmd *cobra.Command, path, group, done string, after func(g gateway.GroupState) string) error {
+		var res actionResult
+		if err := ac.do(http.MethodPost, path, &res); err != nil {
+			return err
+		}
+		w := cmd.OutOrStdout()
+		if res.Result == admin.ResultNothingToDo {
+			fmt.Fprintf(w, "nothing to do: %s\n", res.Message)
 			return nil
+		}
+		if after != nil {
+			var st gateway.State
+			if err := ac.do(http.MethodGet, "/api/v1/state", &st); err == nil {
+				for _, g := range st.Groups {
+					if g.Name == group {
+						done = after(g)
+					}
+				}
+			}
+		}
+		fmt.Fprintln(w, done)
+		return nil
+	}
+	activeNow := func(verb string) func(g gateway.GroupState) string {
+		return func(g gateway.GroupState) string {
+			switch {
+			case g.Revoking:
+				return fmt.Sprintf("%s: %s: switch under way (epoch %d)", g.Name, verb, g.Epoch)
+			case g.Active == "":
+				return fmt.Sprintf("%s: %s: no server is active now", g.Name, verb)
+			}
+			return fmt.Sprintf("%s: %s to %s (epoch %d)", g.Name, verb, g.Active, g.Epoch)
+		}
+	}
+
+	reload := &cobra.Command{
+		Use: "reload", Short: "Reload the gateway's config file (a bad file is refused)", Args: usage(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return action(cmd, "/api/v1/reload", "", "reloaded", nil)
 		},
 	}
 	addAdminFlags(reload, &ac)
 
 	failback := &cobra.Command{
-		Use: "failback GROUP", Short: "Return GROUP to its preferred server now", Args: cobra.ExactArgs(1),
+		Use: "failback GROUP", Short: "Return GROUP to its preferred available server now", Args: usage(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := ac.do(http.MethodPost, "/api/v1/groups/"+url.PathEscape(args[0])+"/failback", nil); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: failed back\n", args[0])
-			return nil
+			return action(cmd, "/api/v1/groups/"+url.PathEscape(args[0])+"/failback", args[0], args[0]+": failed back", activeNow("failed back"))
 		},
 	}
 	addAdminFlags(failback, &ac)
 
 	sw := &cobra.Command{
-		Use: "switch GROUP SERVER", Short: "Make SERVER the active server of GROUP and hold it there", Args: cobra.ExactArgs(2),
+		Use: "switch GROUP SERVER", Short: "Make SERVER the active server of GROUP and hold it there", Args: usage(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := ac.do(http.MethodPost, "/api/v1/groups/"+url.PathEscape(args[0])+"/switch/"+url.PathEscape(args[1]), nil); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: switched to %s\n", args[0], args[1])
-			return nil
+			return action(cmd, "/api/v1/groups/"+url.PathEscape(args[0])+"/switch/"+url.PathEscape(args[1]), args[0],
+				fmt.Sprintf("%s: switched to %s", args[0], args[1]), activeNow("switched"))
 		},
 	}
 	addAdminFlags(sw, &ac)
 
-	serverAction := func(use, short, action, done string) *cobra.Command {
+	serverAction := func(use, short, act, done string) *cobra.Command {
 		c := &cobra.Command{
-			Use: use + " GROUP SERVER", Short: short, Args: cobra.ExactArgs(2),
+			Use: use + " GROUP SERVER", Short: short, Args: usage(2),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				path := "/api/v1/groups/" + url.PathEscape(args[0]) + "/servers/" + url.PathEscape(args[1]) + "/" + action
-				if err := ac.do(http.MethodPost, path, nil); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s/%s: %s\n", args[0], args[1], done)
-				return nil
+				path := "/api/v1/groups/" + url.PathEscape(args[0]) + "/servers/" + url.PathEscape(args[1]) + "/" + act
+				return action(cmd, path, args[0], fmt.Sprintf("%s/%s: %s", args[0], args[1], done), nil)
 			},
 		}
 		addAdminFlags(c, &ac)
@@ -180,30 +223,25 @@ func adminCmds() []*cobra.Command {
 	drain := serverAction("drain", "Take SERVER out of service: no new traffic, requests in flight finish, websockets closed after a grace period", "drain", "drained")
 	undrain := serverAction("undrain", "Put a drained SERVER back in service", "undrain", "back in service")
 
+	var historyOutput string
 	history := &cobra.Command{
-		Use: "history GROUP", Short: "Show the recent switches of GROUP", Args: cobra.ExactArgs(1),
+		Use: "history GROUP", Short: "Show the recent switches of GROUP", Args: usage(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(historyOutput, historyFormats); err != nil {
+				return err
+			}
 			var h []failover.Switch
 			if err := ac.do(http.MethodGet, "/api/v1/groups/"+url.PathEscape(args[0])+"/history", &h); err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
-			if output == "json" {
-				return printJSON(w, h)
+			if historyOutput != "table" {
+				return printStructured(w, historyOutput, h)
 			}
-			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TIME\tEPOCH\tFROM\tTO\tREASON\tBY")
-			for _, sw := range h {
-				from := sw.From
-				if from == "" {
-					from = "-"
-				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", sw.At.Local().Format("2006-01-02 15:04:05.000"), sw.Epoch, from, sw.To, sw.Reason, sw.By)
-			}
-			return tw.Flush()
+			return renderHistory(w, h, time.Local)
 		},
 	}
-	history.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	history.Flags().StringVarP(&historyOutput, "output", "o", "table", "table, json or yaml")
 	addAdminFlags(history, &ac)
 	return []*cobra.Command{status, reload, failback, sw, drain, undrain, history}
 }

@@ -2,13 +2,16 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -25,7 +28,7 @@ func demoAppCmd() *cobra.Command {
 		Use:    "demoapp --name NAME --addr HOST:PORT",
 		Short:  "Run one instance of the demo app (used by demo and tests)",
 		Hidden: true,
-		Args:   cobra.NoArgs,
+		Args:   usage(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -67,8 +70,12 @@ func demoCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the gateway and two instances of the task board (master, failover) on loopback",
-		Args:  cobra.NoArgs,
+		Args:  usage(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Every port first, before anything starts and migrates.
+			if err := portsFree([]demoPort{{listen, "--listen"}, {admin, "--admin"}, {master, "--master"}, {backup, "--failover"}}); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			dir, err := os.MkdirTemp("", "tandem-demo-")
@@ -106,46 +113,51 @@ func demoCmd() *cobra.Command {
 				return &exitError{code: ExitConfig, err: fmt.Errorf("--app %q: want taskboard or hello", appName)}
 			}
 			log := newLogger("text", "info")
+			var pids sync.Map // instance name -> PID of its process now
 			var wg sync.WaitGroup
 			defer wg.Wait()
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			for _, inst := range []struct{ name, addr string }{{"master", master}, {"failover", backup}} {
 				wg.Go(func() {
-					// "SUBCOMMAND --name NAME" first: the kill command below matches it.
 					a := append([]string{args[0], "--name", inst.name, "--addr", inst.addr}, args[1:]...)
-					superviseDemoApp(ctx, inst.name, a, restart, log)
+					superviseDemoApp(ctx, inst.name, a, restart, log, func(pid int) { pids.Store(inst.name, pid) })
 				})
 			}
 			// Start the gateway once both instances are ready (migrated,
 			// seeded), so that the master is active from the first request.
 			waitReady(ctx, 15*time.Second, master, backup)
 			out := cmd.OutOrStdout()
+			self := selfCommand()
 			return runGateway(ctx, cfg, path, log, func(gw *gateway.Gateway, adminAddr string) {
 				login := "the page says which instance served it"
 				if appName == "taskboard" {
 					login = fmt.Sprintf("log in as alice or bob, password %s", demoPassword)
 				}
+				pid, _ := pids.Load("master")
 				fmt.Fprintf(out, `
   tandem demo is running.
 
   Open      http://%s/            (%s)
-  Status    tandem status --admin http://%s
+  Status    http://%s/ or, in another terminal here:
+                %s status --admin %s
+                %s history demo --admin %s
   Config    %s
 
   Kill the master and keep working: the page switches to the failover
   without a reload or a new login, and no change is lost:
-      pkill -KILL -f '%s --name master'
+      kill -KILL %v
+  (the master's PID; the demo logs the new PID of an instance it restarts).
   The demo restarts a killed instance after %v, as Kubernetes would; traffic
   returns to the master once it has been healthy for 5s (failback: auto, after: 5s).
   Ctrl-C stops everything.
 
-`, gw.Addr("http"), login, adminAddr, path, args[0], restart)
+`, gw.Addr("http"), login, adminAddr, self, adminAddr, self, adminAddr, path, pid, restart)
 			})
 		},
 	}
-	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "gateway address")
-	c.Flags().StringVar(&admin, "admin", "127.0.0.1:9901", "admin API address")
+	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "gateway address (the page to open)")
+	c.Flags().StringVar(&admin, "admin", "127.0.0.1:9901", "admin API and status page address")
 	c.Flags().StringVar(&master, "master", "127.0.0.1:9081", "master instance address")
 	c.Flags().StringVar(&backup, "failover", "127.0.0.1:9082", "failover instance address")
 	c.Flags().StringVar(&appName, "app", "taskboard", "the app: taskboard (the reference app on appkit) or hello (a minimal backend)")
@@ -154,9 +166,60 @@ func demoCmd() *cobra.Command {
 	return c
 }
 
+// demoPort is an address the demo listens on and the flag that sets it.
+type demoPort struct{ addr, flag string }
+
+// portsFree checks that every address can be listened on, and names the
+// flag that picks another one for each that cannot.
+func portsFree(ports []demoPort) error {
+	var errs []error
+	for _, p := range ports {
+		ln, err := net.Listen("tcp", p.addr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s is not free (%v): pick another with %s HOST:PORT", p.addr, errors.Unwrap(err), p.flag))
+			continue
+		}
+		ln.Close()
+	}
+	if len(errs) > 0 {
+		return &exitError{code: ExitError, err: fmt.Errorf("demo: %w", errors.Join(errs...))}
+	}
+	return nil
+}
+
+// selfCommand is how the user runs this binary from where they stand: the
+// name found on $PATH, "go run ./cmd/tandem" for a go run from the module's
+// root, else the binary's own path.
+func selfCommand() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "tandem"
+	}
+	if p, err := exec.LookPath(filepath.Base(exe)); err == nil {
+		if a, b := canonical(p), canonical(exe); a == b {
+			return filepath.Base(exe)
+		}
+	}
+	if strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		if _, err := os.Stat(filepath.Join("cmd", "tandem", "main.go")); err == nil {
+			return "go run ./cmd/tandem"
+		}
+	}
+	return exe
+}
+
+func canonical(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		p = r
+	}
+	a, _ := filepath.Abs(p)
+	return a
+}
+
 // superviseDemoApp runs one demo instance as a child process (so it can be
-// killed on its own) and restarts it after it dies, until ctx ends.
-func superviseDemoApp(ctx context.Context, name string, args []string, restart time.Duration, log *slog.Logger) {
+// killed on its own) and restarts it after it dies, until ctx ends; started
+// hears the PID of each process it starts.
+func superviseDemoApp(ctx context.Context, name string, args []string, restart time.Duration, log *slog.Logger, started func(pid int)) {
 	exe, err := os.Executable()
 	if err != nil {
 		log.Error("cannot find own executable", "error", err)
@@ -171,6 +234,7 @@ func superviseDemoApp(ctx context.Context, name string, args []string, restart t
 			log.Error("demo instance did not start", "name", name, "error", err)
 			return
 		}
+		started(cmd.Process.Pid)
 		log.Info("demo instance started", "name", name, "pid", cmd.Process.Pid)
 		err := cmd.Wait()
 		if ctx.Err() != nil {

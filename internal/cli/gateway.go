@@ -24,7 +24,7 @@ func gatewayCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "gateway -c FILE",
 		Short: "Run the gateway (SIGHUP reloads the config, SIGTERM drains and stops)",
-		Args:  cobra.NoArgs,
+		Args:  usage(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(path)
 			if err != nil {

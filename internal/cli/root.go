@@ -12,11 +12,15 @@ import (
 	"github.com/tandemproxy/tandem/internal/config"
 )
 
-// Exit codes.
+// Exit codes (README.md, "The CLI"). An action whose outcome was already
+// in effect (switch to the active server, a second drain) is a success.
 const (
-	ExitOK     = 0
-	ExitError  = 1
-	ExitConfig = 2
+	ExitOK     = 0 // done, or nothing to do
+	ExitError  = 1 // could not ask: bad usage, admin API unreachable, an answer that is not the API's
+	ExitConfig = 2 // the config file is refused
+	// ExitRefused: the gateway refused the request (no such group or
+	// server, server not available, bad token, reload refused).
+	ExitRefused = 3
 )
 
 // ExitError carries a process exit code with an error.
@@ -48,7 +52,7 @@ func NewRoot(name string) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(gatewayCmd(), checkCmd(), demoCmd(), demoAppCmd(), taskboardCmd())
+	root.AddCommand(gatewayCmd(), checkCmd(), versionCmd(), demoCmd(), demoAppCmd(), taskboardCmd())
 	root.AddCommand(adminCmds()...)
 	return root
 }
@@ -80,7 +84,7 @@ func checkCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "check -c FILE",
 		Short: "Validate a config file without starting anything",
-		Args:  cobra.NoArgs,
+		Args:  usage(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(path)
 			if err != nil {

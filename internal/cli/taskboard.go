@@ -21,7 +21,7 @@ func taskboardCmd() *cobra.Command {
 		Use:    "taskboard --name NAME --addr HOST:PORT --db DSN --session-keys FILE",
 		Short:  "Run one instance of the reference task board (used by demo and tests)",
 		Hidden: true,
-		Args:   cobra.NoArgs,
+		Args:   usage(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

@@ -50,18 +50,23 @@ func Problems(err error) []*Problem {
 	return out
 }
 
-// Load reads, parses, defaults and validates the file at path.
+// Load reads, parses, defaults and validates the file at path, and loads
+// every file it names as the gateway would (certificates and keys, token
+// file, kubeconfig), so that what Load accepts the gateway can start with.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(path, data)
+	return parse(path, data, true)
 }
 
 // Parse parses data (named file in messages), fills defaults and validates.
-// The error, if any, joins one *Problem per mistake, sorted by line.
-func Parse(file string, data []byte) (*Config, error) {
+// The error, if any, joins one *Problem per mistake, sorted by line. It
+// reads no other file (Load does).
+func Parse(file string, data []byte) (*Config, error) { return parse(file, data, false) }
+
+func parse(file string, data []byte, files bool) (*Config, error) {
 	c := &collector{file: file, lines: map[string]int{}}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -92,6 +97,9 @@ func Parse(file string, data []byte) (*Config, error) {
 	// all; a field already reported is not reported again.
 	applyDefaults(cfg)
 	validate(cfg, c)
+	if files {
+		checkFiles(cfg, c)
+	}
 	if len(c.problems) > 0 {
 		return nil, c.err()
 	}

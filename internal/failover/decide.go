@@ -113,7 +113,13 @@ func Decide(in Input) Decision {
 			stay.Recheck = ready
 			return stay
 		}
-		return switchTo(in, pref, KindFailback, fmt.Sprintf("failback: %s stayed up for %v", p.Name, in.Policy.After))
+		reason := fmt.Sprintf("failback: %s stayed up for %v", p.Name, in.Policy.After)
+		if up := in.Now.Sub(p.UpSince); up > in.Policy.After+time.Second {
+			// Up well before now: the delay is not what ended the wait
+			// (an undrain, a hold that ended); the switch's by says what did.
+			reason = fmt.Sprintf("failback: %s available, up for %v (failback after %v)", p.Name, up.Round(time.Second), in.Policy.After)
+		}
+		return switchTo(in, pref, KindFailback, reason)
 	}
 	return switchTo(in, pref, KindFailback, fmt.Sprintf("failback: %s is up again", p.Name))
 }

@@ -127,10 +127,10 @@ func TestDecide(t *testing.T) {
 			want: failover.Decision{Active: "a", Reason: "failback: a stayed up for 10s", Kind: failover.KindFailback, Changed: true},
 		},
 		{
-			name: "auto after: delay long over",
+			name: "auto after: delay long over (an undrain made it available): says how long it was up",
 			in: failover.Input{Candidates: []failover.Candidate{up("a", time.Minute), up("b", time.Hour)}, Current: "b",
 				Policy: after10s, Now: now},
-			want: failover.Decision{Active: "a", Reason: "failback: a stayed up for 10s", Kind: failover.KindFailback, Changed: true},
+			want: failover.Decision{Active: "a", Reason: "failback: a available, up for 1m0s (failback after 10s)", Kind: failover.KindFailback, Changed: true},
 		},
 		{
 			name: "auto after does not delay a failover",

@@ -29,6 +29,10 @@ type Check struct {
 	Method string
 	Host   string
 	Cfg    config.Health
+	// Role, if set, tells the server its role with each check (header
+	// X-Tandem-Role, read by appkit): the gateway's own word, heard even
+	// by a server that gets no traffic.
+	Role   func() string
 	re     *regexp.Regexp
 	client *http.Client
 }
@@ -72,11 +76,17 @@ func (c *Check) Do(ctx context.Context) backend.CheckResult {
 		req.Host = c.Host
 	}
 	req.Header.Set("User-Agent", "tandem-health-check")
+	if c.Role != nil {
+		req.Header.Set("X-Tandem-Role", c.Role())
+	}
 	resp, err := c.client.Do(req)
 	if err != nil {
 		res.Latency = time.Since(start)
 		res.Detail = describe(err)
 		res.Reason = reasonOf(res.Detail)
+		if backend.LocalError(err) {
+			res.Reason = ReasonLocal
+		}
 		return res
 	}
 	defer resp.Body.Close()
@@ -133,6 +143,10 @@ func asNetTimeout(err error, ne *net.Error) bool {
 	return strings.Contains(err.Error(), "Client.Timeout") || strings.Contains(err.Error(), "deadline exceeded")
 }
 
+// ReasonLocal is the reason of a check that failed for the gateway's own
+// shortage (out of fds, buffers, ports): it says nothing of the server.
+const ReasonLocal = "local"
+
 // reasonOf classifies a described transport error for metrics labels.
 func reasonOf(detail string) string {
 	switch detail {
@@ -169,6 +183,7 @@ func NewManager(log *slog.Logger, m *metrics.Metrics) *Manager {
 type Target struct {
 	Server *backend.Server
 	Health config.Health
+	Role   func() string // see Check.Role
 }
 
 // Sync makes the running probers match targets: new servers get one, a
@@ -196,6 +211,7 @@ func (m *Manager) Sync(ctx context.Context, targets []Target) error {
 		if err != nil {
 			return fmt.Errorf("server %s/%s: %w", t.Server.Group, t.Server.Name, err)
 		}
+		check.Role = t.Role
 		pctx, cancel := context.WithCancel(ctx)
 		p := &prober{cfg: t.Health, cancel: cancel, done: make(chan struct{})}
 		m.run[t.Server] = p
@@ -259,6 +275,12 @@ func (p *prober) loop(ctx context.Context, log *slog.Logger, m *metrics.Metrics,
 		m.CheckDuration.WithLabelValues(s.Group, s.Name).Observe(res.Latency.Seconds())
 		if !res.OK {
 			m.CheckFailures.WithLabelValues(s.Group, s.Name, res.Reason).Inc()
+		}
+		if res.Reason == ReasonLocal {
+			// Not the server's fault: the check does not count either way.
+			log.Warn("health check could not run: the gateway is short of its own resources", "group", s.Group,
+				"server", s.Name, "error", res.Detail)
+			return
 		}
 		s.ReportCheck(res, c.Cfg.Rise, c.Cfg.Fall)
 	}

@@ -3,6 +3,7 @@ package kube
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,6 +89,7 @@ func decideGroup(in groupInput) (decision, map[string]aggregate) {
 	}
 	failbackNow := false
 	var switchTo, by string
+	var failbacks []string // IDs of this round's failback requests
 	for _, v := range in.views {
 		for _, rq := range v.view.Requests {
 			if rq.Group != in.group {
@@ -102,6 +104,7 @@ func decideGroup(in groupInput) (decision, map[string]aggregate) {
 			case failover.ActionFailback:
 				failbackNow, by = true, a.By+" (via "+v.identity+")"
 				d.Hold = false
+				failbacks = append(failbacks, rq.ID)
 			case failover.ActionSwitch:
 				switch {
 				case !contains(in.servers, a.Server):
@@ -132,24 +135,26 @@ func decideGroup(in groupInput) (decision, map[string]aggregate) {
 			d.finish(r)
 		}
 	}
+	if switchTo != "" && d.drained(switchTo) {
+		// Drained by a later request of the same round: no switch to it.
+		switchTo, d.Hold = "", false
+	}
 	if d.Revoking {
-		acked := true
-		for _, v := range in.views {
-			if v.view.Groups[in.group].Ack < d.Epoch {
-				acked = false
-			}
+		if switchTo != "" {
+			// An operator redirects the switch under way; the grant still
+			// waits for the acknowledgements of the revocation.
+			d.To, d.Reason = switchTo, "switch requested by operator"
+			d.Last.To, d.Last.Kind, d.Last.Reason, d.Last.By = switchTo, failover.KindOperator, d.Reason, by
 		}
-		if !acked && in.now.Before(d.RevokedAt.Add(in.revoke)) && switchTo == "" {
+		if !allAcked(in, d.Epoch) && in.now.Before(d.RevokedAt.Add(in.revoke)) {
 			return d, agg
 		}
 		// Phase two: grant the role, to the server chosen at revocation
 		// while it is still available, else to whatever the policy picks.
 		to := d.To
-		if switchTo != "" {
-			to = switchTo
-		}
 		if c := candidate(cands(), to); c == nil || !c.Up {
 			to = failover.Decide(failover.Input{Candidates: cands(), Policy: in.policy, Now: in.now}).Active
+			d.Hold = false // an operator's hold was on the server that failed
 		}
 		d.Active, d.Revoking, d.To, d.RevokedAt = to, false, "", time.Time{}
 		d.Last.To = to
@@ -160,13 +165,22 @@ func decideGroup(in groupInput) (decision, map[string]aggregate) {
 	}
 	if switchTo != "" {
 		d.Reason = "switch requested by operator"
-		return transition(d, switchTo, failover.KindOperator, d.Reason, by, in.now), agg
+		return transition(d, switchTo, failover.KindOperator, d.Reason, by, !allAcked(in, d.Epoch), in.now), agg
 	}
 	res := failover.Decide(failover.Input{Candidates: cands(), Current: d.Active, Hold: d.Hold,
 		FailbackNow: failbackNow, Policy: in.policy, Now: in.now})
 	d.Pending, d.Recheck = res.Pending, res.Recheck
 	if !res.Changed {
 		d.Reason = res.Reason
+		if len(failbacks) > 0 {
+			// As Elector.Failback answers on a single gateway.
+			d.Done = slices.Clone(d.Done)
+			for i := range d.Done {
+				if slices.Contains(failbacks, d.Done[i].ID) {
+					d.Done[i].Nothing, d.Done[i].Msg = true, d.Active+" is already the preferred available server"
+				}
+			}
+		}
 		return d, agg
 	}
 	d.Hold = false // the held server failed, or an operator failed back
@@ -180,19 +194,31 @@ func decideGroup(in groupInput) (decision, map[string]aggregate) {
 		by = "leader " + in.leader
 	}
 	d.Reason = reason
-	return transition(d, res.Active, res.Kind, reason, by, in.now), agg
+	return transition(d, res.Active, res.Kind, reason, by, !allAcked(in, d.Epoch), in.now), agg
+}
+
+// allAcked reports whether every live replica adopted epoch.
+func allAcked(in groupInput, epoch uint64) bool {
+	for _, v := range in.views {
+		if v.view.Groups[in.group].Ack < epoch {
+			return false
+		}
+	}
+	return true
 }
 
 // transition moves the role to "to" with a new epoch: at once when no
-// server holds it, else by revoking it first (phase one of two).
-func transition(d decision, to, kind, reason, by string, now time.Time) decision {
+// server holds it and every replica knows that (behind is false), else by
+// revoking first (phase one of two), so that a replica still routing on an
+// older decision stops before another server is granted.
+func transition(d decision, to, kind, reason, by string, behind bool, now time.Time) decision {
 	from := d.Active
 	if d.Revoking {
 		from = d.Last.From
 	}
 	d.Epoch++
 	d.Last = failover.Switch{At: now, From: from, To: to, Reason: reason, Kind: kind, By: by}
-	if from != "" && to != "" {
+	if (from != "" || behind) && to != "" {
 		d.Active, d.Revoking, d.To, d.RevokedAt = "", true, to, now
 		return d
 	}

@@ -58,6 +58,7 @@ func IsWebsocketHandshake(r *http.Request) bool {
 func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqState) {
 	g := st.group
 	var lastErr error
+	repicks := 0
 	for try := 0; try < g.Cfg.Retry.Attempts; try++ {
 		choice, err := g.Pick(r.Context(), st.host, st.cookie, st.tried)
 		if err != nil {
@@ -75,10 +76,27 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 				st.status = 499
 				return
 			}
+			if backend.LocalError(err) {
+				// The gateway's own shortage: no server's fault.
+				lastErr = fmt.Errorf("%w: %w", errLocal, err)
+				break
+			}
+			if errors.Is(err, errRepick) && repicks < maxRepicks {
+				// Nothing was sent: not a try of s.
+				repicks++
+				st.tried = st.tried[:len(st.tried)-1]
+				try--
+				continue
+			}
+			if errors.Is(err, errAbandoned) || errors.Is(err, errRepick) {
+				// The server went down or lost the role meanwhile: not a
+				// failure of its own; the next try goes to the one active now.
+				continue
+			}
 			if isDialError(err) {
-				s.MarkDown("passive: " + reason(err))
+				s.Eject("passive: "+reason(err), dialEjection(g.Cfg.Passive, g.Cfg.Health, s))
 			} else {
-				s.SoftFailure("passive: websocket handshake: "+reason(err), g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D())
+				s.Failure("passive: websocket handshake: "+reason(err), g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D(), failureEjection(g, s, err))
 				s.Kick()
 			}
 			// The handshake is a GET with no body: safe to send again.
@@ -99,6 +117,10 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 // handshake dials s and sends the upgrade request, returning the server's answer.
 func (p *Proxy) handshake(r *http.Request, st *reqState, choice route.Choice) (net.Conn, *bufio.Reader, *http.Response, error) {
 	g, s := st.group, choice.Server
+	gen := s.RoleGen()
+	if moved(g, choice) {
+		return nil, nil, nil, errRepick
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.Cfg.Timeouts.Connect.D())
 	defer cancel()
 	c, err := p.dialer.DialContext(ctx, "tcp", s.Address)
@@ -126,6 +148,7 @@ func (p *Proxy) handshake(r *http.Request, st *reqState, choice route.Choice) (n
 	out.Header.Set("Upgrade", upgrade)
 	setForwarded(out, r, st.table.Trusted)
 	out.Header.Del("X-Tandem-Epoch") // the gateway's word only, never a client's
+	out.Header.Del("X-Tandem-Role")
 	if choice.HasEpoch {
 		out.Header.Set("X-Tandem-Epoch", strconv.FormatUint(choice.Epoch, 10))
 	}
@@ -134,9 +157,14 @@ func (p *Proxy) handshake(r *http.Request, st *reqState, choice route.Choice) (n
 		return nil, nil, nil, err
 	}
 	br := bufio.NewReader(c)
+	w := s.Wait(gen, choice.Pinned, g.Cfg.Passive.NoProgressAfter(), p.onStall, func() { c.SetDeadline(aLongTimeAgo) })
 	resp, err := http.ReadResponse(br, out)
+	s.Done(w, err == nil)
 	if err != nil {
 		c.Close()
+		if w.Abandoned() {
+			return nil, nil, nil, fmt.Errorf("%w: %w", errAbandoned, err)
+		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			err = fmt.Errorf("%w: %w", errTimeout, err)
@@ -240,27 +268,34 @@ func (l frameLock) lock(timeout time.Duration) bool {
 func (l frameLock) unlock() { <-l }
 
 func (ws *wsSession) run() {
-	fromClient := make(chan error, 1)
-	fromBack := make(chan error, 1)
-	go func() { fromClient <- copyFrames(ws.back, ws.clientR, ws.toBack, &ws.closing, nil) }()
-	go func() { fromBack <- copyFrames(ws.client, ws.backR, ws.toClient, &ws.closing, &ws.backClosed) }()
-	select {
-	case <-fromClient:
-	case <-fromBack:
-		if ws.backClosed.Load() {
+	// Frames from the server are copied in a goroutine of their own, those
+	// from the client in the handler's: two goroutines a websocket, not
+	// three (an idle websocket costs little more than their stacks).
+	var ended atomic.Bool // the client's side ended first: nothing to tell it
+	fromBack := make(chan struct{})
+	go func() {
+		defer close(fromBack)
+		copyFrames(ws.client, ws.backR, ws.toClient, &ws.closing, &ws.backClosed)
+		switch {
+		case ended.Load():
+		case ws.backClosed.Load():
 			// Closing handshake from the server: give the client a moment
 			// to answer it before the socket goes.
 			ws.client.SetReadDeadline(time.Now().Add(time.Second))
-		} else {
+		default:
 			// The server's connection died without a close handshake
 			// (killed, reset): tell the client to reconnect at once rather
 			// than leave it to guess from an abrupt close.
 			ws.CloseWith(CloseServiceRestart, "server connection lost")
 		}
-		<-fromClient // bounded by the read deadline just set
-	}
+	}()
+	// Ends when the client goes, or by the read deadline the other side
+	// or CloseWith set.
+	copyFrames(ws.back, ws.clientR, ws.toBack, &ws.closing, nil)
+	ended.Store(true)
 	ws.client.Close()
 	ws.back.Close()
+	<-fromBack
 }
 
 // CloseWith sends the client a close frame with code, tells the server the
