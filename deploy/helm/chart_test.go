@@ -229,7 +229,7 @@ func TestConfigIsValid(t *testing.T) {
 		{"defaults", ""},
 		{"everything", everything},
 		{"coordination name and a group elsewhere", `
-coordination: {name: edge}
+coordination: {name: edge, leaseDuration: 12s}
 admin: {port: 9000}
 groups:
   - name: sense
@@ -270,6 +270,9 @@ groups:
 			}
 			if str(c, "livenessProbe", "httpGet", "path") != "/healthz" || str(c, "readinessProbe", "httpGet", "path") != "/readyz" {
 				t.Errorf("probes: %v / %v", get(c, "livenessProbe"), get(c, "readinessProbe"))
+			}
+			if co := cfg.Kubernetes.Coordination; co.Name == "edge" && co.LeaseDuration.D() != 12*time.Second {
+				t.Errorf("coordination.leaseDuration = %v, want the value's 12s", co.LeaseDuration.D())
 			}
 			// The Role's resourceName follows coordination.name.
 			want := cfg.Kubernetes.Coordination.Name + "-decisions"
@@ -406,7 +409,7 @@ func TestGatewayPodShape(t *testing.T) {
 // gateway's ServiceAccount may do.
 func TestApplyToAPIServer(t *testing.T) {
 	cl := kubetest.Start(t)
-	kubectl := kubectlFor(cl)
+	kubectl := kubectlFor(t, cl)
 	if out, err := kubectl("create", "namespace", "apps"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -516,9 +519,12 @@ func TestApplyToAPIServer(t *testing.T) {
 // API server's strict field validation.
 var applyArgs = []string{"apply", "--server-side", "--field-manager=helm", "--validate=strict", "-f"}
 
-func kubectlFor(cl *kubetest.Cluster) func(args ...string) (string, error) {
+// kubectlFor runs the test bed's kubectl (of the API server's release) as
+// the admin.
+func kubectlFor(t *testing.T, cl *kubetest.Cluster) func(args ...string) (string, error) {
+	kubectl := kubetest.Kubectl(t)
 	return func(args ...string) (string, error) {
-		out, err := exec.Command("kubectl", append([]string{"--kubeconfig", cl.Kubeconfig()}, args...)...).CombinedOutput()
+		out, err := exec.Command(kubectl, append([]string{"--kubeconfig", cl.Kubeconfig()}, args...)...).CombinedOutput()
 		return string(out), err
 	}
 }
@@ -527,7 +533,7 @@ func kubectlFor(cl *kubetest.Cluster) func(args ...string) (string, error) {
 // here) and applies it; it returns how many objects of each kind it sent.
 func apply(t *testing.T, cl *kubetest.Cluster, vals map[string]any) map[string]int {
 	t.Helper()
-	kubectl := kubectlFor(cl)
+	kubectl := kubectlFor(t, cl)
 	if out, err := kubectl("create", "namespace", "tandem"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -557,7 +563,7 @@ func apply(t *testing.T, cl *kubetest.Cluster, vals map[string]any) map[string]i
 // disruption.
 func TestScheduleAcrossZones(t *testing.T) {
 	cl := kubetest.Start(t, kubetest.WithControllerManager(), kubetest.WithScheduler(), kubetest.WithKWOK(4))
-	kubectl := kubectlFor(cl)
+	kubectl := kubectlFor(t, cl)
 	zoneOf := map[string]string{}
 	for i, zone := range []string{"dc-a", "dc-a", "dc-b", "dc-b"} {
 		node := fmt.Sprintf("kwok-node-%d", i)
