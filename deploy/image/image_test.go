@@ -73,7 +73,7 @@ func TestImage(t *testing.T) {
 		!slices.Equal(c.Cmd, []string{"gateway", "-c", "/etc/tandem/tandem.yaml"}) || cf.OS != "linux" || cf.Architecture != "amd64" {
 		t.Errorf("config: user %q entrypoint %q cmd %q %s/%s", c.User, c.Entrypoint, c.Cmd, cf.OS, cf.Architecture)
 	}
-	for _, k := range []string{"title", "source", "version", "created", "revision"} {
+	for _, k := range []string{"title", "source", "version", "created", "revision", "licenses"} {
 		if c.Labels["org.opencontainers.image."+k] == "" {
 			t.Errorf("label org.opencontainers.image.%s missing: %v", k, c.Labels)
 		}

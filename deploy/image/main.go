@@ -128,6 +128,7 @@ func build(ctx context.Context, o options) (result, error) {
 		"org.opencontainers.image.description": "master/failover HTTP gateway for stateful web apps",
 		"org.opencontainers.image.source":      source,
 		"org.opencontainers.image.url":         source,
+		"org.opencontainers.image.licenses":    "Apache-2.0",
 		"org.opencontainers.image.version":     tag,
 		"org.opencontainers.image.created":     created.UTC().Format(time.RFC3339),
 	}
