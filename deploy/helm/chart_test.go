@@ -192,7 +192,8 @@ func TestSchemaRefusesBadValues(t *testing.T) {
 		{`groups: [{mode: failover}]`, "/groups/0"},
 		{`groups: [{name: sense, mode: active-active}]`, "/groups/0/mode"},
 		{`podDisruptionBudget: {enabled: yes-please}`, "/podDisruptionBudget/enabled"},
-		{`topologySpread: [{topologyKey: topology.kubernetes.io/zone, maxSkew: 1, whenUnsatisfiable: Never}]`, "/topologySpread/0/whenUnsatisfiable"},
+		{`topologySpread: {zone: Never}`, "/topologySpread/zone"},
+		{`topologySpread: [{topologyKey: topology.kubernetes.io/zone}]`, "/topologySpread"},
 		{`example: {zones: sometimes}`, "/example/zones"},
 		{`metrics: {serviceMonitor: {enable: true}}`, "/metrics/serviceMonitor"},
 	} {
@@ -319,12 +320,23 @@ func TestGatewayPodShape(t *testing.T) {
 	if img, want := str(spec, "containers", "0", "image"), "ghcr.io/tandemproxy/tandem:"+ch.Metadata.AppVersion; img != want {
 		t.Errorf("image = %s, want %s", img, want)
 	}
-	var keys []string
-	for _, c := range get(spec, "topologySpreadConstraints").([]any) {
-		keys = append(keys, str(c, "topologyKey")+"/"+str(c, "whenUnsatisfiable"))
-	}
-	if !slices.Equal(keys, []string{"topology.kubernetes.io/zone/DoNotSchedule", "kubernetes.io/hostname/ScheduleAnyway"}) {
-		t.Errorf("topology spread = %v", keys)
+	for _, tc := range []struct {
+		values string
+		want   []string
+	}{
+		{"", []string{"topology.kubernetes.io/zone/DoNotSchedule", "kubernetes.io/hostname/ScheduleAnyway"}},
+		{"topologySpread: {zone: ScheduleAnyway, node: off}", []string{"topology.kubernetes.io/zone/ScheduleAnyway"}},
+		{"topologySpread: {zone: off, node: off}", nil},
+	} {
+		d := find(t, mustRender(t, values(t, tc.values), "tandem"), "Deployment", "tandem")
+		var keys []string
+		cs, _ := get(d.doc, "spec", "template", "spec", "topologySpreadConstraints").([]any)
+		for _, c := range cs {
+			keys = append(keys, str(c, "topologyKey")+"/"+str(c, "whenUnsatisfiable"))
+		}
+		if !slices.Equal(keys, tc.want) {
+			t.Errorf("%q: topology spread = %v, want %v", tc.values, keys, tc.want)
+		}
 	}
 	if get(spec, "securityContext", "runAsNonRoot") != true || get(spec, "securityContext", "runAsUser") != 65532 {
 		t.Errorf("pod securityContext = %v", get(spec, "securityContext"))

@@ -255,6 +255,68 @@ func TestScheduleAcrossZones(t *testing.T) {
 	}
 }
 
+// TestScheduleWithoutZones: on nodes without the zone label the default
+// (zone: DoNotSchedule) leaves the replicas Pending with the scheduler's
+// message that values.yaml quotes, and zone: ScheduleAnyway lets them run.
+func TestScheduleWithoutZones(t *testing.T) {
+	cl := kubetest.Start(t, kubetest.WithControllerManager(), kubetest.WithScheduler(), kubetest.WithKWOK(2))
+	apply(t, cl, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const msg = "node(s) didn't match pod topology spread constraints (missing required label)"
+	gatewayPods := func() ([]corev1.Pod, error) {
+		pods, err := cl.Client().CoreV1().Pods("tandem").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=gateway"})
+		if err != nil {
+			return nil, err
+		}
+		return pods.Items, nil
+	}
+	kubetest.Eventually(t, ctx, func() error {
+		pods, err := gatewayPods()
+		if err != nil {
+			return err
+		}
+		unschedulable := 0
+		for _, p := range pods {
+			for _, c := range p.Status.Conditions {
+				if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && strings.Contains(c.Message, msg) {
+					unschedulable++
+				}
+			}
+		}
+		if len(pods) != 3 || unschedulable != 3 {
+			return fmt.Errorf("%d gateway pods, %d unschedulable for the missing zone label; want 3 and 3", len(pods), unschedulable)
+		}
+		return nil
+	})
+	// The same release with zone: ScheduleAnyway.
+	kubectl := kubectlFor(t, cl)
+	manifest := filepath.Join(t.TempDir(), "deployment.yaml")
+	d := find(t, mustRender(t, values(t, "topologySpread: {zone: ScheduleAnyway}"), "tandem"), "Deployment", "tandem")
+	if err := os.WriteFile(manifest, []byte(d.raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := kubectl(append(applyArgs, manifest)...); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	kubetest.Eventually(t, ctx, func() error {
+		pods, err := gatewayPods()
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, p := range pods {
+			if p.DeletionTimestamp == nil && p.Spec.NodeName != "" && ready(p) {
+				n++
+			}
+		}
+		if n != 3 {
+			return fmt.Errorf("%d of 3 gateway pods scheduled and ready", n)
+		}
+		return nil
+	})
+}
+
 func ready(p corev1.Pod) bool {
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {
