@@ -143,7 +143,7 @@ func TestCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The RBAC authorizer reads bindings from an informer: a moment.
-		eventually(t, ctx, func() error {
+		Eventually(t, ctx, func() error {
 			_, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 			return err
 		})
@@ -215,7 +215,7 @@ func TestWorkloads(t *testing.T) {
 	if _, err := c.Client().AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, ctx, func() error {
+	Eventually(t, ctx, func() error {
 		pods, err := c.Client().CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		if err != nil {
 			return err
@@ -231,7 +231,7 @@ func TestWorkloads(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, ctx, func() error {
+	Eventually(t, ctx, func() error {
 		got, err := c.Client().AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -308,21 +308,5 @@ func want(t *testing.T, events <-chan string, w string) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("no %q event within 10s", w)
-	}
-}
-
-// eventually retries f until it succeeds or ctx ends.
-func eventually(t *testing.T, ctx context.Context, f func() error) {
-	t.Helper()
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("still failing: %v", err)
-		case <-time.After(100 * time.Millisecond):
-		}
 	}
 }
