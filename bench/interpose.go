@@ -34,6 +34,13 @@ const (
 	// failTraffic forwards every request but /status to the app's /error,
 	// so health checks pass while traffic gets the master's 500s.
 	failTraffic
+	// muteTraffic holds every request but /status until the mode ends (or
+	// its client leaves): a master that accepts requests and answers none
+	// while its checks pass.
+	muteTraffic
+	// breakTraffic answers every request but /status with a head no
+	// client may accept (two Content-Lengths) while checks pass.
+	breakTraffic
 )
 
 // startInterposer listens on a free loopback port and forwards to target.
@@ -67,6 +74,23 @@ func startInterposer(target string, delay time.Duration) (*interposer, error) {
 		},
 	}
 	ip.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/status" {
+			for ip.mode.Load() == muteTraffic {
+				select {
+				case <-time.After(20 * time.Millisecond):
+				case <-r.Context().Done():
+					return
+				}
+			}
+			if ip.mode.Load() == breakTraffic {
+				if c, bw, err := http.NewResponseController(w).Hijack(); err == nil {
+					bw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello")
+					bw.Flush()
+					c.Close()
+				}
+				return
+			}
+		}
 		if ip.mode.Load() == addLatency {
 			t := time.NewTimer(ip.delay)
 			select {

@@ -82,7 +82,7 @@ const (
 	kubeLeadWithin   = 30 * time.Second
 	kubeAgreeWithin  = 30 * time.Second
 	kubeSwitchWithin = 15 * time.Second
-	kubeLeaderWithin = 40 * time.Second // leaseDuration 15s + retries
+	kubeLeaderWithin = 40 * time.Second // a bound of the wait, well past leaseDuration 10s + retries
 	kubeFenceWithin  = 20 * time.Second
 	kubeLoadLimit    = 150 * time.Second // a run's load never lasts longer
 	kubeMaxPer       = 100_000           // requests per client and run
@@ -94,9 +94,9 @@ const (
 // kubeReplica is one gateway replica of a run.
 type kubeReplica struct {
 	*proc
-	id      string
-	addr    string // its listener
-	admin   string // base URL of its admin API
+	id    string
+	addr  string // its listener
+	admin string // base URL of its admin API
 	relay *kubetest.Relay
 	poll  *http.Client
 }

@@ -13,12 +13,12 @@ import (
 	"time"
 )
 
-// leaderBound is when client-go's leader election must have replaced a
-// leader killed without releasing its Lease: the candidates see the lease
-// expire leaseDuration after they last saw it renewed, which they poll every
-// retryPeriod jittered by up to 1.2 (2s → at most 4.4s), and acquire at
-// their next poll.
-const leaderBound = 15*time.Second + 2*4400*time.Millisecond
+// leaderBound is the Kubernetes issue's target for a leader killed without
+// releasing its Lease: another leads within 15 s. With the default bounds
+// (leaseDuration 10s, retryPeriod 1s) the candidates see the Lease expire
+// 10 s after they last saw it renewed and take it at their next poll,
+// every retryPeriod jittered by up to 1.2 (at most 2.2 s).
+const leaderBound = 15 * time.Second
 
 // markKube starts the -kube section of RESULTS.md.
 const markKube = "<!-- bench:kube -->"
@@ -447,7 +447,7 @@ func (rep *kubeReport) table(w io.Writer) {
 	fmt.Fprintf(w, "| **3. leader SIGKILL** (%s, the first leader) | | | | |\n", "gw-0")
 	lead := maxOf(func(r *kubeRun) time.Duration { return r.LeaderFirst })
 	d("kill → a survivor leads", func(r *kubeRun) time.Duration { return r.LeaderFirst },
-		verdict(lead >= 0 && lead <= leaderBound, "≤ "+fmtLat(leaderBound)+" (client-go: lease 15s + 2 jittered retries ≤ 4.4s)"), "")
+		verdict(lead >= 0 && lead <= leaderBound, "≤ "+fmtLat(leaderBound)+" (target; lease 10s + a jittered retry ≤ 2.2s)"), "")
 	d("kill → every survivor names it", func(r *kubeRun) time.Duration { return r.Leader }, "", "")
 	changes := sum(rep.ints(func(r *kubeRun) int { return len(r.LeadChanges) }))
 	i("switches, epoch changes or fences seen by the survivors", func(r *kubeRun) int { return len(r.LeadChanges) }, nil, verdict(changes == 0, "0"), "")
@@ -530,8 +530,11 @@ func (rep *kubeReport) markdown(w io.Writer) {
 	fmt.Fprintf(w, "- command: `%s`\n", rep.Command)
 	fmt.Fprintf(w, "- date: %s\n", rep.Date.Format(time.RFC3339))
 	fmt.Fprintf(w, "- commit: %s (tandem %s)\n", rep.Commit, rep.Tandem)
-	if rep.Dirty != "" {
+	switch {
+	case rep.Dirty != "":
 		fmt.Fprintf(w, "- uncommitted changes in the measured tandem: %s\n", rep.Dirty)
+	case strings.HasSuffix(rep.Commit, "-dirty"):
+		fmt.Fprintln(w, "- uncommitted changes: none in cmd/, internal/, appkit/, go.mod (the tree's other files do not make the binary)")
 	}
 	fmt.Fprintf(w, "- nproc: %s (load generator, 3 replicas, apiserver, etcd and backends share these CPUs)\n", rep.NProc)
 	fmt.Fprintf(w, "- load average (1, 5, 15 min, /proc/loadavg): %s before, %s after\n", rep.LoadPre, rep.LoadPost)
@@ -549,8 +552,8 @@ const kubeMethod = `
   authenticated as its ServiceAccount. Two ` + "`tandem demoapp`" + ` processes published as pods
   (` + "`tandem.io/role`" + ` master and failover, IP 127.0.0.1, container port "http") whose status the bench
   sets as a kubelet would.
-- Three ` + "`tandem gateway`" + ` replicas with ` + "`coordination: {}`" + `, the defaults: leaseDuration 15s,
-  renewDeadline 10s, retryPeriod 2s, heartbeat 1s, fenceAfter 5s, revokeTimeout 1s, holdRequests 3s.
+- Three ` + "`tandem gateway`" + ` replicas with ` + "`coordination: {}`" + `, the defaults: leaseDuration 10s,
+  renewDeadline 8s, retryPeriod 1s, heartbeat 1s, fenceAfter 5s, revokeTimeout 1s, holdRequests 3s.
   gw-0 starts first and leads; gw-1 reaches the API directly, gw-2 through a TCP relay the bench
   can cut. Checks GET /status expecting "version", interval 1s (250ms while changing), timeout 500ms,
   rise 2, fall 2; failback manual; 3 tries, per-try timeout 1s.

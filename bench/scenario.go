@@ -16,6 +16,9 @@ import (
 const (
 	scKill      = "kill"
 	scStop      = "stop"
+	scPark      = "park"
+	scMute      = "mute"
+	scBroken    = "broken"
 	scSlow      = "slow"
 	scFlap      = "flap"
 	scBlackhole = "blackhole"
@@ -114,6 +117,34 @@ func scenarioDef(name string, o foOpts) *scenario {
 		return &scenario{Name: name, Title: fmt.Sprintf("1b. master SIGSTOP, SIGCONT after %v", o.Outage),
 			Setup:  "SIGSTOP of the master (a frozen process: connections accepted by the kernel, never answered), SIGCONT after the outage.",
 			Length: o.Length, Inject: signalFault(syscall.SIGSTOP)}
+	case scPark:
+		return &scenario{Name: name, Title: fmt.Sprintf("1c. master SIGSTOP with no per-try timeout, SIGCONT after %v", o.Outage),
+			Setup: "SIGSTOP of the master as in 1b, but with neither proxy bounding a try: the health checks " +
+				"alone take the master out (issue 9, item 1: are the requests already waiting on it parked until " +
+				"SIGCONT?). tandem: no retry.perTryTimeout, timeouts.response 60s (its defaults); HAProxy: " +
+				"timeout server 60s, option redispatch, on-marked-down shutdown-sessions.",
+			Length: o.Length, Inject: signalFault(syscall.SIGSTOP),
+			Proxies: proxySetup{tandem: tandemKnobs{PerTry: -1}, haproxy: haproxyKnobs{ServerExtra: "on-marked-down shutdown-sessions"}}}
+	case scMute:
+		return &scenario{Name: name, Title: fmt.Sprintf("2b. mute master: accepts requests, answers none, checks pass, for %v", o.Outage),
+			Setup: "The master sits behind the bench's interposer; during the outage it holds every request but " +
+				"/status until the outage ends (then forwards it): its checks pass, its traffic gets no answer " +
+				"(issue 9, item 2). tandem: its defaults (passive.noProgress 5s, no per-try timeout, " +
+				"timeouts.response 60s); HAProxy: timeout server 60s, option redispatch.",
+			Length: o.Length, Interpose: true,
+			Proxies: proxySetup{tandem: tandemKnobs{PerTry: -1}},
+			Inject:  interposeFault(muteTraffic)}
+	case scBroken:
+		return &scenario{Name: name, Title: fmt.Sprintf("5b. broken answers, checks pass, for %v", o.Outage),
+			Setup: "The master sits behind the bench's interposer; during the outage it answers every request " +
+				"but /status with a head no client may accept (two Content-Lengths), while its checks pass " +
+				"(issue 9, item 3: flapping under passive failures). tandem: passive {maxFails: 3, window: 10s} " +
+				"and its default ejection times (5s, growing); HAProxy: observe layer7 error-limit 3 " +
+				"on-error mark-down. Both fail back as soon as checks pass (tandem after 0s, HAProxy rise 2).",
+			Length: o.Length, Interpose: true,
+			Proxies: proxySetup{tandem: tandemKnobs{Passive: "{maxFails: 3, window: 10s}"},
+				haproxy: haproxyKnobs{ServerExtra: "observe layer7 error-limit 3 on-error mark-down"}},
+			Inject: interposeFault(breakTraffic)}
 	case scSlow:
 		return &scenario{Name: name, Title: fmt.Sprintf("2. slow master: +%v per request for %v", slowDelay, o.Outage),
 			Setup: fmt.Sprintf("The master sits behind the bench's interposer (an HTTP proxy in the bench process, "+

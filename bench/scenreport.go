@@ -14,9 +14,12 @@ import (
 const (
 	markScenarios = "<!-- bench:scenarios -->"
 	markSoak      = "<!-- bench:soak -->"
+	// markKept heads sections written by hand from runs of their own
+	// (their commands are in them): no run rewrites them.
+	markKept = "<!-- bench:kept -->"
 )
 
-var sectionMarks = []string{markScenarios, markSoak}
+var sectionMarks = []string{markScenarios, markSoak, markKept}
 
 // merge returns RESULTS.md with this run's sections in place of the old ones.
 func (r *report) merge(old []byte) []byte {

@@ -44,7 +44,7 @@ groups:
 // soon as the master has risen, as HAProxy does; per-try timeout 1s.
 type tandemKnobs struct {
 	FailbackAfter time.Duration
-	PerTry        time.Duration // 0: 1s
+	PerTry        time.Duration // 0: 1s; negative: none
 	Passive       string        // flow map for passive:, "" for the defaults
 	Websocket     bool          // guard and close-on-switch for /websocket (soak)
 	Response      time.Duration // timeouts.response; 0: 60s (the soak's reloads toggle it)
@@ -56,6 +56,7 @@ func (k tandemKnobs) yaml() string {
 	if perTry == 0 {
 		perTry = time.Second
 	}
+	perTry = max(perTry, 0)
 	if resp == 0 {
 		resp = 60 * time.Second
 	}

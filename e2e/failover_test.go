@@ -132,15 +132,17 @@ func TestFreezeMaster(t *testing.T) {
 		}
 		var timedOut int
 		for _, p := range failures(ps) {
-			if p.status != http.StatusGatewayTimeout {
-				t.Errorf("a POST failed with status %d err %v, want 504 (never replayed)", p.status, p.err)
+			// 504 when its per-try timeout ran out first, 502 when the
+			// master was marked down while it waited (abandoned).
+			if p.status != http.StatusGatewayTimeout && p.status != http.StatusBadGateway {
+				t.Errorf("a POST failed with status %d err %v, want 504 or 502 (never replayed)", p.status, p.err)
 			}
 			timedOut++
 		}
 		if timedOut == 0 {
-			t.Errorf("no POST in flight to the frozen master got 504 (%d POSTs)", len(ps))
+			t.Errorf("no POST in flight to the frozen master got 504 or 502 (%d POSTs)", len(ps))
 		}
-		t.Logf("%d GETs 0 failed, failover served %v after SIGSTOP; %d POSTs, %d got 504",
+		t.Logf("%d GETs 0 failed, failover served %v after SIGSTOP; %d POSTs, %d got 504 or 502",
 			len(rs), first.Sub(stopAt).Round(time.Millisecond), len(ps), timedOut)
 	})
 }

@@ -197,10 +197,10 @@ func checkEpochs(t *testing.T, got []served) {
 
 // kubectlEvents polls `kubectl get events` (bounded) until it shows every
 // string of want, and returns what it printed last.
-func kubectlEvents(kubeconfig string, want []string) (string, bool) {
+func kubectlEvents(kubectl, kubeconfig string, want []string) (string, bool) {
 	var out string
 	ok := untilTrue(15*time.Second, func() bool {
-		b, _ := exec.Command("kubectl", "--kubeconfig", kubeconfig, "get", "events", "-n", "default").CombinedOutput()
+		b, _ := exec.Command(kubectl, "--kubeconfig", kubeconfig, "get", "events", "-n", "default").CombinedOutput()
 		out = string(b)
 		for _, w := range want {
 			if !strings.Contains(out, w) {
@@ -232,7 +232,8 @@ func TestKubeReplicas(t *testing.T) {
 
 	// The replicas run as the ServiceAccount of deploy/kubernetes/rbac.yaml,
 	// with exactly the permissions it grants.
-	if out, err := exec.Command("kubectl", "--kubeconfig", cl.Kubeconfig(), "apply", "-n", "default",
+	kubectl := kubetest.Kubectl(t)
+	if out, err := exec.Command(kubectl, "--kubeconfig", cl.Kubeconfig(), "apply", "-n", "default",
 		"-f", "../deploy/kubernetes/rbac.yaml").CombinedOutput(); err != nil {
 		t.Fatalf("kubectl apply rbac.yaml: %v\n%s", err, out)
 	}
@@ -425,7 +426,7 @@ func TestKubeReplicas(t *testing.T) {
 			t.Fatal("the replica did not rejoin within 10s of the relay opening")
 		}
 		want := []string{"replica " + cut.id + " lost the API", "replica " + cut.id + " is back"}
-		if out, ok := kubectlEvents(cl.Kubeconfig(), want); !ok {
+		if out, ok := kubectlEvents(kubectl, cl.Kubeconfig(), want); !ok {
 			t.Errorf("kubectl get events lacks the fence and the return of %s:\n%s", cut.id, out)
 		}
 	})
@@ -556,7 +557,7 @@ func TestKubeReplicas(t *testing.T) {
 
 	t.Run("kubectl get events tells the story", func(t *testing.T) {
 		want := []string{"Switched", "sense: master -> failover", "LeaderElected", "(was gw-0)", "ReplicaFenced", "ServerDown"}
-		out, ok := kubectlEvents(cl.Kubeconfig(), want)
+		out, ok := kubectlEvents(kubectl, cl.Kubeconfig(), want)
 		if !ok {
 			t.Errorf("kubectl get events lacks one of %q:\n%s", want, out)
 		}

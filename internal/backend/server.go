@@ -3,6 +3,7 @@
 package backend
 
 import (
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,10 @@ type Transition struct {
 	To     State
 	Reason string
 	At     time.Time
+	// Abandoned counts the tries that were waiting for a response head
+	// from a server that went down: interrupted, to be replayed elsewhere
+	// or answered 502.
+	Abandoned int
 }
 
 // CheckResult is the outcome of the latest active check.
@@ -70,6 +75,7 @@ type Server struct {
 	// heldUntil (unix nanoseconds) keeps a server that failed live traffic
 	// down even if its checks pass: the checks are not what failed.
 	heldUntil atomic.Int64
+	heldWhy   atomic.Pointer[string]
 	last      atomic.Pointer[CheckResult]
 
 	// notify is called after every transition, outside any lock.
@@ -80,8 +86,11 @@ type Server struct {
 	oks      int         // consecutive passing checks
 	fails    int         // consecutive failing checks
 	failures []time.Time // passive soft failures inside the window
+	// ejections counts passive ejections in a row (see Ejection).
+	ejections int
 
 	conns Conns
+	wait  waiting
 }
 
 func newServer(k Key, notify func(Transition)) *Server {
@@ -139,8 +148,12 @@ func (s *Server) transition(from, to State, reason string) bool {
 	}
 	now := time.Now()
 	s.since.Store(now.UnixNano())
+	abandoned := 0
+	if to == Down {
+		abandoned = s.Abandon(false)
+	}
 	if s.notify != nil {
-		s.notify(Transition{Server: s, From: from, To: to, Reason: reason, At: now})
+		s.notify(Transition{Server: s, From: from, To: to, Reason: reason, At: now, Abandoned: abandoned})
 	}
 	return true
 }
@@ -163,6 +176,10 @@ func (s *Server) ReportCheck(r CheckResult, rise, fall int) {
 		s.transition(cur, Up, "first check passed")
 	case cur == Unknown:
 		s.transition(cur, Down, "first check failed: "+r.Detail)
+	case cur == Down && !r.OK && s.heldUntil.Load() != 0:
+		// The checks now agree the server is down (killed, frozen): their
+		// passing again is evidence once more, and the hold ends.
+		s.heldUntil.Store(0)
 	case cur == Down && r.OK && oks >= rise:
 		if time.Now().UnixNano() < s.heldUntil.Load() {
 			return // taken out by its traffic; the hold ends by itself
@@ -205,28 +222,42 @@ func (s *Server) MarkDown(reason string) bool {
 	}
 }
 
-// SoftFailure records a timeout or a broken exchange seen on live traffic;
-// maxFails of them within window mark the server down.
-func (s *Server) SoftFailure(reason string, maxFails int, window time.Duration) bool {
-	return s.softFailure(reason, maxFails, window, false)
+// Ejection is how long a server taken down by its live traffic (passive
+// detection) stays down, whatever its checks say, as Envoy's outlier
+// detection does: Base for the first ejection, one Base more for each
+// repeated one, at most Max. One repeat is forgotten per Decay the server
+// stays in service. Base 0: no hold.
+type Ejection struct {
+	Base, Max, Decay time.Duration
 }
 
-// FailedAnswer records a 5xx answer. When maxFails of them within window
-// take the server down, it stays down for window whatever its checks say:
-// they passed all along, so their passing again proves nothing.
-func (s *Server) FailedAnswer(reason string, maxFails int, window time.Duration) bool {
-	return s.softFailure(reason, maxFails, window, true)
-}
-
-// HeldUntil returns when a hold after failed answers ends (zero if none).
-func (s *Server) HeldUntil() time.Time {
-	if n := s.heldUntil.Load(); n > time.Now().UnixNano() {
-		return time.Unix(0, n)
+// Eject takes the server out at once for what its traffic showed (a
+// refused connection, no progress, failures within a window) and holds
+// it down for the ejection time. It reports whether the state changed.
+func (s *Server) Eject(reason string, e Ejection) bool {
+	if e.Base > 0 {
+		now := time.Now()
+		s.mu.Lock()
+		if s.State() != Down {
+			if e.Decay > 0 && s.State() == Up {
+				s.ejections = max(0, s.ejections-int(now.Sub(s.Since())/e.Decay))
+			}
+			s.ejections++
+			hold := min(e.Base*time.Duration(s.ejections), max(e.Max, e.Base))
+			s.heldUntil.Store(now.Add(hold).UnixNano())
+			why := fmt.Sprintf("ejected by its traffic %d times in a row: held down %v", s.ejections, hold)
+			s.heldWhy.Store(&why)
+			reason += "; " + why
+		}
+		s.mu.Unlock()
 	}
-	return time.Time{}
+	return s.MarkDown(reason)
 }
 
-func (s *Server) softFailure(reason string, maxFails int, window time.Duration, hold bool) bool {
+// Failure records a timeout, a broken exchange or (when counted) a 5xx
+// answer seen on live traffic; maxFails of them within window eject the
+// server.
+func (s *Server) Failure(reason string, maxFails int, window time.Duration, e Ejection) bool {
 	if maxFails <= 0 {
 		return false
 	}
@@ -242,11 +273,23 @@ func (s *Server) softFailure(reason string, maxFails int, window time.Duration, 
 	n := len(s.failures)
 	s.mu.Unlock()
 	if n >= maxFails {
-		if hold {
-			s.heldUntil.Store(now.Add(window).UnixNano())
-			reason += "; held down for " + window.String()
-		}
-		return s.MarkDown(reason + " (" + strconv.Itoa(n) + " failures within " + window.String() + ")")
+		return s.Eject(reason+" ("+strconv.Itoa(n)+" failures within "+window.String()+")", e)
 	}
 	return false
+}
+
+// HeldUntil returns when a hold after an ejection ends (zero if none).
+func (s *Server) HeldUntil() time.Time {
+	if n := s.heldUntil.Load(); n > time.Now().UnixNano() {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// HeldReason says why the server is held down ("" when it is not).
+func (s *Server) HeldReason() string {
+	if w := s.heldWhy.Load(); w != nil && !s.HeldUntil().IsZero() {
+		return *w
+	}
+	return ""
 }

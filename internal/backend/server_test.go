@@ -256,7 +256,7 @@ func TestSoftFailure(t *testing.T) {
 			downAt := -1
 			for i, gap := range tt.gaps {
 				time.Sleep(gap)
-				changed := s.SoftFailure("passive: timeout", tt.maxFails, tt.window)
+				changed := s.Failure("passive: timeout", tt.maxFails, tt.window, backend.Ejection{})
 				// Only the failure that takes the server down asks for a check now.
 				select {
 				case <-s.Kicked():
@@ -300,7 +300,7 @@ func TestSoftFailureCountsWhileChecksPass(t *testing.T) {
 		s.ReportCheck(backend.CheckResult{OK: true}, 2, 2)
 	}
 	for i := range 3 {
-		changed := s.SoftFailure("answered 500", 3, time.Minute)
+		changed := s.Failure("answered 500", 3, time.Minute, backend.Ejection{})
 		if changed != (i == 2) {
 			t.Fatalf("failure %d: changed = %v", i, changed)
 		}
@@ -318,7 +318,7 @@ func TestSoftFailureForgottenAfterRecovery(t *testing.T) {
 	s, _ := newServer(t)
 	s.ReportCheck(backend.CheckResult{OK: true}, 2, 2)
 	for range 3 {
-		s.SoftFailure("timeout", 3, time.Minute)
+		s.Failure("timeout", 3, time.Minute, backend.Ejection{})
 	}
 	if s.State() != backend.Down {
 		t.Fatalf("state %v after 3 soft failures", s.State())
@@ -328,7 +328,7 @@ func TestSoftFailureForgottenAfterRecovery(t *testing.T) {
 	if s.State() != backend.Up {
 		t.Fatalf("state %v after recovery", s.State())
 	}
-	if s.SoftFailure("timeout", 3, time.Minute) || s.SoftFailure("timeout", 3, time.Minute) {
+	if s.Failure("timeout", 3, time.Minute, backend.Ejection{}) || s.Failure("timeout", 3, time.Minute, backend.Ejection{}) {
 		t.Fatalf("marked down by fewer than maxFails failures after recovery")
 	}
 	if s.State() != backend.Up {
@@ -498,7 +498,7 @@ func TestFailedAnswerHoldsDown(t *testing.T) {
 	s.ReportCheck(backend.CheckResult{OK: true}, 2, 2)
 	const window = 150 * time.Millisecond
 	for range 3 {
-		s.FailedAnswer("answered 500", 3, window)
+		s.Failure("answered 500", 3, window, backend.Ejection{Base: window, Max: window})
 	}
 	if s.State() != backend.Down || s.HeldUntil().IsZero() {
 		t.Fatalf("after 3 failed answers: %v, held until %v", s.State(), s.HeldUntil())
@@ -514,13 +514,58 @@ func TestFailedAnswerHoldsDown(t *testing.T) {
 	if s.State() != backend.Up {
 		t.Errorf("after the hold, a passing check left it %v", s.State())
 	}
-	// Timeouts and broken exchanges do not hold: the checks judge those.
+	// With no ejection time, failures do not hold: the checks judge.
 	for range 3 {
-		s.SoftFailure("timeout", 3, window)
+		s.Failure("timeout", 3, window, backend.Ejection{})
 	}
 	s.ReportCheck(backend.CheckResult{OK: true}, 2, 2)
 	s.ReportCheck(backend.CheckResult{OK: true}, 2, 2)
 	if s.State() != backend.Up {
 		t.Errorf("after soft failures and 2 passing checks: %v, want up", s.State())
+	}
+}
+
+// TestEjectionGrows: each repeated ejection holds the server down one
+// base time longer, up to the maximum, whatever its checks say; a
+// failing check ends the hold; time in service forgets repeats.
+func TestEjectionGrows(t *testing.T) {
+	s, _ := newServer(t)
+	s.ReportCheck(backend.CheckResult{OK: true}, 1, 1)
+	const base = 60 * time.Millisecond
+	e := backend.Ejection{Base: base, Max: 3 * base, Decay: time.Hour}
+	for i, want := range []time.Duration{base, 2 * base, 3 * base, 3 * base} {
+		start := time.Now()
+		if !s.Eject("passive: broken answer", e) {
+			t.Fatalf("ejection %d changed nothing", i+1)
+		}
+		if got := s.HeldUntil().Sub(start); got < want || got > want+base/2 {
+			t.Errorf("ejection %d held for %v, want %v", i+1, got, want)
+		}
+		if r := s.HeldReason(); !strings.Contains(r, "held down") {
+			t.Errorf("held reason %q", r)
+		}
+		for s.State() == backend.Down {
+			s.ReportCheck(backend.CheckResult{OK: true}, 1, 1)
+			if s.State() == backend.Up && time.Since(start) < want {
+				t.Fatalf("ejection %d: back up after %v, held for %v", i+1, time.Since(start), want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// A failing check while held: the checks agree it is down, and their
+	// passing again readmits it at once.
+	s.Eject("passive: refused", e)
+	s.ReportCheck(backend.CheckResult{OK: false}, 1, 1)
+	s.ReportCheck(backend.CheckResult{OK: true}, 1, 1)
+	if s.State() != backend.Up {
+		t.Errorf("after a failed then a passing check while held: %v, want up", s.State())
+	}
+	// Time in service forgets repeats: one per Decay.
+	e.Decay = base
+	time.Sleep(6 * base)
+	start := time.Now()
+	s.Eject("passive: broken answer", e)
+	if got := s.HeldUntil().Sub(start); got > base+base/2 {
+		t.Errorf("after 6 decays in service (5 ejections), held for %v, want %v", got, base)
 	}
 }

@@ -376,6 +376,28 @@ groups:
 			want: []string{`t.yaml:5: groups[0].mode: "activepassive": want failover or roundrobin`},
 		},
 		{
+			name: "passive noProgress too short and too long",
+			yaml: `listeners:
+  - {name: web, address: ":8080"}
+groups:
+  - name: app
+    passive: {noProgress: 50ms}
+    servers:
+      - {name: a, address: "a.local:80"}
+  - name: other
+    hosts: [other.local]
+    timeouts: {response: 3s}
+    passive:
+      noProgress: 5s
+    servers:
+      - {name: b, address: "b.local:80"}
+`,
+			want: []string{
+				`t.yaml:5: groups[0].passive.noProgress: 50ms is too short (minimum 100ms; 0 disables)`,
+				`t.yaml:12: groups[1].passive.noProgress: 5s is not shorter than timeouts.response 3s: it could never trip`,
+			},
+		},
+		{
 			name: "bad failback policy",
 			yaml: `listeners:
   - {name: web, address: ":8080"}
@@ -1051,11 +1073,11 @@ func TestParseReadmeExample(t *testing.T) {
 				Interval: config.Duration(time.Second), FastInterval: config.Duration(250 * time.Millisecond),
 				Timeout: config.Duration(500 * time.Millisecond), Rise: 2, Fall: 2,
 			},
-			Passive:      config.Passive{MaxFails: 3, Window: config.Duration(10 * time.Second)},
+			Passive:      config.Passive{MaxFails: 3, Window: config.Duration(10 * time.Second), BaseEjectionTime: config.Duration(5 * time.Second), MaxEjectionTime: config.Duration(5 * time.Minute)},
 			Failback:     config.Failback{Policy: config.FailbackAuto, After: config.Duration(10 * time.Second)},
 			Websocket:    config.Websocket{Paths: []string{"/websocket"}, RequireUpgrade: true, OnSwitch: "close", DrainGrace: config.Duration(5 * time.Second)},
 			Retry:        config.Retry{Attempts: 3, PerTryTimeout: config.Duration(time.Second), BufferBytes: 64 << 10},
-			Timeouts:     config.Timeouts{Connect: config.Duration(2 * time.Second), Response: config.Duration(60 * time.Second)},
+			Timeouts:     config.Timeouts{Connect: config.Duration(2 * time.Second), Response: config.Duration(60 * time.Second), BodyIdle: config.Duration(60 * time.Second)},
 			MaxBodyBytes: 10 << 20,
 		}},
 	}
@@ -1085,11 +1107,11 @@ groups: [{name: app, servers: [{name: a, address: "a.local:80"}]}]
 						Expect:   config.Expect{Status: config.StatusSet{{Lo: 200, Hi: 299}}},
 						Interval: config.Duration(config.DefaultInterval), FastInterval: config.Duration(config.DefaultFastInterval),
 						Timeout: config.Duration(config.DefaultTimeout), Rise: 2, Fall: 2},
-					Passive:      config.Passive{MaxFails: 3, Window: config.Duration(10 * time.Second)},
+					Passive:      config.Passive{MaxFails: 3, Window: config.Duration(10 * time.Second), BaseEjectionTime: config.Duration(5 * time.Second), MaxEjectionTime: config.Duration(5 * time.Minute)},
 					Failback:     config.Failback{Policy: config.FailbackAuto},
 					Websocket:    config.Websocket{OnSwitch: "close", DrainGrace: config.Duration(5 * time.Second)},
 					Retry:        config.Retry{Attempts: 3, BufferBytes: 64 << 10},
-					Timeouts:     config.Timeouts{Connect: config.Duration(2 * time.Second), Response: config.Duration(time.Minute)},
+					Timeouts:     config.Timeouts{Connect: config.Duration(2 * time.Second), Response: config.Duration(time.Minute), BodyIdle: config.Duration(time.Minute)},
 					MaxBodyBytes: 10 << 20,
 				}
 				if !reflect.DeepEqual(c.Groups[0], want) {

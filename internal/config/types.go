@@ -242,6 +242,28 @@ type Passive struct {
 	Window   Duration `yaml:"window"`
 	// Count5xx makes 5xx answers count as failures (timeouts always do).
 	Count5xx bool `yaml:"count5xx"`
+	// NoProgress marks a server down when requests have waited this long
+	// for a response head and none came from it meanwhile: a server that
+	// accepts requests and answers none. Unset: DefaultNoProgress; 0
+	// disables it.
+	NoProgress *Duration `yaml:"noProgress"`
+	// BaseEjectionTime holds a server taken down by its traffic down that
+	// long whatever its checks say, one more for each repeated ejection,
+	// up to MaxEjectionTime; one repeat is forgotten per Window in
+	// service. A failing check ends a hold (the checks agree again).
+	BaseEjectionTime Duration `yaml:"baseEjectionTime"`
+	MaxEjectionTime  Duration `yaml:"maxEjectionTime"`
+}
+
+// DefaultNoProgress is passive.noProgress when unset.
+const DefaultNoProgress = 5 * time.Second
+
+// NoProgressAfter returns passive.noProgress, 0 when disabled.
+func (p Passive) NoProgressAfter() time.Duration {
+	if p.NoProgress == nil {
+		return DefaultNoProgress
+	}
+	return p.NoProgress.D()
 }
 
 // Failback is what happens when a higher-priority server is healthy again.
@@ -282,6 +304,9 @@ type Timeouts struct {
 	Connect Duration `yaml:"connect"`
 	// Response bounds the wait for response headers across all tries.
 	Response Duration `yaml:"response"`
+	// BodyIdle bounds a wait for more of a response body (a server that
+	// sent its head and stalls): the exchange ends then.
+	BodyIdle Duration `yaml:"bodyIdle"`
 }
 
 // Defaults filled in by Load before validation.

@@ -77,6 +77,12 @@ func applyDefaults(cfg *Config) {
 		if g.Passive.Window == 0 {
 			g.Passive.Window = Duration(10 * time.Second)
 		}
+		if g.Passive.BaseEjectionTime == 0 {
+			g.Passive.BaseEjectionTime = Duration(5 * time.Second)
+		}
+		if g.Passive.MaxEjectionTime == 0 {
+			g.Passive.MaxEjectionTime = Duration(max(5*time.Minute, g.Passive.BaseEjectionTime.D()))
+		}
 		if g.Failback.Policy == "" {
 			g.Failback.Policy = FailbackAuto
 		}
@@ -97,6 +103,9 @@ func applyDefaults(cfg *Config) {
 		}
 		if g.Timeouts.Response == 0 {
 			g.Timeouts.Response = Duration(60 * time.Second)
+		}
+		if g.Timeouts.BodyIdle == 0 {
+			g.Timeouts.BodyIdle = Duration(60 * time.Second)
 		}
 		if g.MaxBodyBytes == 0 {
 			g.MaxBodyBytes = 10 << 20
@@ -123,9 +132,12 @@ func applyDefaults(cfg *Config) {
 		if co.Name == "" {
 			co.Name = "tandem"
 		}
-		def(&co.LeaseDuration, 15*time.Second)
-		def(&co.RenewDeadline, 10*time.Second)
-		def(&co.RetryPeriod, 2*time.Second)
+		// A survivor takes an expired Lease at its next retry: a leader's
+		// SIGKILL costs about leaseDuration+retryPeriod without a leader
+		// (routing goes on; only new decisions wait), 11 s with these.
+		def(&co.LeaseDuration, 10*time.Second)
+		def(&co.RenewDeadline, 8*time.Second)
+		def(&co.RetryPeriod, time.Second)
 		def(&co.Heartbeat, time.Second)
 		def(&co.FenceAfter, 5*time.Second)
 		def(&co.RevokeTimeout, time.Second)
@@ -453,6 +465,14 @@ func validateGroup(g *Group, p string, c *collector) {
 	}
 	if g.Passive.MaxFails < 0 {
 		c.at(p+".passive.maxFails", "must not be negative")
+	}
+	if g.Passive.MaxEjectionTime < g.Passive.BaseEjectionTime {
+		c.at(p+".passive.maxEjectionTime", "%v is shorter than baseEjectionTime %v", g.Passive.MaxEjectionTime.D(), g.Passive.BaseEjectionTime.D())
+	}
+	if np := g.Passive.NoProgressAfter(); np > 0 && np < 100*time.Millisecond {
+		c.at(p+".passive.noProgress", "%v is too short (minimum 100ms; 0 disables)", np)
+	} else if np > 0 && np >= g.Timeouts.Response.D() {
+		c.at(p+".passive.noProgress", "%v is not shorter than timeouts.response %v: it could never trip", np, g.Timeouts.Response.D())
 	}
 	switch g.Failback.Policy {
 	case FailbackAuto:

@@ -368,7 +368,7 @@ func (e *Elector) Adopt(p Published) bool {
 	e.commitLocked(p.Committed)
 	e.hold = p.Hold
 	e.last = Decision{Active: p.Active, Reason: p.Reason, Pending: p.Pending, Recheck: p.Recheck}
-	if from == p.Active && !p.Revoking {
+	if from == p.Active && !p.Revoking && !cur.Revoking {
 		return true
 	}
 	sw := p.Last
@@ -376,13 +376,14 @@ func (e *Elector) Adopt(p Published) bool {
 	if sw.At.IsZero() {
 		sw.At = time.Now()
 	}
-	if p.Revoking {
+	if from != "" {
+		// What this replica routed on loses the role, whatever the leader
+		// says it moved from: a replica that missed decisions closes the
+		// websockets it really has.
 		sw.From = from
-	} else if cur.Revoking || sw.From == "" {
-		// The grant after a revocation: the switch is from the server
-		// the revocation took the role from.
-		sw.From = firstNonEmpty(sw.From, from)
 	}
+	// Else: the grant after a revocation this replica adopted; the switch
+	// is from the server the revocation took the role from (p.Last.From).
 	sw.To = firstNonEmpty(sw.To, p.Active)
 	if p.Revoking && from == "" {
 		return true // nothing to revoke on this replica

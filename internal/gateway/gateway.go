@@ -129,12 +129,26 @@ func (g *Gateway) onTransition(tr backend.Transition) {
 	g.log.Log(context.Background(), lvl, "server state changed", "group", s.Group, "server", s.Name,
 		"address", s.Address, "from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason)
 	g.reasons.Store(s.Key, tr.Reason)
+	g.proxy.Abandoned(s, proxy.AbandonDown, tr.Abandoned)
 	if t := g.table.Load(); t != nil {
 		if grp := t.Group(s.Group); grp != nil && grp.Elector != nil {
-			// The cause goes with it: the history and Events say what was seen.
-			grp.Elector.Evaluate("health: " + s.Name + " " + tr.To.String() + " (" + tr.Reason + ")")
+			// The cause goes with it: the history and Events say what was
+			// seen, and why the server is held down if it is.
+			cause := " (" + tr.Reason + ")"
+			if h := heldNote(s); h != cause {
+				cause += h
+			}
+			grp.Elector.Evaluate("health: " + s.Name + " " + tr.To.String() + cause)
 		}
 	}
+}
+
+// heldNote says, for the switch history, why s is held down, if it is.
+func heldNote(s *backend.Server) string {
+	if r := s.HeldReason(); r != "" && s.State() == backend.Down {
+		return " (" + r + ")"
+	}
+	return ""
 }
 
 // onSwitch logs a switch and closes the websockets of the server that lost
@@ -158,7 +172,16 @@ func (g *Gateway) onSwitch(sw failover.Switch) {
 		return
 	}
 	grp := t.Group(sw.Group)
-	if grp == nil || grp.Cfg.Websocket.OnSwitch != "close" {
+	if grp == nil {
+		return
+	}
+	if s := grp.Server(sw.From); s != nil && !s.Drained() {
+		// Requests still waiting on the former active server go on now.
+		g.proxy.AbandonRole(s)
+	}
+	if grp.Cfg.Websocket.OnSwitch != "close" || sw.To == "" && !sw.Revoking {
+		// To no server at all: the last server's websockets are kept, as
+		// their clients would have nowhere to reconnect to.
 		return
 	}
 	// A drained server's websockets get the drain's grace period instead.
@@ -392,8 +415,9 @@ func (g *Gateway) Run(ctx context.Context, cfg *config.Config) error {
 
 	var servers []server
 	errc := make(chan error, len(cfg.Listeners)+1)
+	lim := fitFDs(cfg.Limits, len(cfg.Listeners), g.log)
 	for _, l := range cfg.Listeners {
-		srv, ln, err := g.listen(l, cfg.Limits)
+		srv, ln, err := g.listen(l, lim)
 		if err != nil {
 			for _, s := range servers {
 				s.Close()

@@ -48,6 +48,10 @@ type ServerState struct {
 	Websockets int        `json:"websockets"`
 	Pod        string     `json:"pod,omitempty"`
 	LastCheck  *CheckView `json:"lastCheck,omitempty"`
+	// HeldUntil and HeldReason: a server ejected by its traffic is held
+	// down until then whatever its checks say, and why.
+	HeldUntil  *time.Time `json:"heldUntil,omitempty"`
+	HeldReason string     `json:"heldReason,omitempty"`
 }
 
 // CheckView is the latest active check of a server.
@@ -91,6 +95,9 @@ func (g *Gateway) State() State {
 		}
 		for _, s := range grp.Servers {
 			ss := ServerState{Pod: pods[s.Name], Name: s.Name, Address: s.Address, State: s.State().String(), Drained: s.Drained(), Since: s.Since(), Websockets: s.Conns().Len()}
+			if h := s.HeldUntil(); !h.IsZero() {
+				ss.HeldUntil, ss.HeldReason = &h, s.HeldReason()
+			}
 			if c := s.LastCheck(); c != nil {
 				ss.LastCheck = &CheckView{At: c.At, OK: c.OK, Status: c.Status, LatencyMS: float64(c.Latency.Microseconds()) / 1000, Detail: c.Detail}
 			}

@@ -84,6 +84,9 @@ func (c *Check) Do(ctx context.Context) backend.CheckResult {
 		res.Latency = time.Since(start)
 		res.Detail = describe(err)
 		res.Reason = reasonOf(res.Detail)
+		if backend.LocalError(err) {
+			res.Reason = ReasonLocal
+		}
 		return res
 	}
 	defer resp.Body.Close()
@@ -139,6 +142,10 @@ func asNetTimeout(err error, ne *net.Error) bool {
 	}
 	return strings.Contains(err.Error(), "Client.Timeout") || strings.Contains(err.Error(), "deadline exceeded")
 }
+
+// ReasonLocal is the reason of a check that failed for the gateway's own
+// shortage (out of fds, buffers, ports): it says nothing of the server.
+const ReasonLocal = "local"
 
 // reasonOf classifies a described transport error for metrics labels.
 func reasonOf(detail string) string {
@@ -268,6 +275,12 @@ func (p *prober) loop(ctx context.Context, log *slog.Logger, m *metrics.Metrics,
 		m.CheckDuration.WithLabelValues(s.Group, s.Name).Observe(res.Latency.Seconds())
 		if !res.OK {
 			m.CheckFailures.WithLabelValues(s.Group, s.Name, res.Reason).Inc()
+		}
+		if res.Reason == ReasonLocal {
+			// Not the server's fault: the check does not count either way.
+			log.Warn("health check could not run: the gateway is short of its own resources", "group", s.Group,
+				"server", s.Name, "error", res.Detail)
+			return
 		}
 		s.ReportCheck(res, c.Cfg.Rise, c.Cfg.Fall)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/tandemproxy/tandem/internal/config"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -315,9 +316,13 @@ func serviceAddress(svcs []*corev1.Service, dc *config.Discovery, name string, p
 		if host == "" {
 			return "", 0, fmt.Errorf("service %s/%s has no load-balancer address and nodeHost is not set", s.Namespace, s.Name)
 		}
-		published := func(target int) (int, bool) {
+		// A Service port publishes the pod's port by number, by the
+		// container port's name, or (no targetPort) by the same number.
+		published := func(target int, ref string) (int, bool) {
 			for _, sp := range s.Spec.Ports {
-				if sp.TargetPort.IntValue() == target || sp.TargetPort.IntValue() == 0 && int(sp.Port) == target {
+				tp := sp.TargetPort
+				named := tp.Type == intstr.String && tp.StrVal != ""
+				if named && tp.StrVal == ref || !named && tp.IntValue() == target || tp.IntValue() == 0 && !named && int(sp.Port) == target {
 					if lb {
 						return int(sp.Port), true
 					}
@@ -326,13 +331,13 @@ func serviceAddress(svcs []*corev1.Service, dc *config.Discovery, name string, p
 			}
 			return 0, false
 		}
-		tp, ok := published(port)
+		tp, ok := published(port, dc.Port)
 		if !ok {
 			return "", 0, fmt.Errorf("service %s/%s does not publish port %d", s.Namespace, s.Name, port)
 		}
 		hp := 0
 		if healthPort != 0 && healthPort != port {
-			if hp, ok = published(healthPort); !ok {
+			if hp, ok = published(healthPort, dc.HealthPort); !ok {
 				return "", 0, fmt.Errorf("service %s/%s does not publish the health port %d", s.Namespace, s.Name, healthPort)
 			}
 		}

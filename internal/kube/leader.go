@@ -146,13 +146,7 @@ func decideGroup(in groupInput) (decision, map[string]aggregate) {
 			d.To, d.Reason = switchTo, "switch requested by operator"
 			d.Last.To, d.Last.Kind, d.Last.Reason, d.Last.By = switchTo, failover.KindOperator, d.Reason, by
 		}
-		acked := true
-		for _, v := range in.views {
-			if v.view.Groups[in.group].Ack < d.Epoch {
-				acked = false
-			}
-		}
-		if !acked && in.now.Before(d.RevokedAt.Add(in.revoke)) {
+		if !allAcked(in, d.Epoch) && in.now.Before(d.RevokedAt.Add(in.revoke)) {
 			return d, agg
 		}
 		// Phase two: grant the role, to the server chosen at revocation
@@ -171,7 +165,7 @@ func decideGroup(in groupInput) (decision, map[string]aggregate) {
 	}
 	if switchTo != "" {
 		d.Reason = "switch requested by operator"
-		return transition(d, switchTo, failover.KindOperator, d.Reason, by, in.now), agg
+		return transition(d, switchTo, failover.KindOperator, d.Reason, by, !allAcked(in, d.Epoch), in.now), agg
 	}
 	res := failover.Decide(failover.Input{Candidates: cands(), Current: d.Active, Hold: d.Hold,
 		FailbackNow: failbackNow, Policy: in.policy, Now: in.now})
@@ -200,19 +194,31 @@ func decideGroup(in groupInput) (decision, map[string]aggregate) {
 		by = "leader " + in.leader
 	}
 	d.Reason = reason
-	return transition(d, res.Active, res.Kind, reason, by, in.now), agg
+	return transition(d, res.Active, res.Kind, reason, by, !allAcked(in, d.Epoch), in.now), agg
+}
+
+// allAcked reports whether every live replica adopted epoch.
+func allAcked(in groupInput, epoch uint64) bool {
+	for _, v := range in.views {
+		if v.view.Groups[in.group].Ack < epoch {
+			return false
+		}
+	}
+	return true
 }
 
 // transition moves the role to "to" with a new epoch: at once when no
-// server holds it, else by revoking it first (phase one of two).
-func transition(d decision, to, kind, reason, by string, now time.Time) decision {
+// server holds it and every replica knows that (behind is false), else by
+// revoking first (phase one of two), so that a replica still routing on an
+// older decision stops before another server is granted.
+func transition(d decision, to, kind, reason, by string, behind bool, now time.Time) decision {
 	from := d.Active
 	if d.Revoking {
 		from = d.Last.From
 	}
 	d.Epoch++
 	d.Last = failover.Switch{At: now, From: from, To: to, Reason: reason, Kind: kind, By: by}
-	if from != "" && to != "" {
+	if (from != "" || behind) && to != "" {
 		d.Active, d.Revoking, d.To, d.RevokedAt = "", true, to, now
 		return d
 	}

@@ -321,6 +321,19 @@ func TestDecideGroupSequences(t *testing.T) {
 			},
 		},
 		{
+			// r2 never adopted the no-server epoch: it may still route on
+			// a, so b is granted only once it acknowledged.
+			name: "a server back before every replica knew there was none: two-phase",
+			prev: decision{Active: "a", Epoch: 2},
+			steps: []step{
+				{views: []liveView{lv("r1", 2, "a- b- c-"), lv("r2", 2, "a+ b- c-")}, want: shape{Epoch: 3, From: "a"}},
+				{at: time.Second, views: []liveView{lv("r1", 3, "a- b+ c-"), lv("r2", 2, "a- b+ c-")},
+					want: shape{Epoch: 4, Revoking: true, To: "b", LastTo: "b"}},
+				{at: 2 * time.Second, views: []liveView{lv("r1", 4, "a- b+ c-"), lv("r2", 4, "a- b+ c-")},
+					want: shape{Active: "b", Epoch: 4, LastTo: "b"}},
+			},
+		},
+		{
 			// Phase two waits for the acknowledgements whatever asked for
 			// the switch (docs/kubernetes.md, "Two-phase switch").
 			name: "an operator switch during a revocation still waits for the acknowledgements",

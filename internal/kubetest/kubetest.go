@@ -55,7 +55,7 @@ const KWOKNodeAnnotation = "kwok.x-k8s.io/node"
 const readyTimeout = 60 * time.Second
 
 // The files scripts/testbed puts in the bin dir.
-var testbedFiles = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kwok-stages.yaml"}
+var testbedFiles = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "kwok-stages.yaml"}
 
 var binaries struct {
 	mu  sync.Mutex
@@ -85,6 +85,13 @@ func FindBinaries() (string, error) {
 		binaries.dir, binaries.err = findBinaries()
 	}
 	return binaries.dir, binaries.err
+}
+
+// Kubectl returns the path of the test bed's kubectl, of the API server's
+// release (Debian's is 1.20; a kubectl on $PATH may be any version).
+func Kubectl(t testing.TB) string {
+	t.Helper()
+	return filepath.Join(Binaries(t), "kubectl")
 }
 
 func findBinaries() (string, error) {

@@ -98,10 +98,7 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("Kubectl", func(t *testing.T) {
-		kubectl, err := exec.LookPath("kubectl")
-		if err != nil {
-			t.Fatalf("kubectl not found (Debian: /usr/bin/kubectl): %v", err)
-		}
+		kubectl := Kubectl(t)
 		l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "seen-by-kubectl", Namespace: "kube-system"}}
 		if _, err := c.Client().CoordinationV1().Leases("kube-system").Create(ctx, l, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
@@ -187,7 +184,7 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("after Restore: %v", err)
 		}
 		// The kubeconfig form, by kubectl: the certificate still verifies.
-		out, err := exec.CommandContext(ctx, "kubectl", "--kubeconfig", c.KubeconfigVia(t, r.Addr()), "get", "namespace", "default", "-o", "name").CombinedOutput()
+		out, err := exec.CommandContext(ctx, Kubectl(t), "--kubeconfig", c.KubeconfigVia(t, r.Addr()), "get", "namespace", "default", "-o", "name").CombinedOutput()
 		if err != nil || strings.TrimSpace(string(out)) != "namespace/default" {
 			t.Fatalf("kubectl through the relay: %v\n%s", err, out)
 		}

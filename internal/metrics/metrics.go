@@ -31,6 +31,7 @@ type Metrics struct {
 	LastReloadTime  prometheus.Gauge
 	Connections     *prometheus.GaugeVec
 	ConnLimitWaits  *prometheus.CounterVec
+	Abandoned       *prometheus.CounterVec
 
 	// perServer caches, per group and server, the children of the vectors
 	// above that every request touches: WithLabelValues hashes and looks
@@ -53,7 +54,7 @@ type serverObs struct {
 func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "requests_total",
-			Help: "Requests answered, by group, server that answered (empty if none) and status class."},
+			Help: "Requests answered, by group, server that answered (empty if none) and status class (cut: the server broke the response body after its head was sent on)."},
 			[]string{"group", "server", "code"}),
 		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "request_duration_seconds",
 			Help:    "Time from request to response headers written back, retries included.",
@@ -66,7 +67,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}},
 			[]string{"group", "server"}),
 		CheckFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "health_check_failures_total",
-			Help: "Failed active health checks by reason (refused, reset, timeout, status, body, error)."},
+			Help: "Failed active health checks by reason (refused, reset, timeout, status, body, error; local: the gateway was short of fds or buffers, not counted against the server)."},
 			[]string{"group", "server", "reason"}),
 		Switches: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "switches_total",
 			Help: "Changes of a group's active server by kind (start, down, drained, removed, failback, operator, none)."},
@@ -82,11 +83,14 @@ func New(reg prometheus.Registerer) *Metrics {
 		ConnLimitWaits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "connection_limit_waits_total",
 			Help: "Times a listener had limits.maxConnections open and new connections waited in the backlog."},
 			[]string{"listener"}),
+		Abandoned: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "requests_abandoned_total",
+			Help: "Tries waiting for a response head from a server that was marked down (cause down) or lost the active role (cause role): replayed elsewhere when safe, else answered 502."},
+			[]string{"group", "server", "cause"}),
 	}
 	m.LastReloadOK.Set(1)
 	m.LastReloadTime.SetToCurrentTime()
 	reg.MustRegister(m.Requests, m.RequestDuration, m.Retries, m.CheckDuration, m.CheckFailures,
-		m.Switches, m.Reloads, m.LastReloadOK, m.LastReloadTime, m.Connections, m.ConnLimitWaits, buildInfo(),
+		m.Switches, m.Reloads, m.LastReloadOK, m.LastReloadTime, m.Connections, m.ConnLimitWaits, m.Abandoned, buildInfo(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -113,10 +117,18 @@ func buildInfo() prometheus.Collector {
 // codeClasses avoids formatting a label per request.
 var codeClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
-// CodeClass returns "2xx" for 204, and the code itself for odd ones.
+// CodeCut is the code of a request whose response body the server cut
+// off or garbled after its head was sent on: label "cut".
+const CodeCut = -1
+
+// CodeClass returns "2xx" for 204, "cut" for CodeCut, and the code itself
+// for odd ones.
 func CodeClass(code int) string {
-	if code >= 100 && code < 600 {
+	switch {
+	case code >= 100 && code < 600:
 		return codeClasses[code/100-1]
+	case code == CodeCut:
+		return "cut"
 	}
 	return strconv.Itoa(code)
 }
@@ -129,7 +141,7 @@ func (m *Metrics) ObserveRequest(group, server string, code, retries int, d time
 			return m.Requests.WithLabelValues(group, server, codeClasses[code/100-1])
 		}).Inc()
 	} else {
-		m.Requests.WithLabelValues(group, server, strconv.Itoa(code)).Inc()
+		m.Requests.WithLabelValues(group, server, CodeClass(code)).Inc()
 	}
 	o.duration.Observe(d.Seconds())
 	if retries > 0 {

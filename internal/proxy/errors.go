@@ -8,12 +8,21 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tandemproxy/tandem/internal/backend"
 )
 
 // Errors that decide the status a client gets.
 var (
 	errTimeout    = errors.New("server did not answer in time")
 	errClientGone = errors.New("client went away")
+	// errAbandoned: the try was waiting for a response head when its
+	// server was marked down or lost the active role.
+	errAbandoned = errors.New("abandoned: the server was marked down or lost the active role")
+	// errLocal: the gateway ran short of its own resources (fds, buffers).
+	errLocal = errors.New("gateway out of local resources")
+	// errRepick: the same, found before anything was sent: pick again.
+	errRepick = errors.New("the server was marked down or lost the active role before the request was sent")
 )
 
 // dialError marks a failure to connect: the request was not sent, so it is
@@ -33,6 +42,8 @@ func reason(err error) string {
 	s := err.Error()
 	var ne net.Error
 	switch {
+	case backend.LocalError(err):
+		return "local: " + s
 	case strings.Contains(s, "connection refused"):
 		return "connection refused"
 	case strings.Contains(s, "connection reset"):
@@ -51,8 +62,10 @@ func statusFor(err error) int {
 	switch {
 	case errors.As(err, &mb):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, errNoServer):
+	case errors.Is(err, errNoServer), errors.Is(err, errLocal):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, errAbandoned):
+		return http.StatusBadGateway
 	case errors.Is(err, errTimeout):
 		return http.StatusGatewayTimeout
 	}

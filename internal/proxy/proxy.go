@@ -53,6 +53,10 @@ type reqState struct {
 	answered bool
 	start    time.Time
 	hsts     string
+	// bodyErr says why the server's response body failed, "" if it did not.
+	bodyErr string
+	// recorded: counted and logged already (before an abort).
+	recorded bool
 }
 
 // ServeHTTP routes one request arriving on a listener without HSTS.
@@ -96,7 +100,9 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, hsts string) {
 	} else {
 		p.forward(w, r, st)
 	}
-	p.record(r, st, upgrade)
+	if !st.recorded {
+		p.record(r, st, upgrade)
+	}
 }
 
 // record counts a finished request and writes its access log line.
@@ -106,16 +112,24 @@ func (p *Proxy) record(r *http.Request, st *reqState, upgrade bool) {
 		server = st.server.Name
 	}
 	d := time.Since(st.start)
+	code := st.status
+	if st.bodyErr != "" && st.answered {
+		code = metrics.CodeCut
+	}
 	if upgrade {
 		// A websocket's duration is its session, not a latency.
 		p.metrics.Requests.WithLabelValues(st.group.Name, server, metrics.CodeClass(st.status)).Inc()
 	} else {
-		p.metrics.ObserveRequest(st.group.Name, server, st.status, st.retries, d)
+		p.metrics.ObserveRequest(st.group.Name, server, code, st.retries, d)
 	}
 	if st.table.Config.Log.Access {
-		p.log.Info("access", "group", st.group.Name, "server", server, "method", r.Method, "host", r.Host,
+		attrs := []any{"group", st.group.Name, "server", server, "method", r.Method, "host", r.Host,
 			"path", r.URL.Path, "status", st.status, "retries", st.retries,
-			"duration_ms", float64(d.Microseconds())/1000, "remote", r.RemoteAddr)
+			"duration_ms", float64(d.Microseconds()) / 1000, "remote", r.RemoteAddr}
+		if st.bodyErr != "" {
+			attrs = append(attrs, "error", st.bodyErr)
+		}
+		p.log.Info("access", attrs...)
 	}
 }
 

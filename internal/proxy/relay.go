@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tandemproxy/tandem/internal/backend"
 	"github.com/tandemproxy/tandem/internal/route"
 )
 
@@ -39,6 +40,17 @@ type wireRequest struct {
 	// idempotent requests may be sent again when a kept-alive connection
 	// turns out closed; others are sent on a connection checked first.
 	idempotent bool
+	// server is the try's server: a try that waits for its response head
+	// registers there, to be abandoned if the server goes down or (unless
+	// pinned) loses the active role after gen was read.
+	server *backend.Server
+	gen    uint64
+	pinned bool
+	// stallAfter arms no-progress detection (0: off); onStall reports it.
+	stallAfter time.Duration
+	onStall    func(*backend.Server, time.Duration, int)
+	// bodyIdle bounds each wait for more of the response body.
+	bodyIdle time.Duration
 }
 
 // wires holds the wireRequests of finished requests, with their buffers.
@@ -82,7 +94,7 @@ func outbound(r *http.Request, st *reqState) *wireRequest {
 	f := forwardedOf(r, st.table.Trusted)
 	b = f.appendTo(b)
 	*wr = wireRequest{ctx: r.Context(), method: r.Method, idempotent: idempotent(r), head: b, contentLength: r.ContentLength,
-		connect: st.group.Cfg.Timeouts.Connect.D()}
+		connect: st.group.Cfg.Timeouts.Connect.D(), bodyIdle: st.group.Cfg.Timeouts.BodyIdle.D()}
 	return wr
 }
 
@@ -186,12 +198,36 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, st *reqState) {
 // respond relays the server's response: headers (minus connection-specific
 // ones, with the listener's HSTS, sticky cookie and debug header), body
 // and trailers. A body cut off midway aborts the client's response too, so
-// the client does not take a truncated body for a whole one.
+// the client does not take a truncated body for a whole one; one that
+// fails before anything was sent gets 502 instead.
 func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Response, st *reqState) {
 	g := st.group
 	st.status, st.answered = resp.StatusCode, true
 	if resp.StatusCode >= 500 && g.Cfg.Passive.Count5xx {
-		st.server.FailedAnswer("answered "+strconv.Itoa(resp.StatusCode), g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D())
+		st.server.Failure("answered "+strconv.Itoa(resp.StatusCode), g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D(), ejection(g.Cfg.Passive))
+	}
+	// Stream answers of unknown length (server-sent events, long polls) as
+	// they come; buffer the others.
+	flush := resp.ContentLength < 0
+	bp := bufs.Get().(*[]byte)
+	defer bufs.Put(bp)
+	var first []byte
+	var firstErr error
+	if !flush || bodyBuffered(resp.Body) {
+		// The first bytes of the body come before the head goes out, when
+		// they are already here or the answer is buffered anyway: a body
+		// that fails at once (a malformed first chunk, a close after the
+		// head) gets a 502, not an empty reply.
+		n, err := resp.Body.Read(*bp)
+		if n == 0 && err != nil && err != io.EOF {
+			p.bodyFailed(r, st, err)
+			if r.Context().Err() == nil {
+				st.status, st.answered = http.StatusBadGateway, false
+				writeError(w, http.StatusBadGateway)
+			}
+			return
+		}
+		first, firstErr = (*bp)[:n], err
 	}
 	h := w.Header()
 	conn := resp.Header["Connection"]
@@ -218,13 +254,14 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Respo
 		h["Trailer"] = []string{strings.Join(names, ", ")}
 	}
 	w.WriteHeader(resp.StatusCode)
-	// Stream answers of unknown length (server-sent events, long polls) as
-	// they come; buffer the others.
-	flush := resp.ContentLength < 0
-	if err := copyBody(w, resp.Body, flush); err != nil {
-		if r.Context().Err() == nil {
-			p.log.Debug("response body cut off", "group", g.Name, "server", st.server.Name, "error", err)
+	if err := copyBody(w, resp.Body, flush, *bp, first, firstErr); err != nil {
+		var be *bodyError
+		if errors.As(err, &be) {
+			p.bodyFailed(r, st, be.err)
 		}
+		// Counted and logged now: the abort skips what follows the handler.
+		p.record(r, st, false)
+		st.recorded = true
 		panic(http.ErrAbortHandler)
 	}
 	for k, vv := range resp.Trailer {
@@ -232,15 +269,45 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Respo
 	}
 }
 
-// copyBody copies a response body with a pooled buffer, flushing after each
-// read when asked.
-func copyBody(w http.ResponseWriter, body io.Reader, flush bool) error {
-	bp := bufs.Get().(*[]byte)
-	defer bufs.Put(bp)
-	buf := *bp
+// bodyBuffered reports whether bytes of an upstream body are buffered.
+func bodyBuffered(body io.Reader) bool {
+	b, ok := body.(*upstreamBody)
+	return ok && b.pc.br.Buffered() > 0
+}
+
+// bodyError is a failure reading the server's response body (rather than
+// writing it to the client).
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "reading the response body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+// bodyFailed records a failure of the server's response body: a soft
+// failure of the server (unless the client's leaving caused it), a
+// sampled warning, and the reason in the request's metrics and access log.
+func (p *Proxy) bodyFailed(r *http.Request, st *reqState, err error) {
+	if r.Context().Err() != nil {
+		return // the client went away: no fault of the server's
+	}
+	g := st.group
+	st.bodyErr = "response body: " + reason(err)
+	st.server.Failure("passive: "+st.bodyErr, g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D(), ejection(g.Cfg.Passive))
+	if n, ok := p.failLog.allow(time.Now()); ok {
+		p.log.Warn("response body failed", "group", g.Name, "server", st.server.Name, "method", r.Method,
+			"path", r.URL.Path, "status", st.status, "error", st.bodyErr, "suppressed", n)
+	}
+}
+
+// copyBody copies a response body with buf, after the first bytes already
+// read (and the error that came with them), flushing after each read when
+// asked. A failure to read the body is a *bodyError.
+func copyBody(w http.ResponseWriter, body io.Reader, flush bool, buf, first []byte, firstErr error) error {
 	rc := http.NewResponseController(w)
+	n, err := len(first), firstErr
+	if first == nil && err == nil {
+		n, err = body.Read(buf)
+	}
 	for {
-		n, err := body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return werr
@@ -255,8 +322,9 @@ func copyBody(w http.ResponseWriter, body io.Reader, flush bool) error {
 			return nil
 		}
 		if err != nil {
-			return err
+			return &bodyError{err: err}
 		}
+		n, err = body.Read(buf)
 	}
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -38,6 +39,7 @@ func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Resp
 	var lastErr error
 	var triedA [4]*backend.Server
 	tried := triedA[:0]
+	repicks := 0
 	for try := 0; try < g.Cfg.Retry.Attempts; try++ {
 		choice, err := g.Pick(r.Context(), st.host, st.cookie, tried)
 		if err != nil {
@@ -49,7 +51,7 @@ func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Resp
 		if try > 0 {
 			st.retries++
 		}
-		resp, err := p.try(wr, choice, body, deadline, g.Cfg.Retry.PerTryTimeout.D())
+		resp, err := p.try(g, wr, choice, body, deadline, g.Cfg.Retry.PerTryTimeout.D())
 		if err == nil {
 			return resp, nil
 		}
@@ -62,15 +64,36 @@ func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Resp
 		}
 		pc := g.Cfg.Passive
 		switch {
+		case errors.Is(err, errRepick):
+			// Nothing was sent: s was not tried, and the pick does not
+			// count as an attempt (a few times: decisions settle).
+			if repicks < maxRepicks {
+				repicks++
+				tried = tried[:len(tried)-1]
+				try--
+			}
+			continue
+		case errors.Is(err, errAbandoned):
+			// The server went down or lost the active role while this try
+			// waited: not a failure of its own to count. Replay what the
+			// rules allow on the server now active; the rest gets 502.
+			if !wr.idempotent || !body.replayable() || time.Now().After(deadline) {
+				return nil, err
+			}
+			continue
+		case backend.LocalError(err):
+			// The gateway is short of fds, buffers or ports: no server's
+			// fault, and the next would fail alike. Nothing was marked.
+			return nil, fmt.Errorf("%w: %w", errLocal, err)
 		case isDialError(err):
 			// Refused, reset or timed out before anything was sent: the
 			// server is down now, not at the next check.
-			s.MarkDown("passive: " + reason(err))
+			s.Eject("passive: "+reason(err), dialEjection(pc, g.Cfg.Health, s))
 			continue
 		default:
 			// Timed out or broken after sending: count it, and have the
 			// prober look now rather than at its next interval.
-			s.SoftFailure("passive: "+reason(err), pc.MaxFails, pc.Window.D())
+			s.Failure("passive: "+reason(err), pc.MaxFails, pc.Window.D(), failureEjection(g, s, err))
 			s.Kick()
 		}
 		if !body.replayable() || time.Now().After(deadline) {
@@ -80,13 +103,18 @@ func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Resp
 	return nil, noServer(lastErr)
 }
 
+// maxRepicks bounds the picks made again, per request, because the
+// decision changed between a pick and its try.
+const maxRepicks = 3
+
 // noServer is the error when no try could reach a server: 503, for a
 // client may come back shortly, rather than 502. Other errors stand.
 func noServer(lastErr error) error {
 	if lastErr == nil {
 		return errNoServer
 	}
-	if isDialError(lastErr) {
+	if isDialError(lastErr) || errors.Is(lastErr, errAbandoned) || errors.Is(lastErr, errRepick) {
+		// Nothing answered, and no other server can: 503, come back soon.
 		return fmt.Errorf("%w: %w", errNoServer, lastErr)
 	}
 	return lastErr
@@ -94,7 +122,7 @@ func noServer(lastErr error) error {
 
 // try sends one attempt to the chosen server, bounded by the per-try timeout
 // and the request's overall deadline for response headers.
-func (p *Proxy) try(wr *wireRequest, choice route.Choice, body *replayBody, deadline time.Time, perTry time.Duration) (*http.Response, error) {
+func (p *Proxy) try(g *route.Group, wr *wireRequest, choice route.Choice, body *replayBody, deadline time.Time, perTry time.Duration) (*http.Response, error) {
 	now := time.Now()
 	wait := deadline.Sub(now)
 	if perTry > 0 && perTry < wait {
@@ -106,7 +134,20 @@ func (p *Proxy) try(wr *wireRequest, choice route.Choice, body *replayBody, dead
 	attempt := *wr
 	attempt.body, attempt.rewind = body.next()
 	attempt.epoch, attempt.hasEpoch = choice.Epoch, choice.HasEpoch
+	attempt.server, attempt.gen, attempt.pinned = choice.Server, choice.Server.RoleGen(), choice.Pinned
+	if moved(g, choice) {
+		// The decision that picked the server was replaced before the try
+		// began: pick again rather than send to a former active server.
+		return nil, errRepick
+	}
+	attempt.stallAfter, attempt.onStall = g.Cfg.Passive.NoProgressAfter(), p.onStall
 	return p.up.roundTrip(&attempt, choice.Server.Address, now, now.Add(wait))
+}
+
+// moved reports whether the group's committed decision changed since
+// choice was picked from it (a pinned choice does not follow it).
+func moved(g *route.Group, choice route.Choice) bool {
+	return g.Elector != nil && choice.HasEpoch && !choice.Pinned && g.Elector.Epoch() != choice.Epoch
 }
 
 // replayBody hands each try a body. A buffered body can be replayed; a

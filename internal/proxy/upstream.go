@@ -9,12 +9,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/tandemproxy/tandem/internal/backend"
 	"github.com/tandemproxy/tandem/internal/httpsyntax"
 )
 
@@ -30,6 +33,9 @@ type upstream struct {
 
 	mu   sync.Mutex
 	idle map[string][]*pconn
+	// names follows servers named by host name: connections to an
+	// address the name lost are not reused.
+	names *names
 }
 
 // pconn is one connection to a server.
@@ -43,6 +49,10 @@ type pconn struct {
 	reused    bool
 	// req is what ReadResponse is told of the request (its method).
 	req http.Request
+	// w is the exchange's registration as waiting for a head, if any.
+	w *backend.Waiter
+	// named: addr is a host name, whose addresses may change.
+	named bool
 }
 
 // aLongTimeAgo is a deadline in the past, to interrupt a blocked read.
@@ -71,7 +81,7 @@ func isTimeout(err error) bool {
 var errStale = errors.New("kept-alive connection was closed by the server")
 
 func newUpstream(dial func(ctx context.Context, addr string) (net.Conn, error)) *upstream {
-	return &upstream{dial: dial, maxIdle: 256, idleTimeout: 30 * time.Second, idle: map[string][]*pconn{}}
+	return &upstream{dial: dial, maxIdle: 256, idleTimeout: 30 * time.Second, idle: map[string][]*pconn{}, names: newNames()}
 }
 
 // roundTrip sends wr to addr and reads the response headers before
@@ -110,20 +120,25 @@ func (u *upstream) roundTrip(wr *wireRequest, addr string, now, headerDeadline t
 // exchange writes wr and reads the response headers on pc.
 func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http.Response, error) {
 	stop := func() bool { return true }
+	watched := false
 	if wr.body != nil {
 		// A body may fill the socket: writing it is bounded too, and a
 		// client that goes away interrupts it.
-		stop = pc.watch(wr.ctx)
+		stop, watched = pc.watch(wr.ctx), true
 		pc.c.SetWriteDeadline(headerDeadline)
+		if pc.beginWait(wr) {
+			stop()
+			return nil, errRepick
+		}
 	}
 	if err := wr.write(pc.bw); err != nil {
 		stop()
-		return nil, pc.classify(err, false)
+		return nil, pc.endWait(wr, pc.classify(err, false))
 	}
 	// Most answers come at once: wait a moment for the first byte before
 	// paying for a watch on the client's context, which a client that goes
 	// away while the server thinks needs. short: the read deadline is that
-	// moment, and nothing watches the client.
+	// moment, and nothing watches the client (nor the server's health).
 	short := false
 	if fast := now.Add(fastAnswer); wr.body == nil && fast.Before(headerDeadline) {
 		pc.c.SetReadDeadline(fast)
@@ -131,10 +146,11 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 		short = !isTimeout(err)
 	}
 	if !short && wr.body == nil {
-		stop = pc.watch(wr.ctx)
+		stop, watched = pc.watch(wr.ctx), true
+		pc.beginWait(wr)
 	}
 	if !short {
-		pc.c.SetReadDeadline(headerDeadline)
+		pc.setReadDeadline(headerDeadline)
 	}
 	// A close before the first byte of an answer means the server never
 	// took the request: on a kept-alive connection that is a stale one,
@@ -142,7 +158,7 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 	// response cut short. (When the short wait saw the byte, it is buffered.)
 	if _, err := pc.br.Peek(1); err != nil {
 		stop()
-		return nil, pc.classify(err, false)
+		return nil, pc.endWait(wr, pc.classify(err, false))
 	}
 	req := &pc.req
 	req.Method = wr.method
@@ -154,8 +170,9 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 		// work, and the client is watched.
 		if short && !headerBuffered(pc.br) {
 			short = false
-			stop = pc.watch(wr.ctx)
-			pc.c.SetReadDeadline(headerDeadline)
+			stop, watched = pc.watch(wr.ctx), true
+			pc.beginWait(wr)
+			pc.setReadDeadline(headerDeadline)
 		}
 		resp, err = readResponse(pc.br, req)
 		// Informational answers (100 Continue, 103 Early Hints) precede the real one.
@@ -168,18 +185,60 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 	}
 	if err != nil {
 		stop()
-		return nil, pc.classify(err, true)
+		return nil, pc.endWait(wr, pc.classify(err, true))
+	}
+	abandoned := pc.w.Abandoned()
+	pc.endWait(wr, nil)
+	if short && wr.server != nil {
+		wr.server.Answered(now)
 	}
 	// Headers are in: the body may stream as long as it takes. A body
 	// already in the buffer needs no read, so the deadline can stay (the
-	// next exchange on this connection sets its own).
-	if wr.body != nil {
+	// next exchange on this connection sets its own). An abandon that
+	// came as the head did spoiled the deadlines: the head stands.
+	if wr.body != nil || abandoned {
 		pc.c.SetDeadline(time.Time{})
 	} else if resp.ContentLength < 0 || int64(pc.br.Buffered()) < resp.ContentLength {
 		pc.c.SetReadDeadline(time.Time{})
 	}
-	resp.Body = &upstreamBody{rc: resp.Body, n: resp.ContentLength, pc: pc, stop: stop, reusable: !resp.Close}
+	resp.Body = &upstreamBody{rc: resp.Body, n: resp.ContentLength, pc: pc, stop: stop, reusable: !resp.Close,
+		ctx: wr.ctx, watched: watched, idle: wr.bodyIdle}
 	return resp, nil
+}
+
+// beginWait registers the exchange as waiting for a response head from
+// its server (once), and reports whether it was abandoned at once.
+func (pc *pconn) beginWait(wr *wireRequest) bool {
+	if wr.server == nil || pc.w != nil {
+		return false
+	}
+	c := pc.c
+	pc.w = wr.server.Wait(wr.gen, wr.pinned, wr.stallAfter, wr.onStall, func() { c.SetDeadline(aLongTimeAgo) })
+	return pc.w.Abandoned()
+}
+
+// endWait ends the wait that beginWait registered; a failure of an
+// abandoned exchange becomes errAbandoned.
+func (pc *pconn) endWait(wr *wireRequest, err error) error {
+	w := pc.w
+	if w == nil {
+		return err
+	}
+	pc.w = nil
+	wr.server.Done(w, err == nil)
+	if err != nil && w.Abandoned() {
+		return fmt.Errorf("%w: %w", errAbandoned, err)
+	}
+	return err
+}
+
+// setReadDeadline sets the read deadline, unless an abandon moved it to
+// the past (it may have run just before).
+func (pc *pconn) setReadDeadline(t time.Time) {
+	pc.c.SetReadDeadline(t)
+	if pc.w.Abandoned() {
+		pc.c.SetDeadline(aLongTimeAgo)
+	}
 }
 
 // readResponse reads a response head from br: the common case by
@@ -346,7 +405,7 @@ func (u *upstream) get(ctx context.Context, addr string, connect time.Duration, 
 	if err != nil {
 		return nil, err
 	}
-	return &pconn{u: u, addr: addr, c: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}, nil
+	return &pconn{u: u, addr: addr, named: isName(addr), c: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}, nil
 }
 
 func (u *upstream) pop(addr string, now time.Time) *pconn {
@@ -366,8 +425,34 @@ func (u *upstream) pop(addr string, now time.Time) *pconn {
 	return nil
 }
 
+// drainStale closes the idle connections to addr whose address its name
+// no longer has (a DNS change).
+func (u *upstream) drainStale(addr string, current []netip.Addr) {
+	u.mu.Lock()
+	var keep, stale []*pconn
+	for _, pc := range u.idle[addr] {
+		if slices.Contains(current, remoteIP(pc.c)) {
+			keep = append(keep, pc)
+		} else {
+			stale = append(stale, pc)
+		}
+	}
+	u.idle[addr] = keep
+	u.mu.Unlock()
+	for _, pc := range stale {
+		pc.c.Close()
+	}
+}
+
 func (u *upstream) put(pc *pconn) {
 	now := time.Now()
+	if pc.named {
+		u.names.touch(pc.addr, now, u.drainStale)
+		if !u.names.current(pc.addr, pc.c) {
+			pc.c.Close() // its name moved to another address meanwhile
+			return
+		}
+	}
 	pc.idleSince = now
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -427,11 +512,31 @@ type upstreamBody struct {
 	eof      bool
 	closed   bool
 	reusable bool
+	// ctx is the client's: when it ends, a read waiting on the server
+	// ends too (watched: that is arranged already). idle bounds each wait
+	// for more of the body.
+	ctx     context.Context
+	watched bool
+	idle    time.Duration
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
 	if b.closed {
 		return 0, http.ErrBodyReadAfterClose
+	}
+	if b.pc.br.Buffered() == 0 {
+		// This read waits on the server: bounded, and ended by a client
+		// that leaves, so a stalled body holds no goroutine, fds or
+		// connection slot for ever.
+		if !b.watched {
+			b.stop, b.watched = b.pc.watch(b.ctx), true
+		}
+		if b.idle > 0 {
+			b.pc.c.SetReadDeadline(time.Now().Add(b.idle))
+			if err := b.ctx.Err(); err != nil {
+				return 0, err // the client left before the deadline moved: its cancel stands
+			}
+		}
 	}
 	if b.rc == nil {
 		return b.readLength(p)

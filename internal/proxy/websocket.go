@@ -58,6 +58,7 @@ func IsWebsocketHandshake(r *http.Request) bool {
 func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqState) {
 	g := st.group
 	var lastErr error
+	repicks := 0
 	for try := 0; try < g.Cfg.Retry.Attempts; try++ {
 		choice, err := g.Pick(r.Context(), st.host, st.cookie, st.tried)
 		if err != nil {
@@ -75,10 +76,27 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 				st.status = 499
 				return
 			}
+			if backend.LocalError(err) {
+				// The gateway's own shortage: no server's fault.
+				lastErr = fmt.Errorf("%w: %w", errLocal, err)
+				break
+			}
+			if errors.Is(err, errRepick) && repicks < maxRepicks {
+				// Nothing was sent: not a try of s.
+				repicks++
+				st.tried = st.tried[:len(st.tried)-1]
+				try--
+				continue
+			}
+			if errors.Is(err, errAbandoned) || errors.Is(err, errRepick) {
+				// The server went down or lost the role meanwhile: not a
+				// failure of its own; the next try goes to the one active now.
+				continue
+			}
 			if isDialError(err) {
-				s.MarkDown("passive: " + reason(err))
+				s.Eject("passive: "+reason(err), dialEjection(g.Cfg.Passive, g.Cfg.Health, s))
 			} else {
-				s.SoftFailure("passive: websocket handshake: "+reason(err), g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D())
+				s.Failure("passive: websocket handshake: "+reason(err), g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D(), failureEjection(g, s, err))
 				s.Kick()
 			}
 			// The handshake is a GET with no body: safe to send again.
@@ -99,6 +117,10 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 // handshake dials s and sends the upgrade request, returning the server's answer.
 func (p *Proxy) handshake(r *http.Request, st *reqState, choice route.Choice) (net.Conn, *bufio.Reader, *http.Response, error) {
 	g, s := st.group, choice.Server
+	gen := s.RoleGen()
+	if moved(g, choice) {
+		return nil, nil, nil, errRepick
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.Cfg.Timeouts.Connect.D())
 	defer cancel()
 	c, err := p.dialer.DialContext(ctx, "tcp", s.Address)
@@ -135,9 +157,14 @@ func (p *Proxy) handshake(r *http.Request, st *reqState, choice route.Choice) (n
 		return nil, nil, nil, err
 	}
 	br := bufio.NewReader(c)
+	w := s.Wait(gen, choice.Pinned, g.Cfg.Passive.NoProgressAfter(), p.onStall, func() { c.SetDeadline(aLongTimeAgo) })
 	resp, err := http.ReadResponse(br, out)
+	s.Done(w, err == nil)
 	if err != nil {
 		c.Close()
+		if w.Abandoned() {
+			return nil, nil, nil, fmt.Errorf("%w: %w", errAbandoned, err)
+		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			err = fmt.Errorf("%w: %w", errTimeout, err)

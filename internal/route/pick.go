@@ -74,6 +74,10 @@ func (g *Group) Pick(ctx context.Context, host, cookie string, tried []*backend.
 func (g *Group) pickActive(ctx context.Context, c *failover.Committed, tried []*backend.Server) (Choice, error) {
 	deadline := time.Now().Add(g.HoldWait)
 	for {
+		if c.Fenced {
+			// Fenced while waiting: the decision in hand may be stale.
+			return Choice{}, ErrNoServer
+		}
 		if s := g.byName[c.Active]; s != nil && s.Available() && !slices.Contains(tried, s) {
 			return Choice{Server: s, Epoch: c.Epoch, HasEpoch: true}, nil
 		}
@@ -88,7 +92,7 @@ func (g *Group) pickActive(ctx context.Context, c *failover.Committed, tried []*
 			return Choice{}, ErrNoServer
 		}
 		wait := time.Until(deadline)
-		if c.Fenced || wait <= 0 || ctx.Err() != nil || !c.Revoking && c.Active == "" && !g.anyAvailable() {
+		if wait <= 0 || ctx.Err() != nil || !c.Revoking && c.Active == "" && !g.anyAvailable() {
 			return Choice{}, ErrNoServer
 		}
 		c = g.Elector.Await(ctx, c, wait)
