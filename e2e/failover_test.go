@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"net/http"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,10 +40,10 @@ func TestKillMaster(t *testing.T) {
 	}
 	t.Logf("%d requests, 0 failed; failover served %v after SIGKILL", len(rs), first.Sub(killAt).Round(time.Millisecond))
 	// The history gives the cause that was seen, not only "down".
-	// Which one depends on what saw it first: a refused or reset request,
-	// a connection closed under one, the checks.
-	if out, code := g.cli("history", "app"); code != 0 || !regexp.MustCompile(`health: master down \((passive: connection (refused|reset|closed)|check failed)`).MatchString(out) {
-		t.Errorf("tandem history: exit %d, want the switch's cause (passive: connection refused, reset or closed, or the failed check):\n%s", code, out)
+	// A killed master refuses new connections; kept-alive ones are closed
+	// or reset under it: whichever the traffic saw first is the cause.
+	if out, code := g.cli("history", "app"); code != 0 || !strings.Contains(out, "health: master down (passive: connection ") {
+		t.Errorf("tandem history: exit %d, want the switch's cause (a refused, closed or reset connection):\n%s", code, out)
 	}
 }
 

@@ -608,3 +608,82 @@ func TestRoleLossAbandons(t *testing.T) {
 		t.Errorf("abandoned with cause role: %v, want 2", n)
 	}
 }
+
+// TestIdleWebsocketCost: an idle websocket costs the gateway two
+// goroutines (one copying each way, the client's side in its handler's),
+// not three; its memory is logged.
+func TestIdleWebsocketCost(t *testing.T) {
+	master, backup := startApp(t, "master", ""), startApp(t, "failover", "")
+	g := startGateway(t, gwConfig(master, backup)+healthCfg+wsCfg+"    failback: {policy: manual}\n")
+	g.waitActive(t, "master", 5*time.Second)
+	before := scrape(t, g)
+	const n = 300
+	var conns []*websocket.Conn
+	for range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, _, err := websocket.Dial(ctx, "ws://"+g.addr+"/websocket", nil)
+		if err == nil {
+			_, _, err = c.Read(ctx)
+		}
+		cancel()
+		if err != nil {
+			t.Fatalf("websocket %d: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+	}
+	defer func() {
+		for _, c := range conns {
+			c.CloseNow()
+		}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	after := scrape(t, g)
+	per := (after["go_goroutines"] - before["go_goroutines"]) / n
+	rss := (after["process_resident_memory_bytes"] - before["process_resident_memory_bytes"]) / n
+	t.Logf("per idle websocket: %.2f goroutines, %.1f KiB RSS", per, rss/1024)
+	if per > 2.2 {
+		t.Errorf("%.2f goroutines per idle websocket, want 2", per)
+	}
+}
+
+// TestWeakCheckTimeouts: the master's checks time out while it answers
+// live traffic at once: weak evidence, each counts half, so it takes
+// twice fall such checks to mark it down (4 with fall 2), not 2.
+func TestWeakCheckTimeouts(t *testing.T) {
+	var slow atomic.Bool
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/status" && slow.Load() {
+			time.Sleep(800 * time.Millisecond) // longer than the check timeout
+		}
+		fmt.Fprintln(w, `hello from master {"version": "1"}`)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	g := fakeMasterGateway(t, ln.Addr().String(), "    failback: {policy: manual}\n")
+	l := runLoad(4, 15*time.Second, func(c *http.Client) result {
+		time.Sleep(20 * time.Millisecond)
+		return get(c, "http://"+g.addr+"/hello")
+	})
+	slow.Store(true)
+	waitSwitchWithin(t, g, "failover", 10*time.Second)
+	l.finish()
+	log := g.out.String()
+	if !strings.Contains(log, "check failed 4 times in a row") || !strings.Contains(log, "timed out while its traffic was answered") {
+		t.Errorf("the master went down on fewer than 4 timed-out checks while its traffic was answered:\n%s", grepLines(log, "state changed"))
+	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, sub) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "")
+}

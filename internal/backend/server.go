@@ -82,10 +82,13 @@ type Server struct {
 	notify func(Transition)
 	kick   chan struct{}
 
-	mu       sync.Mutex
-	oks      int         // consecutive passing checks
-	fails    int         // consecutive failing checks
-	failures []time.Time // passive soft failures inside the window
+	mu    sync.Mutex
+	oks   int // consecutive passing checks
+	fails int // consecutive failing checks
+	// failPts weighs them: 2 a failure, 1 a weak one (see ReportCheck);
+	// weakFails counts the weak ones.
+	failPts, weakFails int
+	failures           []time.Time // passive soft failures inside the window
 	// ejections counts passive ejections in a row (see Ejection).
 	ejections int
 
@@ -162,13 +165,20 @@ func (s *Server) transition(from, to State, reason string) bool {
 // at once; after that, rise passing or fall failing checks in a row do.
 func (s *Server) ReportCheck(r CheckResult, rise, fall int) {
 	s.last.Store(&r)
+	// A check that timed out while the server answered live traffic (a
+	// response head came after the check began) is weak evidence: the
+	// gateway's own load may have starved it. It counts half.
+	weak := !r.OK && r.Reason == "timeout" && !r.At.IsZero() && s.wait.lastHead.Load() >= r.At.UnixNano()
 	s.mu.Lock()
-	if r.OK {
-		s.oks, s.fails = s.oks+1, 0
-	} else {
-		s.fails, s.oks = s.fails+1, 0
+	switch {
+	case r.OK:
+		s.oks, s.fails, s.failPts, s.weakFails = s.oks+1, 0, 0, 0
+	case weak:
+		s.fails, s.oks, s.failPts, s.weakFails = s.fails+1, 0, s.failPts+1, s.weakFails+1
+	default:
+		s.fails, s.oks, s.failPts = s.fails+1, 0, s.failPts+2
 	}
-	oks, fails := s.oks, s.fails
+	oks, fails, pts, weakN := s.oks, s.fails, s.failPts, s.weakFails
 	s.mu.Unlock()
 	cur := s.State()
 	switch {
@@ -185,8 +195,12 @@ func (s *Server) ReportCheck(r CheckResult, rise, fall int) {
 			return // taken out by its traffic; the hold ends by itself
 		}
 		s.transition(cur, Up, "check passed "+strconv.Itoa(oks)+" times in a row")
-	case cur == Up && !r.OK && fails >= fall:
-		s.transition(cur, Down, "check failed "+strconv.Itoa(fails)+" times in a row: "+r.Detail)
+	case cur == Up && !r.OK && pts >= 2*fall:
+		why := "check failed " + strconv.Itoa(fails) + " times in a row: " + r.Detail
+		if weakN > 0 {
+			why += " (" + strconv.Itoa(weakN) + " timed out while its traffic was answered: counted half)"
+		}
+		s.transition(cur, Down, why)
 	}
 }
 

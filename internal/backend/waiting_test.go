@@ -63,3 +63,34 @@ func TestStall(t *testing.T) {
 	}
 	s.Done(w, false)
 }
+
+// TestWeakCheckTimeout: a check that timed out while the server answered
+// live traffic counts half toward fall; other failures count whole.
+func TestWeakCheckTimeout(t *testing.T) {
+	s := newServer(Key{Group: "g", Name: "a"}, nil)
+	s.ReportCheck(CheckResult{OK: true}, 2, 2)
+	timeout := func() CheckResult {
+		at := time.Now()
+		s.Answered(at.Add(time.Millisecond)) // traffic answered while the check ran
+		return CheckResult{At: at, Reason: "timeout", Detail: "timeout"}
+	}
+	for i := range 3 {
+		s.ReportCheck(timeout(), 2, 2)
+		if s.State() != Up {
+			t.Fatalf("down after %d weak timeouts with fall 2", i+1)
+		}
+	}
+	s.ReportCheck(timeout(), 2, 2)
+	if s.State() != Down {
+		t.Fatalf("still %v after 4 weak timeouts with fall 2", s.State())
+	}
+	s.ReportCheck(CheckResult{OK: true}, 1, 2)
+	time.Sleep(2 * time.Millisecond) // past the last head
+	// With no traffic answered, timeouts count whole.
+	for range 2 {
+		s.ReportCheck(CheckResult{At: time.Now(), Reason: "timeout", Detail: "timeout"}, 2, 2)
+	}
+	if s.State() != Down {
+		t.Errorf("2 timeouts with no traffic answered left it %v, want down", s.State())
+	}
+}

@@ -134,11 +134,7 @@ func (g *Gateway) onTransition(tr backend.Transition) {
 		if grp := t.Group(s.Group); grp != nil && grp.Elector != nil {
 			// The cause goes with it: the history and Events say what was
 			// seen, and why the server is held down if it is.
-			cause := " (" + tr.Reason + ")"
-			if h := heldNote(s); h != cause {
-				cause += h
-			}
-			grp.Elector.Evaluate("health: " + s.Name + " " + tr.To.String() + cause)
+			grp.Elector.Evaluate("health: " + s.Name + " " + tr.To.String() + " (" + tr.Reason + ")" + heldNote(s))
 		}
 	}
 }

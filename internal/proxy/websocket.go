@@ -268,27 +268,34 @@ func (l frameLock) lock(timeout time.Duration) bool {
 func (l frameLock) unlock() { <-l }
 
 func (ws *wsSession) run() {
-	fromClient := make(chan error, 1)
-	fromBack := make(chan error, 1)
-	go func() { fromClient <- copyFrames(ws.back, ws.clientR, ws.toBack, &ws.closing, nil) }()
-	go func() { fromBack <- copyFrames(ws.client, ws.backR, ws.toClient, &ws.closing, &ws.backClosed) }()
-	select {
-	case <-fromClient:
-	case <-fromBack:
-		if ws.backClosed.Load() {
+	// Frames from the server are copied in a goroutine of their own, those
+	// from the client in the handler's: two goroutines a websocket, not
+	// three (an idle websocket costs little more than their stacks).
+	var ended atomic.Bool // the client's side ended first: nothing to tell it
+	fromBack := make(chan struct{})
+	go func() {
+		defer close(fromBack)
+		copyFrames(ws.client, ws.backR, ws.toClient, &ws.closing, &ws.backClosed)
+		switch {
+		case ended.Load():
+		case ws.backClosed.Load():
 			// Closing handshake from the server: give the client a moment
 			// to answer it before the socket goes.
 			ws.client.SetReadDeadline(time.Now().Add(time.Second))
-		} else {
+		default:
 			// The server's connection died without a close handshake
 			// (killed, reset): tell the client to reconnect at once rather
 			// than leave it to guess from an abrupt close.
 			ws.CloseWith(CloseServiceRestart, "server connection lost")
 		}
-		<-fromClient // bounded by the read deadline just set
-	}
+	}()
+	// Ends when the client goes, or by the read deadline the other side
+	// or CloseWith set.
+	copyFrames(ws.back, ws.clientR, ws.toBack, &ws.closing, nil)
+	ended.Store(true)
 	ws.client.Close()
 	ws.back.Close()
+	<-fromBack
 }
 
 // CloseWith sends the client a close frame with code, tells the server the
