@@ -172,6 +172,20 @@ func TestCLIWhoAsks(t *testing.T) {
 	}
 }
 
+// TestKubectlPluginUsage: as a kubectl plugin, usage names the command
+// as the user types it.
+func TestKubectlPluginUsage(t *testing.T) {
+	root := NewRoot("kubectl-tandem")
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs([]string{"switch", "app"})
+	err := root.Execute()
+	if err == nil || !strings.Contains(err.Error(), "usage: kubectl tandem switch GROUP SERVER") {
+		t.Errorf("kubectl tandem switch app: %v, want the usage as kubectl tandem", err)
+	}
+}
+
 // TestVersion: the Go toolchain is in the version line: it decides which
 // known vulnerabilities the binary carries.
 func TestVersion(t *testing.T) {

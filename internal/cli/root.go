@@ -52,6 +52,10 @@ func NewRoot(name string) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	if name == "kubectl-tandem" {
+		// As the user types it: usage lines and help say "kubectl tandem".
+		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl tandem"}
+	}
 	root.AddCommand(gatewayCmd(), checkCmd(), versionCmd(), demoCmd(), demoAppCmd(), taskboardCmd())
 	root.AddCommand(adminCmds()...)
 	return root
