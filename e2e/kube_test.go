@@ -556,7 +556,9 @@ func TestKubeReplicas(t *testing.T) {
 	checkEpochs(t, got)
 
 	t.Run("kubectl get events tells the story", func(t *testing.T) {
-		want := []string{"Switched", "sense: master -> failover", "LeaderElected", "(was gw-0)", "ReplicaFenced", "ServerDown"}
+		want := []string{"Switched", "sense: master -> failover", "LeaderElected", "(was gw-0)", "ReplicaFenced", "ServerDown",
+			// Every switch by one leader keeps its own line (failback, drain, switch).
+			"epoch 3", "epoch 4", "epoch 5"}
 		out, ok := kubectlEvents(kubectl, cl.Kubeconfig(), want)
 		if !ok {
 			t.Errorf("kubectl get events lacks one of %q:\n%s", want, out)

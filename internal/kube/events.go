@@ -2,6 +2,8 @@ package kube
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -27,7 +29,10 @@ const (
 
 // Event rate limit per object and reason: a flapping server makes a few
 // Events and then one every eventRefill, each saying how many were
-// suppressed (client-go's recorder aggregates only identical messages).
+// suppressed. (client-go's events.k8s.io recorder folds Events of the same
+// type, reason, action and object into one series, keeping the first
+// message: the action carries a digest of the message, so only identical
+// messages fold and every switch keeps its own line.)
 const (
 	eventBurst  = 5
 	eventRefill = 30 * time.Second
@@ -92,7 +97,9 @@ func (r *Recorder) emit(ref *corev1.ObjectReference, typ, reason, msg string) {
 	if suppressed > 0 {
 		msg += fmt.Sprintf(" (%d similar events suppressed)", suppressed)
 	}
-	r.rec.Eventf(ref, nil, typ, reason, "Coordinate", "%s [by %s]", msg, r.id)
+	note := msg + " [by " + r.id + "]"
+	sum := sha256.Sum256([]byte(note))
+	r.rec.Eventf(ref, nil, typ, reason, "Coordinate-"+hex.EncodeToString(sum[:4]), "%s", note)
 }
 
 // allow takes a token from key's bucket; it reports how many Events were

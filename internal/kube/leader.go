@@ -187,7 +187,7 @@ func decideGroup(in groupInput) (decision, map[string]aggregate) {
 	reason := res.Reason
 	if a, ok := agg[d.Active]; ok && !a.up && a.reason != "" {
 		reason += ": " + a.reason
-	} else if d.drained(d.Active) {
+	} else if d.drained(d.Active) && !strings.Contains(reason, "drained") {
 		reason += ": drained"
 	}
 	if by == "" {
