@@ -50,6 +50,7 @@ func NewRoot(name string) *cobra.Command {
 	}
 	root.AddCommand(gatewayCmd(), checkCmd(), demoCmd(), demoAppCmd(), taskboardCmd())
 	root.AddCommand(adminCmds()...)
+	root.AddCommand(kubeCmds()...)
 	return root
 }
 
