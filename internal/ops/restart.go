@@ -189,3 +189,9 @@ func waitSettled(ctx context.Context, cs kubernetes.Interface, o RestartOptions,
 		return why == "", why, nil
 	})
 }
+
+// MarshalJSON writes the durations as "1.5s".
+func (r RestartResult) MarshalJSON() ([]byte, error) {
+	type plain RestartResult
+	return durations(plain(r), map[string]time.Duration{"took": r.Took, "ready": r.Ready, "settled": r.Settled})
+}

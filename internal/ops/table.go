@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -38,4 +39,20 @@ func Age(t, now time.Time) string {
 		return fmt.Sprintf("%dh", int(d.Hours()))
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// durations writes a result's durations as "1.5s" rather than nanoseconds.
+func durations(v any, ds map[string]time.Duration) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	for k, d := range ds {
+		m[k] = d.Round(time.Millisecond).String()
+	}
+	return json.Marshal(m)
 }

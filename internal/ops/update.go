@@ -228,3 +228,9 @@ func images(cs []corev1.Container) string {
 	}
 	return strings.Join(out, ",")
 }
+
+// MarshalJSON writes the durations as "1.5s".
+func (r UpdateResult) MarshalJSON() ([]byte, error) {
+	type plain UpdateResult
+	return durations(plain(r), map[string]time.Duration{"took": r.Took, "down": r.Down})
+}
