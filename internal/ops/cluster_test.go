@@ -41,6 +41,7 @@ func TestOnCluster(t *testing.T) {
 	b := &bed{c: c, cs: c.Client()}
 	t.Run("Events", func(t *testing.T) { testEvents(t, ctx, b) })
 	t.Run("Restart", func(t *testing.T) { testRestart(t, ctx, b) })
+	t.Run("RestartThroughGateway", func(t *testing.T) { testRestartThroughGateway(t, ctx, b) })
 	t.Run("Scale", func(t *testing.T) { testScale(t, ctx, b) })
 	t.Run("Update", func(t *testing.T) { testUpdate(t, ctx, b) })
 	t.Run("Doctor", func(t *testing.T) { testDoctor(t, ctx, b) })
@@ -303,11 +304,16 @@ func (c coordination) lease(ctx context.Context, name, holder string, secs int32
 	return err
 }
 
-// view is one replica's view of a group, as internal/kube publishes it.
-func view(group string, ack uint64, up map[string]bool) map[string]any {
+// view is one replica's view of a group, as internal/kube publishes it:
+// each server up or down since a minute ago, or since[server].
+func view(group string, ack uint64, up map[string]bool, since ...map[string]time.Time) map[string]any {
 	servers := map[string]any{}
 	for s, u := range up {
-		servers[s] = map[string]any{"up": u, "since": time.Now().Add(-time.Minute)}
+		at := time.Now().Add(-time.Minute)
+		if len(since) > 0 && !since[0][s].IsZero() {
+			at = since[0][s]
+		}
+		servers[s] = map[string]any{"up": u, "since": at}
 	}
 	return map[string]any{"groups": map[string]any{group: map[string]any{"ack": ack, "servers": servers}}}
 }

@@ -208,14 +208,16 @@ func poll(ctx context.Context, interval time.Duration, what string, f func(conte
 	last := ""
 	for {
 		done, state, err := f(ctx)
-		if err != nil && ctx.Err() == nil {
-			return err
+		if ctx.Err() == nil {
+			if err != nil {
+				return err
+			}
+			if state != "" {
+				last = state
+			}
 		}
 		if done {
 			return nil
-		}
-		if state != "" {
-			last = state
 		}
 		select {
 		case <-ctx.Done():

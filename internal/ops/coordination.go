@@ -46,8 +46,9 @@ type replicaView struct {
 	Groups map[string]struct {
 		Ack     uint64 `json:"ack"`
 		Servers map[string]struct {
-			Up     bool   `json:"up"`
-			Reason string `json:"reason,omitempty"`
+			Up     bool      `json:"up"`
+			Since  time.Time `json:"since"`
+			Reason string    `json:"reason,omitempty"`
 		} `json:"servers"`
 	} `json:"groups"`
 	Requests []json.RawMessage `json:"requests,omitempty"`
@@ -68,6 +69,9 @@ type ReplicaStatus struct {
 	Down     map[string][]string `json:"down,omitempty"`
 	Up       map[string][]string `json:"up,omitempty"`
 	Requests int                 `json:"requests,omitempty"`
+	// Since is when each server's health last changed, as this replica
+	// saw it: group -> server -> time.
+	Since map[string]map[string]time.Time `json:"-"`
 }
 
 // CoordStatus is the coordination state read from the cluster.
@@ -120,7 +124,8 @@ func ReadCoordination(ctx context.Context, cs kubernetes.Interface, ns, name str
 	}
 	for i := range ls.Items {
 		l := &ls.Items[i]
-		rs := ReplicaStatus{Identity: strings.TrimPrefix(l.Name, name+"-replica-"), Live: LeaseLive(l, now), Acked: map[string]uint64{}}
+		rs := ReplicaStatus{Identity: strings.TrimPrefix(l.Name, name+"-replica-"), Live: LeaseLive(l, now), Acked: map[string]uint64{},
+			Since: map[string]map[string]time.Time{}}
 		if l.Spec.HolderIdentity != nil {
 			rs.Identity = *l.Spec.HolderIdentity
 		}
@@ -132,7 +137,9 @@ func ReadCoordination(ctx context.Context, cs kubernetes.Interface, ns, name str
 			rs.Requests = len(v.Requests)
 			for g, gv := range v.Groups {
 				rs.Acked[g] = gv.Ack
+				rs.Since[g] = map[string]time.Time{}
 				for s, sv := range gv.Servers {
+					rs.Since[g][s] = sv.Since
 					m := &rs.Up
 					if !sv.Up {
 						m = &rs.Down
@@ -173,8 +180,10 @@ func (s CoordStatus) Group(name string) (GroupStatus, bool) {
 // Unsettled says why the coordination is not settled ("" when it is):
 // every group has an active server and no revocation in progress, and
 // every live replica acknowledged its epoch. With servers set, each of
-// them that a group knows must be seen up by every live replica.
-func (s CoordStatus) Unsettled(servers ...string) string {
+// them that a group knows must be seen up by every live replica, up since
+// after (a server restarted at after has fresh health once its new
+// instance was checked; the zero time takes any).
+func (s CoordStatus) Unsettled(after time.Time, servers ...string) string {
 	live := 0
 	for _, r := range s.Replicas {
 		if r.Live {
@@ -199,11 +208,17 @@ func (s CoordStatus) Unsettled(servers ...string) string {
 				return fmt.Sprintf("group %s: replica %s acknowledged epoch %d of %d", g.Name, r.Identity, r.Acked[g.Name], g.Epoch)
 			}
 			for _, srv := range servers {
-				if contains(r.Down[g.Name], srv) {
-					return fmt.Sprintf("group %s: replica %s sees %s down", g.Name, r.Identity, srv)
+				if !knows(s, g.Name, srv) {
+					continue
 				}
-				if !contains(r.Up[g.Name], srv) && knows(s, g.Name, srv) {
-					return fmt.Sprintf("group %s: replica %s has not seen %s up yet", g.Name, r.Identity, srv)
+				switch {
+				case contains(r.Down[g.Name], srv):
+					return fmt.Sprintf("group %s: replica %s sees %s down", g.Name, r.Identity, srv)
+				case !contains(r.Up[g.Name], srv):
+					return fmt.Sprintf("group %s: replica %s has not checked %s yet", g.Name, r.Identity, srv)
+				case r.Since[g.Name][srv].Before(after):
+					return fmt.Sprintf("group %s: replica %s has not seen the new %s yet (up since %s)", g.Name, r.Identity, srv,
+						r.Since[g.Name][srv].UTC().Format(time.RFC3339Nano))
 				}
 			}
 		}

@@ -89,18 +89,18 @@ func Restart(ctx context.Context, cs kubernetes.Interface, comps []Component, o 
 			continue
 		}
 		if coord {
-			if err := waitSettled(ctx, cs, o, "before restarting "+c.Ref()); err != nil {
+			if err := waitSettled(ctx, cs, o, "before restarting "+c.Ref(), time.Time{}); err != nil {
 				return out, err
 			}
 		}
+		began := time.Now()
 		rs, err := restartTogether(ctx, cs, []Component{c}, o)
 		if err != nil {
 			return append(out, rs...), err
 		}
 		r := rs[0]
-		began := time.Now().Add(-r.Took)
 		if coord {
-			if err := waitSettled(ctx, cs, o, "after restarting "+c.Ref(), c.Role()); err != nil {
+			if err := waitSettled(ctx, cs, o, "after restarting "+c.Ref(), began, c.Role()); err != nil {
 				return append(out, r), err
 			}
 		}
@@ -176,16 +176,22 @@ func annotateTemplate(ctx context.Context, cs kubernetes.Interface, c Component,
 	return patchComponent(ctx, cs, c, fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, RestartedAt, stamp))
 }
 
-// waitSettled waits until the coordination is settled, with servers seen up.
-func waitSettled(ctx context.Context, cs kubernetes.Interface, o RestartOptions, when string, servers ...string) error {
+// waitSettled waits until the coordination is settled, with servers seen
+// up since after.
+func waitSettled(ctx context.Context, cs kubernetes.Interface, o RestartOptions, when string, after time.Time, servers ...string) error {
 	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
+	why := ""
 	return poll(wctx, o.Interval, "waiting for the gateway to settle "+when, func(ctx context.Context) (bool, string, error) {
 		st, err := ReadCoordination(ctx, cs, o.CoordNamespace, o.CoordName, time.Now())
 		if err != nil {
-			return false, err.Error(), nil
+			// A failed read says less than the last state seen.
+			if why == "" {
+				why = err.Error()
+			}
+			return false, why, nil
 		}
-		why := st.Unsettled(servers...)
+		why = st.Unsettled(after, servers...)
 		return why == "", why, nil
 	})
 }

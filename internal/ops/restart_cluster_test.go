@@ -15,7 +15,8 @@ import (
 
 // leaderSim stands in for the gateway's leader and one replica, as far as
 // the cluster shows them: it watches the pair's pods, sees a role up
-// 500ms after its pod is ready (health checks rising) and down at once,
+// 500ms after its pod is ready (health checks rising; a new pod has fresh
+// health) and down at once,
 // switches away from a failed active server in two phases (a revocation
 // for 300ms, then the grant) and publishes all of it in the coordination
 // objects, with internal/kube's shapes. Its /status answers while the
@@ -26,7 +27,8 @@ type leaderSim struct {
 	epoch      uint64
 	revoking   bool
 	revokedAt  time.Time
-	ready      map[string]time.Time // role -> pod ready since
+	pod        map[string]string    // role -> the ready pod it checks
+	ready      map[string]time.Time // role -> that pod ready since
 	up         map[string]bool
 	upAt       map[string][]time.Time
 	switches   []string
@@ -40,21 +42,19 @@ func (s *leaderSim) run(t *testing.T, ctx context.Context, b *bed, ns string) {
 		pods, err := b.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=sense"})
 		if err == nil {
 			now := time.Now()
-			ready := map[string]bool{}
+			s.mu.Lock()
+			ready := map[string]string{} // role -> a ready pod's UID, the one seen before first
 			for i := range pods.Items {
-				if ops.PodReady(&pods.Items[i]) {
-					ready[pods.Items[i].Labels[ops.LabelRole]] = true
+				if p := &pods.Items[i]; ops.PodReady(p) && (ready[p.Labels[ops.LabelRole]] == "" || string(p.UID) == s.pod[p.Labels[ops.LabelRole]]) {
+					ready[p.Labels[ops.LabelRole]] = string(p.UID)
 				}
 			}
-			s.mu.Lock()
 			for _, r := range []string{"master", "failover"} {
-				switch {
-				case !ready[r]:
-					delete(s.ready, r)
-					s.up[r] = false
-				case s.ready[r].IsZero():
+				if ready[r] != s.pod[r] { // another pod: fresh health
+					s.pod[r], s.up[r] = ready[r], false
 					s.ready[r] = now
-				case now.Sub(s.ready[r]) >= 500*time.Millisecond && !s.up[r]:
+				}
+				if ready[r] != "" && now.Sub(s.ready[r]) >= 500*time.Millisecond && !s.up[r] {
 					s.up[r] = true
 					s.upAt[r] = append(s.upAt[r], now)
 				}
@@ -72,8 +72,14 @@ func (s *leaderSim) run(t *testing.T, ctx context.Context, b *bed, ns string) {
 			}
 			d := ops.Decision{Active: s.active, Epoch: s.epoch, Revoking: s.revoking, To: s.to, Leader: "gw-0"}
 			up := map[string]bool{"master": s.up["master"], "failover": s.up["failover"]}
+			since := map[string]time.Time{}
+			for r, ats := range s.upAt {
+				if s.up[r] {
+					since[r] = ats[len(ats)-1]
+				}
+			}
 			s.mu.Unlock()
-			if err := co.write(ctx, map[string]ops.Decision{"sense": d}, map[string]map[string]any{"gw-0": view("sense", d.Epoch, up)}, now); err != nil && ctx.Err() == nil {
+			if err := co.write(ctx, map[string]ops.Decision{"sense": d}, map[string]map[string]any{"gw-0": view("sense", d.Epoch, up, since)}, now); err != nil && ctx.Err() == nil {
 				t.Logf("sim: %v", err)
 			}
 		}
@@ -106,7 +112,7 @@ func testRestart(t *testing.T, ctx context.Context, b *bed) {
 	b.deploy(t, ctx, ns, "web", "web", 2, "web:1")
 	b.ready(t, ctx, ns, "sense-master", "sense-failover", "web")
 
-	sim := &leaderSim{active: "master", epoch: 1, ready: map[string]time.Time{}, up: map[string]bool{}, upAt: map[string][]time.Time{}}
+	sim := &leaderSim{active: "master", epoch: 1, pod: map[string]string{}, ready: map[string]time.Time{}, up: map[string]bool{}, upAt: map[string][]time.Time{}}
 	sctx, stop := context.WithCancel(ctx)
 	simDone := make(chan struct{})
 	go func() { defer close(simDone); sim.run(t, sctx, b, ns) }()
@@ -135,7 +141,7 @@ func testRestart(t *testing.T, ctx context.Context, b *bed) {
 		original[e.uid] = true
 	}
 
-	out, err = b.cli(t, "restart", "sense-master", "sense-failover", "web", "-n", ns, "--gateway", gw.URL, "-o", "json")
+	out, err = b.cli(t, "restart", "sense-master", "sense-failover", "web", "-n", ns, "--gateway", gw.URL, "-o", "json", "--timeout", "30s")
 	if err != nil {
 		t.Fatal(err)
 	}
