@@ -44,6 +44,7 @@ func TestOnCluster(t *testing.T) {
 	t.Run("RestartThroughGateway", func(t *testing.T) { testRestartThroughGateway(t, ctx, b) })
 	t.Run("Scale", func(t *testing.T) { testScale(t, ctx, b) })
 	t.Run("Update", func(t *testing.T) { testUpdate(t, ctx, b) })
+	t.Run("StatefulSet", func(t *testing.T) { testStatefulSet(t, ctx, b) })
 	t.Run("Doctor", func(t *testing.T) { testDoctor(t, ctx, b) })
 	t.Run("Coordination", func(t *testing.T) { testCoordination(t, ctx, b) })
 }

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -190,5 +191,44 @@ func TestBlocks(t *testing.T) {
 		if got := blocks(p, tc.n); got != tc.want {
 			t.Errorf("blocks(min %v, max %v, %d) = %v", tc.minA, tc.maxU, tc.n, got)
 		}
+	}
+}
+
+func TestPodEvents(t *testing.T) {
+	at := metav1.NewTime(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
+	for _, tc := range []struct {
+		name   string
+		status corev1.PodStatus
+		want   []string // kind reason
+	}{
+		{"evicted", corev1.PodStatus{Phase: corev1.PodFailed, Reason: "Evicted", Message: "The node was low on resource: memory."},
+			[]string{"Evicted Evicted"}},
+		{"image pull", corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "app",
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: `Back-off pulling image "app:9"`}}}}},
+			[]string{"ImagePull ImagePullBackOff"}},
+		{"oom killed, crash looping", corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "app", RestartCount: 3,
+			State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
+			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "OOMKilled", ExitCode: 137, FinishedAt: at}}}}},
+			[]string{"CrashLoopBackOff CrashLoopBackOff", "OOMKilled OOMKilled"}},
+		{"restarted after an error", corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "app", RestartCount: 1,
+			State:                corev1.ContainerState{Running: &corev1.ContainerStateRunning{}},
+			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Error", ExitCode: 1, FinishedAt: at}}}}},
+			[]string{"Restarts Error"}},
+		{"starting", corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "app",
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}}}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Status: tc.status}
+			var got []string
+			for _, e := range PodEvents(p) {
+				got = append(got, e.Kind+" "+e.Reason)
+				if e.Object != "pod/p" || e.Type != corev1.EventTypeWarning {
+					t.Errorf("%+v", e)
+				}
+			}
+			if strings.Join(got, ", ") != strings.Join(tc.want, ", ") {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
