@@ -58,12 +58,18 @@ type bed struct {
 // what it wrote on stdout.
 func (b *bed) cli(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	return b.cliContext(t, context.Background(), args...)
+}
+
+// cliContext is cli with a context, which ends a --watch.
+func (b *bed) cliContext(t *testing.T, ctx context.Context, args ...string) (string, error) {
+	t.Helper()
 	root := cli.NewRoot("kubectl-tandem")
 	var out, errOut bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errOut)
 	root.SetArgs(append(args, "--kubeconfig", b.c.Kubeconfig()))
-	err := root.Execute()
+	err := root.ExecuteContext(ctx)
 	t.Logf("kubectl tandem %s (exit %d):\n%s%s%v", strings.Join(args, " "), cli.ExitCode(err), out.String(), errOut.String(), errOrEmpty(err))
 	return out.String(), err
 }

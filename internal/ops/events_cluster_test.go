@@ -133,6 +133,29 @@ func testEvents(t *testing.T, ctx context.Context, b *bed) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+
+	// The command's --watch: the list, then what comes, until its context ends.
+	cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
+	defer ccancel()
+	// A recorder of its own (a new leader): client-go's events.k8s.io
+	// broadcaster keys a series by type, reason, action, reporter and object,
+	// not by message, so the same recorder would count this Switched into
+	// the series of the last Normal one, under that one's message.
+	rec2 := kube.NewRecorder(b.cs, ns, &corev1.ObjectReference{Kind: "ConfigMap", APIVersion: "v1", Namespace: ns, Name: "tandem-decisions"},
+		"gw-1", slog.Default())
+	go rec2.Run(cctx)
+	defer rec2.Shutdown()
+	go func() {
+		time.Sleep(time.Second)
+		rec2.Group(corev1.EventTypeNormal, kube.ReasonSwitched, "sense: master -> failover, switch requested by operator, epoch 4")
+	}()
+	out, err = b.cliContext(t, cctx, "events", "sense-master", "-n", ns, "--watch")
+	if err != nil {
+		t.Fatalf("--watch: %v", err)
+	}
+	if !strings.HasPrefix(out, "AGE") || !strings.Contains(out, "switch requested by operator, epoch 4") {
+		t.Fatalf("--watch did not print the new switch:\n%s", out)
+	}
 }
 
 // missing says which of want ("KIND REASON") evs lacks.
