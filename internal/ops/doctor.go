@@ -247,6 +247,17 @@ func (d *doctor) pair(key string, comps []Component, pods []corev1.Pod) {
 			}
 		}
 	}
+	// Where they run now may be luck: the next reschedule may put both on
+	// one node unless the templates keep them apart.
+	for i := range comps {
+		for j := i + 1; j < len(comps); j++ {
+			if comps[i].Role() != comps[j].Role() && !apart(comps[i].Template, comps[j].Template) {
+				d.add(SeverityWarning, "placement", fmt.Sprintf("%s (%s, %s)", name, comps[i].Ref(), comps[j].Ref()),
+					"nothing keeps the instances on different nodes and zones: a reschedule may put both on one",
+					"a required podAntiAffinity between the roles with topologyKey "+ZoneLabel+", or a nodeSelector per zone")
+			}
+		}
+	}
 	// One budget over both instances lets a drain take one of them; a
 	// budget over a single-pod instance alone blocks every drain.
 	said := map[string]bool{}
@@ -411,4 +422,42 @@ func Errors(fs []Finding) int {
 		}
 	}
 	return n
+}
+
+// apart reports whether two pod templates cannot land in one zone (or, for
+// want of zones, on one node): node selectors that differ on the zone or the
+// host name, a required podAntiAffinity of either against the other's
+// labels, or a zone spread constraint over both that refuses to schedule.
+func apart(a, b corev1.PodTemplateSpec) bool {
+	for _, k := range []string{ZoneLabel, "kubernetes.io/hostname"} {
+		va, vb := a.Spec.NodeSelector[k], b.Spec.NodeSelector[k]
+		if va != "" && vb != "" && va != vb {
+			return true
+		}
+	}
+	return repels(a, b.Labels) || repels(b, a.Labels)
+}
+
+// repels reports whether t's required anti-affinity or a DoNotSchedule
+// spread constraint keeps its pods away from pods labelled l.
+func repels(t corev1.PodTemplateSpec, l map[string]string) bool {
+	matches := func(ls *metav1.LabelSelector) bool { return selects(ls, l) }
+	if aff := t.Spec.Affinity; aff != nil && aff.PodAntiAffinity != nil {
+		for _, term := range aff.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution {
+			if (term.TopologyKey == ZoneLabel || term.TopologyKey == "kubernetes.io/hostname") && matches(term.LabelSelector) {
+				return true
+			}
+		}
+	}
+	for _, c := range t.Spec.TopologySpreadConstraints {
+		if c.WhenUnsatisfiable == corev1.DoNotSchedule && c.MaxSkew == 1 && c.TopologyKey == ZoneLabel && matches(c.LabelSelector) && selects(c.LabelSelector, t.Labels) {
+			return true
+		}
+	}
+	return false
+}
+
+func selects(ls *metav1.LabelSelector, l map[string]string) bool {
+	sel, err := metav1.LabelSelectorAsSelector(ls)
+	return err == nil && !sel.Empty() && sel.Matches(labels.Set(l))
 }

@@ -74,6 +74,7 @@ func testDoctor(t *testing.T, ctx context.Context, b *bed) {
 		{ops.SeverityWarning, "readiness", "deployment/web"},
 		{ops.SeverityWarning, "readiness", "deployment/sense-master"},
 		{ops.SeverityWarning, "disruption budget", "pair sense"},
+		{ops.SeverityWarning, "placement", "pair sense (deployment/"},
 	}
 	for _, w := range want {
 		found := false

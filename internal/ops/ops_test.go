@@ -232,3 +232,39 @@ func TestPodEvents(t *testing.T) {
 		})
 	}
 }
+
+func TestApart(t *testing.T) {
+	tmpl := func(role string, f func(*corev1.PodSpec)) corev1.PodTemplateSpec {
+		p := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "sense", LabelRole: role}}}
+		if f != nil {
+			f(&p.Spec)
+		}
+		return p
+	}
+	zone := func(z string) func(*corev1.PodSpec) {
+		return func(s *corev1.PodSpec) { s.NodeSelector = map[string]string{ZoneLabel: z} }
+	}
+	anti := func(s *corev1.PodSpec) {
+		s.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
+			TopologyKey: ZoneLabel, LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "sense"}}}}}}
+	}
+	spread := func(s *corev1.PodSpec) {
+		s.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: ZoneLabel, WhenUnsatisfiable: corev1.DoNotSchedule,
+			LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "sense"}}}}
+	}
+	for _, tc := range []struct {
+		name string
+		a, b corev1.PodTemplateSpec
+		want bool
+	}{
+		{"nothing", tmpl("master", nil), tmpl("failover", nil), false},
+		{"zones", tmpl("master", zone("a")), tmpl("failover", zone("b")), true},
+		{"same zone", tmpl("master", zone("a")), tmpl("failover", zone("a")), false},
+		{"anti-affinity on one", tmpl("master", anti), tmpl("failover", nil), true},
+		{"zone spread on both", tmpl("master", spread), tmpl("failover", spread), true},
+	} {
+		if got := apart(tc.a, tc.b); got != tc.want {
+			t.Errorf("%s: apart = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
