@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 func gatewayPods(d *appsv1.Deployment) {
@@ -141,6 +143,26 @@ func testCoordination(t *testing.T, ctx context.Context, b *bed) {
 	}
 	if out, err := b.cli(t, "cluster", "status", "-n", ns, "-o", "yaml"); err != nil || !strings.Contains(out, "leader: gw-0") {
 		t.Fatalf("status yaml: %v\n%s", err, out)
+	}
+	// As kubectl: $KUBECONFIG, --context, and the namespace of the context.
+	kc, err := clientcmd.LoadFromFile(b.c.Kubeconfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctxCopy := *kc.Contexts[kc.CurrentContext]
+	ctxCopy.Namespace = ns
+	kc.Contexts["ops"] = &ctxCopy
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", path)
+	root := cli.NewRoot("kubectl-tandem")
+	var buf strings.Builder
+	root.SetOut(&buf)
+	root.SetArgs([]string{"cluster", "status", "--context", "ops", "-o", "json"})
+	if err := root.Execute(); err != nil || !strings.Contains(buf.String(), `"namespace": "co"`) {
+		t.Fatalf("--context with $KUBECONFIG: %v\n%s", err, buf.String())
 	}
 
 	// A replica's admin API: the leader carries the request out and
