@@ -183,6 +183,12 @@ func FromEvent(e *corev1.Event) Event {
 		if s.LastObservedTime.After(out.Time) {
 			out.Time = s.LastObservedTime.Time
 		}
+		// client-go's events.k8s.io recorder counts an Event of the same
+		// type, reason and object into the series of the first, whatever
+		// its message: tandem's later switches keep only that first one's.
+		if out.Kind == KindTandem && s.Count > 1 {
+			out.Message += fmt.Sprintf(" (+%d later %s Events: their messages are not kept; see `cluster status`)", s.Count-1, e.Reason)
+		}
 	}
 	out.Source = e.ReportingController
 	if out.Source == "" {

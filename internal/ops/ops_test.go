@@ -268,3 +268,16 @@ func TestApart(t *testing.T) {
 		}
 	}
 }
+
+func TestFromEventSeries(t *testing.T) {
+	last := metav1.NewMicroTime(time.Date(2026, 12, 1, 10, 5, 0, 0, time.UTC))
+	e := &corev1.Event{Reason: "Switched", Type: corev1.EventTypeNormal, Message: "sense: failover -> master, epoch 3",
+		InvolvedObject: corev1.ObjectReference{Kind: "ConfigMap", Name: "tandem-decisions"},
+		EventTime:      metav1.NewMicroTime(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)), ReportingController: "tandem.io/gateway",
+		Series: &corev1.EventSeries{Count: 3, LastObservedTime: last}}
+	got := FromEvent(e)
+	if got.Count != 3 || !got.Time.Equal(last.Time) || got.Object != "configmap/tandem-decisions" || got.Source != "tandem.io/gateway" ||
+		!strings.Contains(got.Message, "+2 later Switched Events") {
+		t.Fatalf("%+v", got)
+	}
+}
