@@ -58,6 +58,7 @@ func NewRoot(name string) *cobra.Command {
 	}
 	root.AddCommand(gatewayCmd(), checkCmd(), versionCmd(), demoCmd(), demoAppCmd(), taskboardCmd())
 	root.AddCommand(adminCmds()...)
+	root.AddCommand(kubeCmds()...)
 	return root
 }
 
