@@ -536,6 +536,36 @@ func TestKubeReplicas(t *testing.T) {
 		if !onAll("master", e2) {
 			t.Fatal("switch did not move every replica to the master")
 		}
+		// From outside the gateway, through the API only: no admin address.
+		_, e3, _, _ := reps[0].routing(t)
+		kt := func(args ...string) (string, int) {
+			cmd := exec.Command(bin, append(args, "--kubeconfig", cl.Kubeconfig(), "-n", "default")...)
+			out, _ := cmd.CombinedOutput()
+			return string(out), cmd.ProcessState.ExitCode()
+		}
+		if out, code := kt("cluster", "switch", "sense", "failover"); code != 0 {
+			t.Fatalf("tandem cluster switch: exit %d: %s", code, out)
+		}
+		if !onAll("failover", e3) {
+			t.Fatal("cluster switch through the API did not move every replica to the failover")
+		}
+		if out, code := kt("cluster", "switch", "sense", "failover"); code != 0 || !strings.Contains(out, "nothing to do") {
+			t.Errorf("a second cluster switch: exit %d, %s; want nothing to do, exit 0", code, out)
+		}
+		if out, code := kt("cluster", "switch", "sense", "nosuch"); code != 3 || !strings.Contains(out, "no such server") {
+			t.Errorf("cluster switch to an unknown server: exit %d, %s; want the refusal, exit 3", code, out)
+		}
+		_, e4, _, _ := reps[0].routing(t)
+		if out, code := kt("cluster", "failback", "sense"); code != 0 {
+			t.Fatalf("tandem cluster failback: exit %d: %s", code, out)
+		}
+		if !onAll("master", e4) {
+			t.Fatal("cluster failback through the API did not move every replica to the master")
+		}
+		if ls, err := cs.CoordinationV1().Leases("default").List(context.Background(),
+			metav1.ListOptions{LabelSelector: "tandem.io/request-of=tandem"}); err != nil || len(ls.Items) != 0 {
+			t.Errorf("request Leases left behind: %v %v", ls, err)
+		}
 		time.Sleep(300 * time.Millisecond)
 		var failed []served
 		alive := map[string]bool{}

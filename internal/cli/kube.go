@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/tandemproxy/tandem/internal/failover"
+	"github.com/tandemproxy/tandem/internal/kube"
 	"github.com/tandemproxy/tandem/internal/ops"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -346,8 +348,12 @@ func clusterCmd() *cobra.Command {
 	kf.add(status, true)
 
 	var admin ops.Admin
-	action := func(use, short string, n int, do func(ctx context.Context, args []string) error, done func(args []string, g ops.GroupStatus) string) *cobra.Command {
+	// An action goes to a replica's admin API when --admin is given, else
+	// through the API to the leader (kube.Ask): no port-forward needed.
+	action := func(use, short string, n int, do func(ctx context.Context, args []string) error, ask func(args []string) failover.Action,
+		done func(args []string, g ops.GroupStatus) string) *cobra.Command {
 		var kf kubeFlags
+		var wait time.Duration
 		c := &cobra.Command{
 			Use: use, Short: short, Args: cobra.ExactArgs(n),
 			RunE: kf.runE(func(cmd *cobra.Command, args []string, k kubeRun) error {
@@ -369,8 +375,23 @@ func clusterCmd() *cobra.Command {
 				if u := os.Getenv("USER"); u != "" {
 					admin.By = u + " (kubectl-tandem)"
 				}
-				if err := do(ctx, args); err != nil {
-					return err
+				var err2 error
+				if admin.URL != "" {
+					err2 = do(ctx, args)
+				} else {
+					a := ask(args)
+					a.By = firstNonEmpty(admin.By, "kubectl-tandem")
+					err2 = kube.Ask(ctx, cs, cns, kf.coordName, args[0], a, wait)
+				}
+				if errors.Is(err2, failover.ErrNothingToDo) {
+					fmt.Fprintln(cmd.OutOrStdout(), err2)
+					return nil
+				}
+				if errors.Is(err2, failover.ErrNoSuchServer) || errors.Is(err2, failover.ErrServerDown) {
+					return &exitError{code: ExitRefused, err: fmt.Errorf("refused: %w", err2)}
+				}
+				if err2 != nil {
+					return err2
 				}
 				// What the cluster holds now, as every replica follows it.
 				st, err = ops.ReadCoordination(ctx, cs, cns, kf.coordName, time.Now())
@@ -384,17 +405,20 @@ func clusterCmd() *cobra.Command {
 		}
 		kf.add(c, false)
 		def := os.Getenv("TANDEM_ADMIN")
-		c.Flags().StringVar(&admin.URL, "admin", def, "admin API URL of any live gateway replica (env TANDEM_ADMIN; kubectl port-forward works)")
+		c.Flags().StringVar(&admin.URL, "admin", def, "admin API URL of a gateway replica (env TANDEM_ADMIN); without it the request goes to the leader through the API")
 		c.Flags().StringVar(&admin.Token, "token", "", "admin API token (env TANDEM_TOKEN)")
+		c.Flags().DurationVar(&wait, "wait", 30*time.Second, "without --admin: how long to wait for the leader's outcome before withdrawing the request")
 		return c
 	}
 	sw := action("switch GROUP SERVER", "Make SERVER the active server of GROUP and hold it there (carried out by the leader)", 2,
 		func(ctx context.Context, a []string) error { return admin.Switch(ctx, a[0], a[1]) },
+		func(a []string) failover.Action { return failover.Action{Kind: failover.ActionSwitch, Server: a[1]} },
 		func(a []string, g ops.GroupStatus) string {
 			return fmt.Sprintf("%s: switched to %s (published: active %s, epoch %d)", a[0], a[1], orDash(g.Active), g.Epoch)
 		})
 	fb := action("failback GROUP", "Return GROUP to its preferred server now (carried out by the leader)", 1,
 		func(ctx context.Context, a []string) error { return admin.Failback(ctx, a[0]) },
+		func([]string) failover.Action { return failover.Action{Kind: failover.ActionFailback} },
 		func(a []string, g ops.GroupStatus) string {
 			return fmt.Sprintf("%s: failed back (published: active %s, epoch %d)", a[0], orDash(g.Active), g.Epoch)
 		})
@@ -428,4 +452,11 @@ func (f *kubeFlags) runE(fn func(cmd *cobra.Command, args []string, k kubeRun) e
 		}
 		return fn(cmd, args, kubeRun{ctx: ctx, cs: cs, ns: ns, cns: cns})
 	}
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

@@ -84,6 +84,7 @@ type Coordinator struct {
 	decisions   map[string]decision
 	cmRV        string
 	replicas    map[string]*coordv1.Lease
+	asks        map[string]*coordv1.Lease // operators' request Leases (Ask)
 	requests    []request
 	waiters     map[string]chan result
 	agg         map[string]map[string]aggregate // leader: last aggregated views
@@ -99,7 +100,8 @@ func NewCoordinator(client kubernetes.Interface, cfg *config.Config, host Host, 
 	c := &Coordinator{client: client, ns: Namespace(k), id: Identity(k), co: co, host: host, log: log,
 		leaseName: co.Name + "-leader", cmName: co.Name + "-decisions", replicaPrefix: co.Name + "-replica-",
 		kickView: make(chan struct{}, 1), kickLeader: make(chan struct{}, 1),
-		decisions: map[string]decision{}, replicas: map[string]*coordv1.Lease{}, waiters: map[string]chan result{}}
+		decisions: map[string]decision{}, replicas: map[string]*coordv1.Lease{}, asks: map[string]*coordv1.Lease{},
+		waiters: map[string]chan result{}}
 	c.events = NewRecorder(client, c.ns, c.groupRef(), c.id, log)
 	return c
 }
@@ -128,35 +130,52 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	if _, err := cmi.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: onCM, UpdateFunc: func(_, o any) { onCM(o) }}); err != nil {
 		return fmt.Errorf("coordination: %w", err)
 	}
-	lf := informers.NewSharedInformerFactoryWithOptions(c.client, 0, informers.WithNamespace(c.ns),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = "tandem.io/replica-of=" + c.co.Name }))
-	li := lf.Coordination().V1().Leases().Informer()
-	onLease := func(o any) {
-		if l, ok := o.(*coordv1.Lease); ok {
-			c.mu.Lock()
-			c.replicas[l.Name] = l
-			c.mu.Unlock()
-			poke(c.kickLeader)
+	// The replicas' heartbeats, and operators' requests (Ask): each kept in
+	// its map by the Lease's name, and a change wakes the leader.
+	for _, w := range []struct {
+		selector string
+		into     map[string]*coordv1.Lease
+	}{{"tandem.io/replica-of=" + c.co.Name, c.replicas}, {requestLabel + "=" + c.co.Name, c.asks}} {
+		if err := c.watchLeases(ctx, w.selector, w.into); err != nil {
+			return err
 		}
 	}
-	if _, err := li.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: onLease, UpdateFunc: func(_, o any) { onLease(o) },
-		DeleteFunc: func(o any) {
-			if l, ok := o.(*coordv1.Lease); ok {
-				c.mu.Lock()
-				delete(c.replicas, l.Name)
-				c.mu.Unlock()
-			}
-		}}); err != nil {
-		return fmt.Errorf("coordination: %w", err)
-	}
 	cmf.Start(ctx.Done())
-	lf.Start(ctx.Done())
 
 	var wg sync.WaitGroup
 	wg.Go(func() { c.heartbeat(ctx) })
 	wg.Go(func() { c.publishView(ctx) })
 	wg.Go(func() { c.elect(ctx) })
 	wg.Wait()
+	return nil
+}
+
+// watchLeases keeps into (under c.mu) holding the Leases selector selects.
+func (c *Coordinator) watchLeases(ctx context.Context, selector string, into map[string]*coordv1.Lease) error {
+	f := informers.NewSharedInformerFactoryWithOptions(c.client, 0, informers.WithNamespace(c.ns),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = selector }))
+	set := func(o any, keep bool) {
+		l, ok := o.(*coordv1.Lease)
+		if !ok {
+			return
+		}
+		c.mu.Lock()
+		if keep {
+			into[l.Name] = l
+		} else {
+			delete(into, l.Name)
+		}
+		c.mu.Unlock()
+		poke(c.kickLeader)
+	}
+	if _, err := f.Coordination().V1().Leases().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { set(o, true) },
+		UpdateFunc: func(_, o any) { set(o, true) },
+		DeleteFunc: func(o any) { set(o, false) },
+	}); err != nil {
+		return fmt.Errorf("coordination: %w", err)
+	}
+	f.Start(ctx.Done())
 	return nil
 }
 
@@ -522,6 +541,7 @@ func (c *Coordinator) decide(ctx context.Context) time.Duration {
 	prev := c.decisions
 	rv := c.cmRV
 	views := c.liveViewsLocked(now)
+	asks := c.freshAsksLocked(now)
 	fenced := c.fenced
 	c.mu.Unlock()
 	// Decide only on fresh information: this replica renews its own Lease
@@ -548,7 +568,7 @@ func (c *Coordinator) decide(ctx context.Context) time.Duration {
 			names[i] = s.Name
 			pods[s.Name] = s.Pod
 		}
-		in := groupInput{group: g.Name, servers: names, policy: g.Policy, prev: prev[g.Name], views: views,
+		in := groupInput{group: g.Name, servers: names, policy: g.Policy, prev: prev[g.Name], views: views, asks: asks,
 			leader: c.id, revoke: c.co.RevokeTimeout.D(), now: now}
 		d, agg := decideGroup(in)
 		next[g.Name] = d

@@ -31,6 +31,7 @@ type groupInput struct {
 	policy  failover.Policy
 	prev    decision
 	views   []liveView
+	asks    []request // operators' requests through the API (Ask), not a replica's
 	leader  string
 	revoke  time.Duration
 	now     time.Time
@@ -90,50 +91,62 @@ func decideGroup(in groupInput) (decision, map[string]aggregate) {
 	failbackNow := false
 	var switchTo, by string
 	var failbacks []string // IDs of this round's failback requests
+	type asked struct {
+		via string
+		rq  request
+	}
+	var all []asked
 	for _, v := range in.views {
 		for _, rq := range v.view.Requests {
-			if rq.Group != in.group {
-				continue
-			}
-			if _, done := d.outcome(rq.ID); done {
-				continue
-			}
-			r := result{ID: rq.ID}
-			a := rq.Action
-			switch a.Kind {
-			case failover.ActionFailback:
-				failbackNow, by = true, a.By+" (via "+v.identity+")"
-				d.Hold = false
-				failbacks = append(failbacks, rq.ID)
-			case failover.ActionSwitch:
-				switch {
-				case !contains(in.servers, a.Server):
-					r.Err = fmt.Sprintf("%v: %q", failover.ErrNoSuchServer, a.Server)
-				case !agg[a.Server].up || d.drained(a.Server):
-					r.Err = fmt.Sprintf("%v: %s", failover.ErrServerDown, a.Server)
-				case d.Active == a.Server || d.Revoking && d.To == a.Server:
-					d.Hold = true
-					r.Nothing, r.Msg = true, a.Server+" is already active"
-				default:
-					d.Hold = true
-					switchTo, by = a.Server, a.By+" (via "+v.identity+")"
-				}
-			case actionDrain, actionUndrain:
-				on := a.Kind == actionDrain
-				switch {
-				case !contains(in.servers, a.Server):
-					r.Err = fmt.Sprintf("%v: %q", failover.ErrNoSuchServer, a.Server)
-				case d.drained(a.Server) == on:
-					r.Nothing, r.Msg = true, a.Server+" is already "+map[bool]string{true: "drained", false: "in service"}[on]
-				default:
-					d.setDrained(a.Server, on)
-					by = a.By + " (via " + v.identity + ")"
-				}
-			default:
-				r.Err = fmt.Sprintf("unknown action %q", a.Kind)
-			}
-			d.finish(r)
+			all = append(all, asked{v.identity, rq})
 		}
+	}
+	for _, rq := range in.asks {
+		all = append(all, asked{"the API", rq})
+	}
+	for _, x := range all {
+		via, rq := x.via, x.rq
+		if rq.Group != in.group {
+			continue
+		}
+		if _, done := d.outcome(rq.ID); done {
+			continue
+		}
+		r := result{ID: rq.ID}
+		a := rq.Action
+		switch a.Kind {
+		case failover.ActionFailback:
+			failbackNow, by = true, a.By+" (via "+via+")"
+			d.Hold = false
+			failbacks = append(failbacks, rq.ID)
+		case failover.ActionSwitch:
+			switch {
+			case !contains(in.servers, a.Server):
+				r.Err = fmt.Sprintf("%v: %q", failover.ErrNoSuchServer, a.Server)
+			case !agg[a.Server].up || d.drained(a.Server):
+				r.Err = fmt.Sprintf("%v: %s", failover.ErrServerDown, a.Server)
+			case d.Active == a.Server || d.Revoking && d.To == a.Server:
+				d.Hold = true
+				r.Nothing, r.Msg = true, a.Server+" is already active"
+			default:
+				d.Hold = true
+				switchTo, by = a.Server, a.By+" (via "+via+")"
+			}
+		case actionDrain, actionUndrain:
+			on := a.Kind == actionDrain
+			switch {
+			case !contains(in.servers, a.Server):
+				r.Err = fmt.Sprintf("%v: %q", failover.ErrNoSuchServer, a.Server)
+			case d.drained(a.Server) == on:
+				r.Nothing, r.Msg = true, a.Server+" is already "+map[bool]string{true: "drained", false: "in service"}[on]
+			default:
+				d.setDrained(a.Server, on)
+				by = a.By + " (via " + via + ")"
+			}
+		default:
+			r.Err = fmt.Sprintf("unknown action %q", a.Kind)
+		}
+		d.finish(r)
 	}
 	if switchTo != "" && d.drained(switchTo) {
 		// Drained by a later request of the same round: no switch to it.
