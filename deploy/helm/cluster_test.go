@@ -24,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tandemproxy/tandem/internal/kubetest"
+	"github.com/tandemproxy/tandem/internal/ops"
 )
 
 // TestApplyToAPIServer applies the rendered chart to a real kube-apiserver
@@ -252,6 +253,30 @@ func TestScheduleAcrossZones(t *testing.T) {
 			}
 			return nil
 		})
+	}
+	// kubectl tandem doctor on the chart's example: master and failover
+	// apart, Recreate, probes, budgets, gateway replicas across zones. kwok
+	// runs no process, so no gateway holds the leader Lease here: the
+	// Lease and active-server checks are the only errors allowed, and they
+	// must be there (doctor does look at the gateway).
+	findings, err := ops.Doctor(ctx, cl.Client(), "tandem", ops.DoctorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sawLease := false
+	for _, f := range findings {
+		t.Logf("doctor: %s %s %s: %s", f.Severity, f.Check, f.Object, f.Message)
+		if f.Severity != ops.SeverityError {
+			continue
+		}
+		if f.Check == "leader lease" || f.Check == "active server" {
+			sawLease = true
+			continue
+		}
+		t.Errorf("doctor finds an error in the chart's example: %s %s: %s (fix: %s)", f.Check, f.Object, f.Message, f.Fix)
+	}
+	if !sawLease {
+		t.Error("doctor did not report the missing leader Lease: it did not look at the gateway")
 	}
 }
 

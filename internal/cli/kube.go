@@ -315,7 +315,7 @@ func doctorCmd() *cobra.Command {
 		}),
 	}
 	kf.add(c, true)
-	c.Flags().StringVar(&o.GatewaySelector, "gateway-selector", "app.kubernetes.io/name=tandem", "label selector of the gateway's pods")
+	c.Flags().StringVar(&o.GatewaySelector, "gateway-selector", ops.DefaultGatewaySelector, "label selector of the gateway's pods")
 	return c
 }
 

@@ -34,13 +34,18 @@ type Finding struct {
 	Fix      string `json:"fix,omitempty"`
 }
 
+// DefaultGatewaySelector selects the gateway's pods as the Helm chart
+// labels them (its example app shares the name label, not the component).
+const DefaultGatewaySelector = "app.kubernetes.io/name=tandem,app.kubernetes.io/component=gateway"
+
 // DoctorOptions configure Doctor.
 type DoctorOptions struct {
 	// CoordNamespace and CoordName locate the gateway's coordination
 	// objects (default: the namespace, "tandem").
 	CoordNamespace, CoordName string
 	// GatewaySelector finds the gateway's pods besides the replicas'
-	// Leases (default app.kubernetes.io/name=tandem).
+	// Leases (default: the chart's gateway pods, app.kubernetes.io/name=tandem,
+	// app.kubernetes.io/component=gateway).
 	GatewaySelector string
 	Now             func() time.Time
 }
@@ -59,7 +64,7 @@ func Doctor(ctx context.Context, cs kubernetes.Interface, ns string, o DoctorOpt
 		o.CoordNamespace = ns
 	}
 	if o.GatewaySelector == "" {
-		o.GatewaySelector = "app.kubernetes.io/name=tandem"
+		o.GatewaySelector = DefaultGatewaySelector
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -370,10 +375,13 @@ func (d *doctor) gateway(ctx context.Context, cs kubernetes.Interface, nsPods []
 		d.add(SeverityError, "gateway replicas", obj, fmt.Sprintf("all %d gateway replicas in one zone", len(gw)),
 			"topologySpreadConstraints with topologyKey "+ZoneLabel+" (whenUnsatisfiable: DoNotSchedule)")
 	}
+	lease := "lease/" + d.o.CoordName + "-leader"
 	if !coord {
+		// Gateway pods, and no decisions: they are not coordinating.
+		d.add(SeverityError, "leader lease", lease, fmt.Sprintf("%d gateway pod(s) but no %s-decisions ConfigMap: no replica has decided anything", len(gw), d.o.CoordName),
+			"check the replicas are running and their logs (RBAC on leases and configmaps, kubernetes.coordination in the config)")
 		return nil
 	}
-	lease := "lease/" + d.o.CoordName + "-leader"
 	switch {
 	case st.Leader == "":
 		d.add(SeverityError, "leader lease", lease, "no leader: nobody decides the active servers", "check the gateway replicas' logs and RBAC on leases")

@@ -23,6 +23,7 @@ import (
 
 func gatewayPods(d *appsv1.Deployment) {
 	d.Spec.Template.Labels["app.kubernetes.io/name"] = "tandem"
+	d.Spec.Template.Labels["app.kubernetes.io/component"] = "gateway"
 }
 
 func spreadZones(d *appsv1.Deployment) {
