@@ -115,7 +115,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		return err
 	}
 	defer c.events.Shutdown()
-	go c.events.Run(ctx)
+	c.events.Start(ctx)
 
 	cmf := informers.NewSharedInformerFactoryWithOptions(c.client, 0, informers.WithNamespace(c.ns),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {

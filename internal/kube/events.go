@@ -65,8 +65,9 @@ func NewRecorder(client kubernetes.Interface, ns string, group *corev1.ObjectRef
 		buckets: map[string]*bucket{}, now: time.Now}
 }
 
-// Run sends the Events until ctx ends.
-func (r *Recorder) Run(ctx context.Context) {
+// Start sends the Events until ctx ends. It returns at once, once the
+// broadcaster listens: an Event recorded before that would be dropped.
+func (r *Recorder) Start(ctx context.Context) {
 	if err := r.b.StartRecordingToSinkWithContext(ctx); err != nil {
 		r.log.Error("events: cannot record", "error", err)
 	}

@@ -49,7 +49,7 @@ func testEvents(t *testing.T, ctx context.Context, b *bed) {
 	rctx, stop := context.WithCancel(ctx)
 	rec := kube.NewRecorder(b.cs, ns, &corev1.ObjectReference{Kind: "ConfigMap", APIVersion: "v1", Namespace: ns, Name: "tandem-decisions"},
 		"gw-0", slog.Default())
-	go rec.Run(rctx)
+	rec.Start(rctx)
 	defer func() { stop(); rec.Shutdown() }()
 	rec.Server(ns+"/"+pod.Name, corev1.EventTypeWarning, kube.ReasonServerDown, "sense: master is down: passive: connection refused (seen by gw-0)")
 	rec.Group(corev1.EventTypeWarning, kube.ReasonSwitched, "sense: master -> failover, master is down: passive: connection refused (seen by gw-0), epoch 2")
@@ -137,13 +137,10 @@ func testEvents(t *testing.T, ctx context.Context, b *bed) {
 	// The command's --watch: the list, then what comes, until its context ends.
 	cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
 	defer ccancel()
-	// A recorder of its own (a new leader): client-go's events.k8s.io
-	// broadcaster keys a series by type, reason, action, reporter and object,
-	// not by message, so the same recorder would count this Switched into
-	// the series of the last Normal one, under that one's message.
+	// A recorder of its own: a new leader's.
 	rec2 := kube.NewRecorder(b.cs, ns, &corev1.ObjectReference{Kind: "ConfigMap", APIVersion: "v1", Namespace: ns, Name: "tandem-decisions"},
 		"gw-1", slog.Default())
-	go rec2.Run(cctx)
+	rec2.Start(cctx)
 	defer rec2.Shutdown()
 	go func() {
 		time.Sleep(time.Second)
