@@ -687,3 +687,61 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "")
 }
+
+// TestEndlessHead: a server that sends an endless response head, or
+// endless 100-continues, costs a bounded amount: the exchange ends, a POST
+// (not replayable) gets a 502 promptly, a GET is replayed on the failover,
+// and the server is counted as failing.
+func TestEndlessHead(t *testing.T) {
+	filler := "X-Filler: " + strings.Repeat("a", 100) + "\r\n"
+	addr := checkedServer(t, func(w http.ResponseWriter, r *http.Request) {
+		c, bw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		line := "HTTP/1.1 100 Continue\r\n\r\n"
+		if r.URL.Query().Get("endless") == "head" {
+			bw.WriteString("HTTP/1.1 200 OK\r\n")
+			line = filler
+		}
+		// Bounded: at most about 100 MB, and it stops when the gateway hangs up.
+		for range 1_000_000 {
+			if _, err := bw.WriteString(line); err != nil {
+				return
+			}
+		}
+		bw.Flush()
+	})
+	g := fakeMasterGateway(t, addr, "    failback: {policy: manual}\n    passive: {maxFails: 100, window: 10s}\n")
+	c := &http.Client{Timeout: 10 * time.Second}
+	// The failover's /hello answers the replayed GETs.
+	for _, path := range []string{"/hello?endless=head", "/hello?endless=1xx"} {
+		start := time.Now()
+		resp, err := c.Post("http://"+g.addr+path, "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatalf("POST %s: %v, want a 502", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Errorf("POST %s: status %d, want 502", path, resp.StatusCode)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("POST %s took %v: the bound did not end it", path, d)
+		}
+		resp, err = c.Get("http://" + g.addr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Served-By") != "failover" {
+			t.Errorf("GET %s: status %d from %q, want 200 from the failover (replayed)", path, resp.StatusCode, resp.Header.Get("X-Served-By"))
+		}
+	}
+	log := g.out.String()
+	for _, want := range []string{"response head is larger than 1048576 bytes", "more than 5 informational (1xx) responses"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("gateway log lacks %q", want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -43,6 +44,7 @@ type pconn struct {
 	u         *upstream
 	addr      string
 	c         net.Conn
+	lim       *headLimit // under br: bounds the bytes a response head may take
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
@@ -54,6 +56,42 @@ type pconn struct {
 	// named: addr is a host name, whose addresses may change.
 	named bool
 }
+
+// Bounds on what a server may send before its real response head, as
+// net/http's Transport has (MaxResponseHeaderBytes, its limit on 1xx
+// answers): an endless head or endless 100-continues cost a bounded amount
+// of memory and time, end the exchange and count against the server.
+const (
+	maxResponseHead  = 1 << 20
+	maxInformational = 5
+)
+
+var (
+	errHeadTooLarge         = fmt.Errorf("server's response head is larger than %d bytes", maxResponseHead)
+	errTooManyInformational = fmt.Errorf("server sent more than %d informational (1xx) responses", maxInformational)
+)
+
+// headLimit is the connection as br reads it: while a response head is
+// read, at most left bytes come through.
+type headLimit struct {
+	c    net.Conn
+	left int64
+}
+
+func (l *headLimit) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, errHeadTooLarge
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.c.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+// unlimited is headLimit's bound while a body streams.
+const unlimited = math.MaxInt64
 
 // aLongTimeAgo is a deadline in the past, to interrupt a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -156,6 +194,8 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 	// took the request: on a kept-alive connection that is a stale one,
 	// which http.ReadResponse would report as an unexpected EOF, like a
 	// response cut short. (When the short wait saw the byte, it is buffered.)
+	pc.lim.left = maxResponseHead
+	defer func() { pc.lim.left = unlimited }()
 	if _, err := pc.br.Peek(1); err != nil {
 		stop()
 		return nil, pc.endWait(wr, pc.classify(err, false))
@@ -164,7 +204,11 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 	req.Method = wr.method
 	var resp *http.Response
 	var err error
-	for {
+	for informational := 0; ; informational++ {
+		if informational > maxInformational {
+			err = errTooManyInformational
+			break
+		}
 		// Headers already in the buffer are parsed without another read:
 		// the short deadline can stay. Otherwise the server is still at
 		// work, and the client is watched.
@@ -405,7 +449,8 @@ func (u *upstream) get(ctx context.Context, addr string, connect time.Duration, 
 	if err != nil {
 		return nil, err
 	}
-	return &pconn{u: u, addr: addr, named: isName(addr), c: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}, nil
+	lim := &headLimit{c: c, left: unlimited}
+	return &pconn{u: u, addr: addr, named: isName(addr), c: c, lim: lim, br: bufio.NewReaderSize(lim, 4096), bw: bufio.NewWriterSize(c, 4096)}, nil
 }
 
 func (u *upstream) pop(addr string, now time.Time) *pconn {
