@@ -146,7 +146,7 @@ func TestCLIWhoAsks(t *testing.T) {
 	f, hostPort := startFake(t)
 	osUser, err := user.Current()
 	if err != nil {
-		t.Skipf("no OS user to fall back on: %v", err)
+		t.Fatalf("no OS user to fall back on: %v", err)
 	}
 	for _, tc := range []struct {
 		name, env string
