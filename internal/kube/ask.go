@@ -66,7 +66,7 @@ func Ask(ctx context.Context, cs kubernetes.Interface, ns, name, group string, a
 	for {
 		cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, name+"-decisions", metav1.GetOptions{})
 		if err == nil {
-			ds, derr := decodeDecisions(cm.Data)
+			ds, derr := DecodeDecisions(cm.Data)
 			if derr != nil {
 				return derr
 			}

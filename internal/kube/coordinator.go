@@ -81,7 +81,7 @@ type Coordinator struct {
 	leading     bool
 	lastContact time.Time
 	fenced      bool
-	decisions   map[string]decision
+	decisions   map[string]Decision
 	cmRV        string
 	replicas    map[string]*coordv1.Lease
 	asks        map[string]*coordv1.Lease // operators' request Leases (Ask)
@@ -100,7 +100,7 @@ func NewCoordinator(client kubernetes.Interface, cfg *config.Config, host Host, 
 	c := &Coordinator{client: client, ns: Namespace(k), id: Identity(k), co: co, host: host, log: log,
 		leaseName: co.Name + "-leader", cmName: co.Name + "-decisions", replicaPrefix: co.Name + "-replica-",
 		kickView: make(chan struct{}, 1), kickLeader: make(chan struct{}, 1),
-		decisions: map[string]decision{}, replicas: map[string]*coordv1.Lease{}, asks: map[string]*coordv1.Lease{},
+		decisions: map[string]Decision{}, replicas: map[string]*coordv1.Lease{}, asks: map[string]*coordv1.Lease{},
 		waiters: map[string]chan result{}}
 	c.events = NewRecorder(client, c.ns, c.groupRef(), c.id, log)
 	return c
@@ -210,7 +210,7 @@ func (c *Coordinator) ensureDecisions(ctx context.Context) error {
 // adopt installs the published decisions on this replica's electors. Any
 // decision read from the API is fresh contact: it ends a fence.
 func (c *Coordinator) adopt(cm *corev1.ConfigMap, how string) {
-	ds, err := decodeDecisions(cm.Data)
+	ds, err := DecodeDecisions(cm.Data)
 	if err != nil {
 		c.log.Error("coordination: unreadable decision; keeping the one in force", "error", err)
 		return
@@ -256,7 +256,7 @@ func (c *Coordinator) adopt(cm *corev1.ConfigMap, how string) {
 }
 
 // wake hands operator requests their outcomes.
-func (c *Coordinator) wake(d decision) {
+func (c *Coordinator) wake(d Decision) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for id, ch := range c.waiters {
@@ -399,8 +399,8 @@ func (c *Coordinator) publishView(ctx context.Context) {
 	}
 }
 
-func (c *Coordinator) view() replicaView {
-	v := replicaView{Groups: map[string]groupView{}}
+func (c *Coordinator) view() ReplicaView {
+	v := ReplicaView{Groups: map[string]groupView{}}
 	for _, g := range c.host.Groups() {
 		gv := groupView{Ack: g.Elector.Epoch(), Servers: map[string]serverView{}}
 		for _, s := range g.Servers {
@@ -557,7 +557,7 @@ func (c *Coordinator) decide(ctx context.Context) time.Duration {
 		return c.co.Heartbeat.D()
 	}
 	c.noteFences(views)
-	next := map[string]decision{}
+	next := map[string]Decision{}
 	var wake time.Duration
 	changed := false
 	var news []func()
@@ -626,10 +626,10 @@ func (c *Coordinator) decide(ctx context.Context) time.Duration {
 func (c *Coordinator) liveViewsLocked(now time.Time) []liveView {
 	var out []liveView
 	for _, l := range c.replicas {
-		if !leaseLive(l, now) {
+		if !LeaseLive(l, now) {
 			continue
 		}
-		var v replicaView
+		var v ReplicaView
 		if err := json.Unmarshal([]byte(l.Annotations[viewAnnotation]), &v); err != nil {
 			continue
 		}
@@ -639,8 +639,9 @@ func (c *Coordinator) liveViewsLocked(now time.Time) []liveView {
 	return out
 }
 
-func leaseLive(l *coordv1.Lease, now time.Time) bool {
-	if l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil || l.Spec.HolderIdentity == nil {
+// LeaseLive reports whether a Lease's holder renewed it within its duration.
+func LeaseLive(l *coordv1.Lease, now time.Time) bool {
+	if l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" {
 		return false
 	}
 	return now.Before(l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second))
@@ -683,7 +684,7 @@ func (c *Coordinator) noteFences(views []liveView) {
 }
 
 // newsOf returns the logging and Events for a published change.
-func (c *Coordinator) newsOf(group string, prev, d decision) func() {
+func (c *Coordinator) newsOf(group string, prev, d Decision) func() {
 	return func() {
 		switch {
 		case d.Revoking && (!prev.Revoking || prev.Epoch != d.Epoch):
@@ -765,11 +766,11 @@ func (c *Coordinator) Status() Status {
 		if l.Spec.HolderIdentity == nil {
 			continue
 		}
-		rs := ReplicaStatus{Identity: *l.Spec.HolderIdentity, Live: leaseLive(l, now), Acked: map[string]uint64{}}
+		rs := ReplicaStatus{Identity: *l.Spec.HolderIdentity, Live: LeaseLive(l, now), Acked: map[string]uint64{}}
 		if l.Spec.RenewTime != nil {
 			rs.Renewed = l.Spec.RenewTime.Time
 		}
-		var v replicaView
+		var v ReplicaView
 		if json.Unmarshal([]byte(l.Annotations[viewAnnotation]), &v) == nil {
 			for g, gv := range v.Groups {
 				rs.Acked[g] = gv.Ack

@@ -20,7 +20,7 @@ import (
 const sliceManager = "tandem-gateway"
 
 // syncSlices brings every group's active EndpointSlice in line with ds.
-func (c *Coordinator) syncSlices(ctx context.Context, ds map[string]decision) {
+func (c *Coordinator) syncSlices(ctx context.Context, ds map[string]Decision) {
 	for _, g := range c.host.Groups() {
 		if g.ActiveService == "" {
 			continue

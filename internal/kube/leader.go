@@ -21,7 +21,7 @@ import (
 // liveView is a live replica's published view.
 type liveView struct {
 	identity string
-	view     replicaView
+	view     ReplicaView
 }
 
 // groupInput is everything the leader's decision for one group depends on.
@@ -29,7 +29,7 @@ type groupInput struct {
 	group   string
 	servers []string // priority order, from the leader's routing table
 	policy  failover.Policy
-	prev    decision
+	prev    Decision
 	views   []liveView
 	asks    []request // operators' requests through the API (Ask), not a replica's
 	leader  string
@@ -76,7 +76,7 @@ func aggregateViews(in groupInput) map[string]aggregate {
 // decideGroup is the leader's decision for one group: pure, table-tested.
 // It carries out the operator requests, then runs the policy (Decide) over
 // the aggregated views, and makes a switch away from a server two-phase.
-func decideGroup(in groupInput) (decision, map[string]aggregate) {
+func decideGroup(in groupInput) (Decision, map[string]aggregate) {
 	d := in.prev
 	d.Leader = in.leader
 	agg := aggregateViews(in)
@@ -224,7 +224,7 @@ func allAcked(in groupInput, epoch uint64) bool {
 // server holds it and every replica knows that (behind is false), else by
 // revoking first (phase one of two), so that a replica still routing on an
 // older decision stops before another server is granted.
-func transition(d decision, to, kind, reason, by string, behind bool, now time.Time) decision {
+func transition(d Decision, to, kind, reason, by string, behind bool, now time.Time) Decision {
 	from := d.Active
 	if d.Revoking {
 		from = d.Last.From

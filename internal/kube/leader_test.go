@@ -35,7 +35,7 @@ func servers(spec string) map[string]serverView {
 
 // lv is replica id's live view of group "g".
 func lv(id string, ack uint64, spec string, reqs ...request) liveView {
-	return liveView{identity: id, view: replicaView{
+	return liveView{identity: id, view: ReplicaView{
 		Groups:   map[string]groupView{"g": {Ack: ack, Servers: servers(spec)}},
 		Requests: reqs,
 	}}
@@ -43,7 +43,7 @@ func lv(id string, ack uint64, spec string, reqs ...request) liveView {
 
 // input is group "g" with servers a, b, c (in priority order), auto
 // failback at once, led by "L".
-func input(prev decision, now time.Time, views ...liveView) groupInput {
+func input(prev Decision, now time.Time, views ...liveView) groupInput {
 	return groupInput{group: "g", servers: []string{"a", "b", "c"}, prev: prev, views: views,
 		leader: "L", revoke: testRevoke, now: now}
 }
@@ -58,14 +58,14 @@ type shape struct {
 	LastTo   string // Last.To
 }
 
-func shapeOf(d decision) shape {
+func shapeOf(d Decision) shape {
 	return shape{Active: d.Active, Epoch: d.Epoch, Revoking: d.Revoking, To: d.To, From: d.Last.From, LastTo: d.Last.To}
 }
 
 func TestAggregateViews(t *testing.T) {
 	early, late := t0.Add(-2*time.Hour), t0.Add(-time.Minute)
 	view := func(id string, svs map[string]serverView) liveView {
-		return liveView{identity: id, view: replicaView{Groups: map[string]groupView{"g": {Servers: svs}}}}
+		return liveView{identity: id, view: ReplicaView{Groups: map[string]groupView{"g": {Servers: svs}}}}
 	}
 	tests := []struct {
 		name  string
@@ -114,7 +114,7 @@ func TestAggregateViews(t *testing.T) {
 			name: "a server no view has is down",
 			views: []liveView{
 				view("r1", map[string]serverView{"a": {Up: true, Since: early}}),
-				{identity: "r2", view: replicaView{Groups: map[string]groupView{"other": {Servers: servers("b+ c+")}}}},
+				{identity: "r2", view: ReplicaView{Groups: map[string]groupView{"other": {Servers: servers("b+ c+")}}}},
 			},
 			want: map[string]aggregate{
 				"a": {up: true, since: early},
@@ -133,7 +133,7 @@ func TestAggregateViews(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := aggregateViews(input(decision{}, t0, tt.views...))
+			got := aggregateViews(input(Decision{}, t0, tt.views...))
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("aggregateViews:\n got %+v\nwant %+v", got, tt.want)
 			}
@@ -174,7 +174,7 @@ func TestDecideGroupFirstDecision(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, _ := decideGroup(input(decision{}, t0, tt.views...))
+			got, _ := decideGroup(input(Decision{}, t0, tt.views...))
 			if s := shapeOf(got); s != tt.want {
 				t.Errorf("decision %+v, want %+v", s, tt.want)
 			}
@@ -197,10 +197,10 @@ type step struct {
 	at    time.Duration
 	views []liveView
 	want  shape
-	check func(t *testing.T, d decision)
+	check func(t *testing.T, d Decision)
 }
 
-func runSteps(t *testing.T, prev decision, pol failover.Policy, steps []step) decision {
+func runSteps(t *testing.T, prev Decision, pol failover.Policy, steps []step) Decision {
 	t.Helper()
 	d := prev
 	for i, st := range steps {
@@ -226,7 +226,7 @@ func TestDecideGroupSequences(t *testing.T) {
 	revocation := step{
 		views: []liveView{lv("r1", 3, "a- b+ c+"), lv("r2", 3, "a+ b+ c+")},
 		want:  shape{Epoch: 4, Revoking: true, To: "b", From: "a", LastTo: "b"},
-		check: func(t *testing.T, d decision) {
+		check: func(t *testing.T, d Decision) {
 			if !d.RevokedAt.Equal(t0) {
 				t.Errorf("RevokedAt %v, want %v", d.RevokedAt, t0)
 			}
@@ -237,16 +237,16 @@ func TestDecideGroupSequences(t *testing.T) {
 	}
 	granted := func(to string) shape { return shape{Active: to, Epoch: 4, From: "a", LastTo: to} }
 	stillRevoking := revocation.want
-	noRevokedAt := func(t *testing.T, d decision) {
+	noRevokedAt := func(t *testing.T, d Decision) {
 		if !d.RevokedAt.IsZero() || d.To != "" {
 			t.Errorf("granted decision keeps RevokedAt %v, To %q", d.RevokedAt, d.To)
 		}
 	}
-	onA := decision{Active: "a", Epoch: 3}
+	onA := Decision{Active: "a", Epoch: 3}
 
 	tests := []struct {
 		name  string
-		prev  decision
+		prev  Decision
 		pol   failover.Policy
 		steps []step
 	}{
@@ -268,7 +268,7 @@ func TestDecideGroupSequences(t *testing.T) {
 			steps: []step{
 				revocation,
 				{at: time.Second, views: []liveView{lv("r1", 4, "a- b+ c+"), lv("r2", 4, "a+ b+ c+"),
-					{identity: "r3", view: replicaView{Groups: map[string]groupView{}}}}, want: stillRevoking},
+					{identity: "r3", view: ReplicaView{Groups: map[string]groupView{}}}}, want: stillRevoking},
 			},
 		},
 		{
@@ -294,7 +294,7 @@ func TestDecideGroupSequences(t *testing.T) {
 			steps: []step{
 				revocation,
 				{at: time.Second, views: []liveView{lv("r1", 4, "a- b- c-"), lv("r2", 4, "a+ b+ c+")}, want: granted(""),
-					check: func(t *testing.T, d decision) {
+					check: func(t *testing.T, d Decision) {
 						if d.Reason != "no server available" {
 							t.Errorf("Reason %q", d.Reason)
 						}
@@ -303,11 +303,11 @@ func TestDecideGroupSequences(t *testing.T) {
 		},
 		{
 			name: "no server available: no revocation phase, and the next server is granted at once",
-			prev: decision{Active: "a", Epoch: 2},
+			prev: Decision{Active: "a", Epoch: 2},
 			steps: []step{
 				{views: []liveView{lv("r1", 2, "a- b- c-"), lv("r2", 2, "a+ b- c-")},
 					want: shape{Epoch: 3, From: "a"},
-					check: func(t *testing.T, d decision) {
+					check: func(t *testing.T, d Decision) {
 						if d.Last.Kind != failover.KindNone {
 							t.Errorf("Last.Kind %q, want %q", d.Last.Kind, failover.KindNone)
 						}
@@ -324,7 +324,7 @@ func TestDecideGroupSequences(t *testing.T) {
 			// r2 never adopted the no-server epoch: it may still route on
 			// a, so b is granted only once it acknowledged.
 			name: "a server back before every replica knew there was none: two-phase",
-			prev: decision{Active: "a", Epoch: 2},
+			prev: Decision{Active: "a", Epoch: 2},
 			steps: []step{
 				{views: []liveView{lv("r1", 2, "a- b- c-"), lv("r2", 2, "a+ b- c-")}, want: shape{Epoch: 3, From: "a"}},
 				{at: time.Second, views: []liveView{lv("r1", 3, "a- b+ c-"), lv("r2", 2, "a- b+ c-")},
@@ -344,7 +344,7 @@ func TestDecideGroupSequences(t *testing.T) {
 					lv("r1", 4, "a- b+ c+", request{ID: "q1", Group: "g", Action: failover.Action{Kind: failover.ActionSwitch, Server: "c", By: "alice"}}),
 					lv("r2", 3, "a+ b+ c+")},
 					want: shape{Epoch: 4, Revoking: true, To: "c", From: "a", LastTo: "c"},
-					check: func(t *testing.T, d decision) {
+					check: func(t *testing.T, d Decision) {
 						if r, ok := d.outcome("q1"); !ok || errOf(r) != nil {
 							t.Errorf("outcome of q1: %+v, %v; want a success", r, ok)
 						}
@@ -354,7 +354,7 @@ func TestDecideGroupSequences(t *testing.T) {
 					}},
 				{at: 2 * time.Second, views: []liveView{lv("r1", 4, "a- b+ c+"), lv("r2", 4, "a+ b+ c+")},
 					want: granted("c"),
-					check: func(t *testing.T, d decision) {
+					check: func(t *testing.T, d Decision) {
 						if d.Last.Kind != failover.KindOperator || d.Last.By != "alice (via r1)" {
 							t.Errorf("Last %+v: want the operator's switch", d.Last)
 						}
@@ -363,13 +363,13 @@ func TestDecideGroupSequences(t *testing.T) {
 		},
 		{
 			name: "a switch target drained by a later request of the same round gets no traffic",
-			prev: decision{Active: "a", Epoch: 5},
+			prev: Decision{Active: "a", Epoch: 5},
 			steps: []step{
 				{views: []liveView{
 					lv("r1", 5, "a+ b+ c+", request{ID: "q1", Group: "g", Action: failover.Action{Kind: failover.ActionSwitch, Server: "c", By: "alice"}}),
 					lv("r2", 5, "a+ b+ c+", request{ID: "q2", Group: "g", Action: failover.Action{Kind: actionDrain, Server: "c", By: "bob"}})},
 					want: shape{Active: "a", Epoch: 5},
-					check: func(t *testing.T, d decision) {
+					check: func(t *testing.T, d Decision) {
 						if !reflect.DeepEqual(d.Drained, []string{"c"}) || d.Hold {
 							t.Errorf("Drained %v, Hold %v; want [c], no hold", d.Drained, d.Hold)
 						}
@@ -380,13 +380,13 @@ func TestDecideGroupSequences(t *testing.T) {
 			// The hold is on the server the operator chose; when another
 			// one is granted it ends, as on a single gateway.
 			name: "the held target failed before the grant: the hold ends",
-			prev: decision{Active: "b", Epoch: 3},
+			prev: Decision{Active: "b", Epoch: 3},
 			steps: []step{
 				{views: []liveView{lv("r1", 3, "a- b+ c+", request{ID: "q1", Group: "g", Action: failover.Action{Kind: failover.ActionSwitch, Server: "c", By: "alice"}})},
 					want: shape{Epoch: 4, Revoking: true, To: "c", From: "b", LastTo: "c"}},
 				{at: time.Second, views: []liveView{lv("r1", 4, "a- b+ c-")},
 					want: shape{Active: "b", Epoch: 4, From: "b", LastTo: "b"},
-					check: func(t *testing.T, d decision) {
+					check: func(t *testing.T, d Decision) {
 						if d.Hold {
 							t.Errorf("hold kept on b, which no operator chose")
 						}
@@ -414,7 +414,7 @@ func TestDecideGroupOperatorRequests(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		prev    decision
+		prev    Decision
 		pol     failover.Policy
 		servers string // r1's view; "a+ b+ c+" if empty
 		group   string // of the request; "g" if empty
@@ -430,14 +430,14 @@ func TestDecideGroupOperatorRequests(t *testing.T) {
 	}{
 		{
 			name:   "switch to an up server: held, revocation to it",
-			prev:   decision{Active: "a", Epoch: 5},
+			prev:   Decision{Active: "a", Epoch: 5},
 			action: act(failover.ActionSwitch, "b"),
 			want:   shape{Epoch: 6, Revoking: true, To: "b", From: "a", LastTo: "b"},
 			hold:   true, kind: failover.KindOperator,
 		},
 		{
 			name:    "switch to a down server",
-			prev:    decision{Active: "a", Epoch: 5},
+			prev:    Decision{Active: "a", Epoch: 5},
 			servers: "a+ b+ c-",
 			action:  act(failover.ActionSwitch, "c"),
 			want:    shape{Active: "a", Epoch: 5},
@@ -445,7 +445,7 @@ func TestDecideGroupOperatorRequests(t *testing.T) {
 		},
 		{
 			name:    "switch to a drained server",
-			prev:    decision{Active: "a", Epoch: 5, Drained: []string{"b"}},
+			prev:    Decision{Active: "a", Epoch: 5, Drained: []string{"b"}},
 			action:  act(failover.ActionSwitch, "b"),
 			want:    shape{Active: "a", Epoch: 5},
 			drained: []string{"b"},
@@ -453,7 +453,7 @@ func TestDecideGroupOperatorRequests(t *testing.T) {
 		},
 		{
 			name:   "switch to the active server: nothing to do, but held",
-			prev:   decision{Active: "a", Epoch: 5},
+			prev:   Decision{Active: "a", Epoch: 5},
 			action: act(failover.ActionSwitch, "a"),
 			want:   shape{Active: "a", Epoch: 5},
 			hold:   true,
@@ -461,7 +461,7 @@ func TestDecideGroupOperatorRequests(t *testing.T) {
 		},
 		{
 			name:    "switch to the server a revocation is for: nothing to do",
-			prev:    decision{Epoch: 5, Revoking: true, To: "b", RevokedAt: t0, Last: failover.Switch{From: "a", To: "b"}},
+			prev:    Decision{Epoch: 5, Revoking: true, To: "b", RevokedAt: t0, Last: failover.Switch{From: "a", To: "b"}},
 			action:  act(failover.ActionSwitch, "b"),
 			want:    shape{Epoch: 5, Revoking: true, To: "b", From: "a", LastTo: "b"},
 			hold:    true,
@@ -470,21 +470,21 @@ func TestDecideGroupOperatorRequests(t *testing.T) {
 		},
 		{
 			name:   "switch to an unknown server",
-			prev:   decision{Active: "a", Epoch: 5},
+			prev:   Decision{Active: "a", Epoch: 5},
 			action: act(failover.ActionSwitch, "zz"),
 			want:   shape{Active: "a", Epoch: 5},
 			errIs:  failover.ErrNoSuchServer, errHas: `"zz"`,
 		},
 		{
 			name:   "failback: hold cleared, back to the preferred server",
-			prev:   decision{Active: "b", Epoch: 5, Hold: true},
+			prev:   Decision{Active: "b", Epoch: 5, Hold: true},
 			action: act(failover.ActionFailback, ""),
 			want:   shape{Epoch: 6, Revoking: true, To: "a", From: "b", LastTo: "a"},
 			kind:   failover.KindFailback,
 		},
 		{
 			name:   "failback overrides a manual policy",
-			prev:   decision{Active: "b", Epoch: 5},
+			prev:   Decision{Active: "b", Epoch: 5},
 			pol:    failover.Policy{Manual: true},
 			action: act(failover.ActionFailback, ""),
 			want:   shape{Epoch: 6, Revoking: true, To: "a", From: "b", LastTo: "a"},
@@ -493,21 +493,21 @@ func TestDecideGroupOperatorRequests(t *testing.T) {
 		{
 			// As Elector.Failback answers on a single gateway.
 			name:   "failback while on the preferred server: nothing to do",
-			prev:   decision{Active: "a", Epoch: 5},
+			prev:   Decision{Active: "a", Epoch: 5},
 			action: act(failover.ActionFailback, ""),
 			want:   shape{Active: "a", Epoch: 5},
 			errIs:  failover.ErrNothingToDo,
 		},
 		{
 			name:    "drain a server that is not active",
-			prev:    decision{Active: "a", Epoch: 5},
+			prev:    Decision{Active: "a", Epoch: 5},
 			action:  act(actionDrain, "b"),
 			want:    shape{Active: "a", Epoch: 5},
 			drained: []string{"b"},
 		},
 		{
 			name:    "drain the active server: it is switched away from",
-			prev:    decision{Active: "a", Epoch: 5},
+			prev:    Decision{Active: "a", Epoch: 5},
 			action:  act(actionDrain, "a"),
 			want:    shape{Epoch: 6, Revoking: true, To: "b", From: "a", LastTo: "b"},
 			drained: []string{"a"},
@@ -515,7 +515,7 @@ func TestDecideGroupOperatorRequests(t *testing.T) {
 		},
 		{
 			name:    "drain a drained server: nothing to do",
-			prev:    decision{Active: "a", Epoch: 5, Drained: []string{"b"}},
+			prev:    Decision{Active: "a", Epoch: 5, Drained: []string{"b"}},
 			action:  act(actionDrain, "b"),
 			want:    shape{Active: "a", Epoch: 5},
 			drained: []string{"b"},
@@ -523,35 +523,35 @@ func TestDecideGroupOperatorRequests(t *testing.T) {
 		},
 		{
 			name:   "undrain the master: failback to it",
-			prev:   decision{Active: "b", Epoch: 5, Drained: []string{"a"}},
+			prev:   Decision{Active: "b", Epoch: 5, Drained: []string{"a"}},
 			action: act(actionUndrain, "a"),
 			want:   shape{Epoch: 6, Revoking: true, To: "a", From: "b", LastTo: "a"},
 			kind:   failover.KindFailback,
 		},
 		{
 			name:   "undrain a server in service: nothing to do",
-			prev:   decision{Active: "a", Epoch: 5},
+			prev:   Decision{Active: "a", Epoch: 5},
 			action: act(actionUndrain, "b"),
 			want:   shape{Active: "a", Epoch: 5},
 			errIs:  failover.ErrNothingToDo, errHas: "already in service",
 		},
 		{
 			name:   "drain an unknown server",
-			prev:   decision{Active: "a", Epoch: 5},
+			prev:   Decision{Active: "a", Epoch: 5},
 			action: act(actionDrain, "zz"),
 			want:   shape{Active: "a", Epoch: 5},
 			errIs:  failover.ErrNoSuchServer,
 		},
 		{
 			name:   "unknown action",
-			prev:   decision{Active: "a", Epoch: 5},
+			prev:   Decision{Active: "a", Epoch: 5},
 			action: act("reboot", "a"),
 			want:   shape{Active: "a", Epoch: 5},
 			errHas: `unknown action "reboot"`,
 		},
 		{
 			name:    "a request for another group is not this group's",
-			prev:    decision{Active: "a", Epoch: 5},
+			prev:    Decision{Active: "a", Epoch: 5},
 			group:   "other",
 			action:  act(failover.ActionSwitch, "b"),
 			want:    shape{Active: "a", Epoch: 5},
@@ -559,13 +559,13 @@ func TestDecideGroupOperatorRequests(t *testing.T) {
 		},
 		{
 			name:   "a request already carried out is not carried out twice",
-			prev:   decision{Active: "a", Epoch: 5, Done: []result{{ID: "q1"}}},
+			prev:   Decision{Active: "a", Epoch: 5, Done: []result{{ID: "q1"}}},
 			action: act(failover.ActionSwitch, "b"),
 			want:   shape{Active: "a", Epoch: 5},
 		},
 		{
 			name:    "outcomes are bounded: the oldest goes",
-			prev:    decision{Active: "a", Epoch: 5, Done: old},
+			prev:    Decision{Active: "a", Epoch: 5, Done: old},
 			action:  act(actionDrain, "c"),
 			want:    shape{Active: "a", Epoch: 5},
 			drained: []string{"c"},
@@ -684,7 +684,7 @@ func TestDecideGroupFailbackPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := input(decision{Active: "b", Epoch: 2, Hold: tt.hold}, t0, tt.views...)
+			in := input(Decision{Active: "b", Epoch: 2, Hold: tt.hold}, t0, tt.views...)
 			in.policy = tt.pol
 			d, _ := decideGroup(in)
 			if s := shapeOf(d); s != tt.want {
@@ -748,7 +748,7 @@ func TestDecideGroupInvariants(t *testing.T) {
 		rng := rand.New(rand.NewPCG(uint64(seq), 7))
 		pol := policies[seq%len(policies)]
 		t.Run(fmt.Sprintf("seq%d", seq), func(t *testing.T) {
-			var d decision
+			var d Decision
 			now := t0
 			acks := map[string]uint64{}
 			var trace []string

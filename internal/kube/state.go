@@ -20,8 +20,9 @@ import (
 //     and in an annotation its view (replicaView): the epoch it adopted per
 //     group, its health view of each server, its pending operator requests.
 
-// decision is one group's published decision.
-type decision struct {
+// Decision is one group's published decision: the ConfigMap's JSON,
+// which the operations CLI (internal/ops) reads too.
+type Decision struct {
 	Active string `json:"active,omitempty"`
 	Epoch  uint64 `json:"epoch"`
 	// Revoking: the first phase of a switch. Nobody holds the role; To
@@ -53,14 +54,14 @@ type result struct {
 // doneSize bounds the outcomes kept per group.
 const doneSize = 16
 
-func (d decision) published() failover.Published {
+func (d Decision) published() failover.Published {
 	return failover.Published{
 		Committed: failover.Committed{Active: d.Active, Epoch: d.Epoch, Revoking: d.Revoking},
 		Hold:      d.Hold, Pending: d.Pending, Recheck: d.Recheck, Reason: d.Reason, Last: d.Last,
 	}
 }
 
-func (d decision) drained(name string) bool {
+func (d Decision) drained(name string) bool {
 	for _, n := range d.Drained {
 		if n == name {
 			return true
@@ -69,7 +70,7 @@ func (d decision) drained(name string) bool {
 	return false
 }
 
-func (d *decision) setDrained(name string, on bool) {
+func (d *Decision) setDrained(name string, on bool) {
 	out := d.Drained[:0:0]
 	for _, n := range d.Drained {
 		if n != name {
@@ -83,14 +84,14 @@ func (d *decision) setDrained(name string, on bool) {
 	d.Drained = out
 }
 
-func (d *decision) finish(r result) {
+func (d *Decision) finish(r result) {
 	d.Done = append(d.Done, r)
 	if len(d.Done) > doneSize {
 		d.Done = d.Done[len(d.Done)-doneSize:]
 	}
 }
 
-func (d decision) outcome(id string) (result, bool) {
+func (d Decision) outcome(id string) (result, bool) {
 	for _, r := range d.Done {
 		if r.ID == id {
 			return r, true
@@ -99,8 +100,9 @@ func (d decision) outcome(id string) (result, bool) {
 	return result{}, false
 }
 
-// replicaView is what a replica publishes about itself.
-type replicaView struct {
+// ReplicaView is what a replica publishes about itself (its Lease's
+// annotation tandem.io/view).
+type ReplicaView struct {
 	Groups   map[string]groupView `json:"groups"`
 	Requests []request            `json:"requests,omitempty"`
 }
@@ -134,10 +136,11 @@ const (
 
 const viewAnnotation = "tandem.io/view"
 
-func decodeDecisions(data map[string]string) (map[string]decision, error) {
-	out := make(map[string]decision, len(data))
+// DecodeDecisions reads the decisions ConfigMap's data.
+func DecodeDecisions(data map[string]string) (map[string]Decision, error) {
+	out := make(map[string]Decision, len(data))
 	for g, raw := range data {
-		var d decision
+		var d Decision
 		if err := json.Unmarshal([]byte(raw), &d); err != nil {
 			return nil, fmt.Errorf("decision of group %q: %w", g, err)
 		}
@@ -146,7 +149,7 @@ func decodeDecisions(data map[string]string) (map[string]decision, error) {
 	return out, nil
 }
 
-func encodeDecision(d decision) string {
+func encodeDecision(d Decision) string {
 	b, _ := json.Marshal(d) // plain data: cannot fail
 	return string(b)
 }

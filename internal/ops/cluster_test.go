@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/cli"
+	"github.com/tandemproxy/tandem/internal/kube"
 	"github.com/tandemproxy/tandem/internal/kubetest"
 	"github.com/tandemproxy/tandem/internal/ops"
 	appsv1 "k8s.io/api/apps/v1"
@@ -256,7 +257,7 @@ type coordination struct {
 	ns string
 }
 
-func (c coordination) write(ctx context.Context, decisions map[string]ops.Decision, views map[string]map[string]any, leaderRenewed time.Time) error {
+func (c coordination) write(ctx context.Context, decisions map[string]kube.Decision, views map[string]map[string]any, leaderRenewed time.Time) error {
 	data := map[string]string{}
 	for g, d := range decisions {
 		b, _ := json.Marshal(d)

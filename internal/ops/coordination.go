@@ -12,52 +12,22 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tandemproxy/tandem/internal/failover"
-	coordv1 "k8s.io/api/coordination/v1"
+	"github.com/tandemproxy/tandem/internal/kube"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
 
 // The coordination objects internal/kube writes (docs/kubernetes.md): the
-// Lease NAME-leader, the ConfigMap NAME-decisions (one JSON decision per
+// Lease NAME-leader, the ConfigMap NAME-decisions (one kube.Decision per
 // group) and a Lease NAME-replica-ID per replica, labelled
-// tandem.io/replica-of=NAME, whose annotation tandem.io/view holds the
-// replica's view. The CLI only reads them; the shapes below are the fields
-// of internal/kube's decision and replicaView that it shows (kube keeps
-// them unexported: the JSON is the contract).
-
-// Decision is one group's published decision.
-type Decision struct {
-	Active    string          `json:"active,omitempty"`
-	Epoch     uint64          `json:"epoch"`
-	Revoking  bool            `json:"revoking,omitempty"`
-	To        string          `json:"to,omitempty"`
-	RevokedAt time.Time       `json:"revokedAt,omitzero"`
-	Hold      bool            `json:"hold,omitempty"`
-	Drained   []string        `json:"drained,omitempty"`
-	Pending   string          `json:"pending,omitempty"`
-	Reason    string          `json:"reason,omitempty"`
-	Last      failover.Switch `json:"last,omitzero"`
-	Leader    string          `json:"leader,omitempty"`
-}
-
-type replicaView struct {
-	Groups map[string]struct {
-		Ack     uint64 `json:"ack"`
-		Servers map[string]struct {
-			Up     bool      `json:"up"`
-			Since  time.Time `json:"since"`
-			Reason string    `json:"reason,omitempty"`
-		} `json:"servers"`
-	} `json:"groups"`
-	Requests []json.RawMessage `json:"requests,omitempty"`
-}
+// tandem.io/replica-of=NAME, whose annotation tandem.io/view holds its
+// kube.ReplicaView. The CLI only reads them, in kube's own types.
 
 // GroupStatus is one group as the cluster holds it.
 type GroupStatus struct {
 	Name string `json:"name"`
-	Decision
+	kube.Decision
 }
 
 // ReplicaStatus is one gateway replica's heartbeat and view.
@@ -99,11 +69,11 @@ func ReadCoordination(ctx context.Context, cs kubernetes.Interface, ns, name str
 	if err != nil {
 		return st, err
 	}
-	for g, raw := range cm.Data {
-		var d Decision
-		if err := json.Unmarshal([]byte(raw), &d); err != nil {
-			return st, fmt.Errorf("decision of group %q: %w", g, err)
-		}
+	ds, err := kube.DecodeDecisions(cm.Data)
+	if err != nil {
+		return st, err
+	}
+	for g, d := range ds {
 		st.Groups = append(st.Groups, GroupStatus{Name: g, Decision: d})
 	}
 	sort.Slice(st.Groups, func(i, j int) bool { return st.Groups[i].Name < st.Groups[j].Name })
@@ -111,7 +81,7 @@ func ReadCoordination(ctx context.Context, cs kubernetes.Interface, ns, name str
 		if l.Spec.HolderIdentity != nil {
 			st.Leader = *l.Spec.HolderIdentity
 		}
-		st.LeaderLive = LeaseLive(l, now)
+		st.LeaderLive = kube.LeaseLive(l, now)
 		if l.Spec.RenewTime != nil {
 			st.LeaderRenewed = l.Spec.RenewTime.Time
 		}
@@ -124,7 +94,7 @@ func ReadCoordination(ctx context.Context, cs kubernetes.Interface, ns, name str
 	}
 	for i := range ls.Items {
 		l := &ls.Items[i]
-		rs := ReplicaStatus{Identity: strings.TrimPrefix(l.Name, name+"-replica-"), Live: LeaseLive(l, now), Acked: map[string]uint64{},
+		rs := ReplicaStatus{Identity: strings.TrimPrefix(l.Name, name+"-replica-"), Live: kube.LeaseLive(l, now), Acked: map[string]uint64{},
 			Since: map[string]map[string]time.Time{}}
 		if l.Spec.HolderIdentity != nil {
 			rs.Identity = *l.Spec.HolderIdentity
@@ -132,7 +102,7 @@ func ReadCoordination(ctx context.Context, cs kubernetes.Interface, ns, name str
 		if l.Spec.RenewTime != nil {
 			rs.Renewed = l.Spec.RenewTime.Time
 		}
-		var v replicaView
+		var v kube.ReplicaView
 		if json.Unmarshal([]byte(l.Annotations["tandem.io/view"]), &v) == nil {
 			rs.Requests = len(v.Requests)
 			for g, gv := range v.Groups {
@@ -157,14 +127,6 @@ func ReadCoordination(ctx context.Context, cs kubernetes.Interface, ns, name str
 	}
 	sort.Slice(st.Replicas, func(i, j int) bool { return st.Replicas[i].Identity < st.Replicas[j].Identity })
 	return st, nil
-}
-
-// LeaseLive reports whether a Lease's holder renewed it within its duration.
-func LeaseLive(l *coordv1.Lease, now time.Time) bool {
-	if l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" {
-		return false
-	}
-	return now.Before(l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second))
 }
 
 // Group returns the named group's status.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/cli"
+	"github.com/tandemproxy/tandem/internal/kube"
 	"github.com/tandemproxy/tandem/internal/ops"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -45,7 +46,7 @@ func (b *bed) pdb(t *testing.T, ctx context.Context, ns, name string, sel map[st
 // with exit code 1; one that follows it passes with no finding.
 func testDoctor(t *testing.T, ctx context.Context, b *bed) {
 	views := map[string]map[string]any{"gw-0": view("sense", 1, map[string]bool{"master": true, "failover": true})}
-	decisions := map[string]ops.Decision{"sense": {Active: "master", Epoch: 1, Leader: "gw-0"}}
+	decisions := map[string]kube.Decision{"sense": {Active: "master", Epoch: 1, Leader: "gw-0"}}
 
 	const bad = "dr-bad"
 	b.namespace(t, ctx, bad)
@@ -124,7 +125,7 @@ func testCoordination(t *testing.T, ctx context.Context, b *bed) {
 		"gw-0": view("sense", 3, map[string]bool{"master": true, "failover": true}),
 		"gw-1": view("sense", 2, map[string]bool{"master": false, "failover": true}),
 	}
-	if err := co.write(ctx, map[string]ops.Decision{"sense": {Active: "master", Epoch: 3, Leader: "gw-0"}}, views, time.Now()); err != nil {
+	if err := co.write(ctx, map[string]kube.Decision{"sense": {Active: "master", Epoch: 3, Leader: "gw-0"}}, views, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	out, err := b.cli(t, "cluster", "status", "-n", ns, "-o", "json")
@@ -180,7 +181,7 @@ func testCoordination(t *testing.T, ctx context.Context, b *bed) {
 			active = "failover"
 		}
 		epoch++
-		if err := co.write(r.Context(), map[string]ops.Decision{"sense": {Active: active, Epoch: epoch, Hold: active == "failover", Leader: "gw-0"}}, views, time.Now()); err != nil {
+		if err := co.write(r.Context(), map[string]kube.Decision{"sense": {Active: active, Epoch: epoch, Hold: active == "failover", Leader: "gw-0"}}, views, time.Now()); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemproxy/tandem/internal/kube"
 	"github.com/tandemproxy/tandem/internal/ops"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -70,7 +71,7 @@ func (s *leaderSim) run(t *testing.T, ctx context.Context, b *bed, ns string) {
 					s.active, s.revoking, s.to, s.revokedAt = "", true, other, now
 				}
 			}
-			d := ops.Decision{Active: s.active, Epoch: s.epoch, Revoking: s.revoking, To: s.to, Leader: "gw-0"}
+			d := kube.Decision{Active: s.active, Epoch: s.epoch, Revoking: s.revoking, To: s.to, Leader: "gw-0"}
 			up := map[string]bool{"master": s.up["master"], "failover": s.up["failover"]}
 			since := map[string]time.Time{}
 			for r, ats := range s.upAt {
@@ -79,7 +80,7 @@ func (s *leaderSim) run(t *testing.T, ctx context.Context, b *bed, ns string) {
 				}
 			}
 			s.mu.Unlock()
-			if err := co.write(ctx, map[string]ops.Decision{"sense": d}, map[string]map[string]any{"gw-0": view("sense", d.Epoch, up, since)}, now); err != nil && ctx.Err() == nil {
+			if err := co.write(ctx, map[string]kube.Decision{"sense": d}, map[string]map[string]any{"gw-0": view("sense", d.Epoch, up, since)}, now); err != nil && ctx.Err() == nil {
 				t.Logf("sim: %v", err)
 			}
 		}
