@@ -91,33 +91,30 @@ func PairKey(l map[string]string) string {
 var pairLabels = []string{LabelPair, "app.kubernetes.io/name", "app"}
 
 func fromDeployment(d *appsv1.Deployment) (Component, error) {
-	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
-	if err != nil {
-		return Component{}, fmt.Errorf("deployment/%s: selector: %w", d.Name, err)
-	}
-	c := Component{Kind: KindDeployment, Namespace: d.Namespace, Name: d.Name, Labels: d.Labels, Annotations: d.Annotations,
-		Selector: sel, Template: d.Spec.Template, Replicas: 1, Strategy: string(d.Spec.Strategy.Type)}
-	if d.Spec.Replicas != nil {
-		c.Replicas = *d.Spec.Replicas
-	}
-	if c.Strategy == "" {
-		c.Strategy = string(appsv1.RollingUpdateDeploymentStrategyType)
-	}
-	return c, nil
+	return newComponent(KindDeployment, d.ObjectMeta, d.Spec.Selector, d.Spec.Template, d.Spec.Replicas,
+		string(d.Spec.Strategy.Type), string(appsv1.RollingUpdateDeploymentStrategyType))
 }
 
 func fromStatefulSet(s *appsv1.StatefulSet) (Component, error) {
-	sel, err := metav1.LabelSelectorAsSelector(s.Spec.Selector)
+	return newComponent(KindStatefulSet, s.ObjectMeta, s.Spec.Selector, s.Spec.Template, s.Spec.Replicas,
+		string(s.Spec.UpdateStrategy.Type), string(appsv1.RollingUpdateStatefulSetStrategyType))
+}
+
+// newComponent is what a Deployment and a StatefulSet have in common:
+// replicas default to 1 and the strategy to the kind's rolling update.
+func newComponent(kind string, m metav1.ObjectMeta, selector *metav1.LabelSelector, tmpl corev1.PodTemplateSpec,
+	replicas *int32, strategy, defStrategy string) (Component, error) {
+	sel, err := metav1.LabelSelectorAsSelector(selector)
 	if err != nil {
-		return Component{}, fmt.Errorf("statefulset/%s: selector: %w", s.Name, err)
+		return Component{}, fmt.Errorf("%s/%s: selector: %w", strings.ToLower(kind), m.Name, err)
 	}
-	c := Component{Kind: KindStatefulSet, Namespace: s.Namespace, Name: s.Name, Labels: s.Labels, Annotations: s.Annotations,
-		Selector: sel, Template: s.Spec.Template, Replicas: 1, Strategy: string(s.Spec.UpdateStrategy.Type)}
-	if s.Spec.Replicas != nil {
-		c.Replicas = *s.Spec.Replicas
+	c := Component{Kind: kind, Namespace: m.Namespace, Name: m.Name, Labels: m.Labels, Annotations: m.Annotations,
+		Selector: sel, Template: tmpl, Replicas: 1, Strategy: strategy}
+	if replicas != nil {
+		c.Replicas = *replicas
 	}
 	if c.Strategy == "" {
-		c.Strategy = string(appsv1.RollingUpdateStatefulSetStrategyType)
+		c.Strategy = defStrategy
 	}
 	return c, nil
 }
