@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -380,7 +381,7 @@ func clusterCmd() *cobra.Command {
 					err2 = do(ctx, args)
 				} else {
 					a := ask(args)
-					a.By = firstNonEmpty(admin.By, "kubectl-tandem")
+					a.By = cmp.Or(admin.By, "kubectl-tandem")
 					err2 = kube.Ask(ctx, cs, cns, kf.coordName, args[0], a, wait)
 				}
 				if errors.Is(err2, failover.ErrNothingToDo) {
@@ -452,11 +453,4 @@ func (f *kubeFlags) runE(fn func(cmd *cobra.Command, args []string, k kubeRun) e
 		}
 		return fn(cmd, args, kubeRun{ctx: ctx, cs: cs, ns: ns, cns: cns})
 	}
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

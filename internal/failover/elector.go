@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -384,17 +385,10 @@ func (e *Elector) Adopt(p Published) bool {
 	}
 	// Else: the grant after a revocation this replica adopted; the switch
 	// is from the server the revocation took the role from (p.Last.From).
-	sw.To = firstNonEmpty(sw.To, p.Active)
+	sw.To = cmp.Or(sw.To, p.Active)
 	if p.Revoking && from == "" {
 		return true // nothing to revoke on this replica
 	}
 	e.recordLocked(sw)
 	return true
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

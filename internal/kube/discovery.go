@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -308,7 +309,7 @@ func serviceAddress(svcs []*corev1.Service, dc *config.Discovery, name string, p
 		host := dc.NodeHost
 		lb := false
 		for _, in := range s.Status.LoadBalancer.Ingress {
-			if h := firstNonEmpty(in.IP, in.Hostname); h != "" {
+			if h := cmp.Or(in.IP, in.Hostname); h != "" {
 				host, lb = h, true
 				break
 			}
@@ -344,11 +345,4 @@ func serviceAddress(svcs []*corev1.Service, dc *config.Discovery, name string, p
 		return net.JoinHostPort(host, strconv.Itoa(tp)), hp, nil
 	}
 	return "", 0, fmt.Errorf("no service labelled %s=%s", dc.RoleKey, name)
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

@@ -121,7 +121,7 @@ func decideGroup(in groupInput) (Decision, map[string]aggregate) {
 			failbacks = append(failbacks, rq.ID)
 		case failover.ActionSwitch:
 			switch {
-			case !contains(in.servers, a.Server):
+			case !slices.Contains(in.servers, a.Server):
 				r.Err = fmt.Sprintf("%v: %q", failover.ErrNoSuchServer, a.Server)
 			case !agg[a.Server].up || d.drained(a.Server):
 				r.Err = fmt.Sprintf("%v: %s", failover.ErrServerDown, a.Server)
@@ -135,7 +135,7 @@ func decideGroup(in groupInput) (Decision, map[string]aggregate) {
 		case actionDrain, actionUndrain:
 			on := a.Kind == actionDrain
 			switch {
-			case !contains(in.servers, a.Server):
+			case !slices.Contains(in.servers, a.Server):
 				r.Err = fmt.Sprintf("%v: %q", failover.ErrNoSuchServer, a.Server)
 			case d.drained(a.Server) == on:
 				r.Nothing, r.Msg = true, a.Server+" is already "+map[bool]string{true: "drained", false: "in service"}[on]
@@ -246,15 +246,6 @@ func candidate(cs []failover.Candidate, name string) *failover.Candidate {
 		}
 	}
 	return nil
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // errOf turns a published outcome back into the error an operator action

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -174,9 +175,9 @@ func (s CoordStatus) Unsettled(after time.Time, servers ...string) string {
 					continue
 				}
 				switch {
-				case contains(r.Down[g.Name], srv):
+				case slices.Contains(r.Down[g.Name], srv):
 					return fmt.Sprintf("group %s: replica %s sees %s down", g.Name, r.Identity, srv)
-				case !contains(r.Up[g.Name], srv):
+				case !slices.Contains(r.Up[g.Name], srv):
 					return fmt.Sprintf("group %s: replica %s has not checked %s yet", g.Name, r.Identity, srv)
 				case r.Since[g.Name][srv].Before(after):
 					return fmt.Sprintf("group %s: replica %s has not seen the new %s yet (up since %s)", g.Name, r.Identity, srv,
@@ -191,16 +192,7 @@ func (s CoordStatus) Unsettled(after time.Time, servers ...string) string {
 // knows reports whether any replica's view of group holds server.
 func knows(s CoordStatus, group, server string) bool {
 	for _, r := range s.Replicas {
-		if contains(r.Up[group], server) || contains(r.Down[group], server) {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
+		if slices.Contains(r.Up[group], server) || slices.Contains(r.Down[group], server) {
 			return true
 		}
 	}
