@@ -243,6 +243,11 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// Buffered and NetConn let a websocket relay wait on the socket itself
+// (holding no buffer) once the bytes read again are gone.
+func (c *prefixConn) Buffered() int     { return len(c.pre) }
+func (c *prefixConn) NetConn() net.Conn { return c.Conn }
+
 // tlsPrefixConn is a prefixConn over TLS: net/http takes a connection
 // with ConnectionState for a TLS one whose handshake is done, and sets
 // each request's TLS from it (X-Forwarded-Proto, Secure cookies).

@@ -3,15 +3,19 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
@@ -156,12 +160,13 @@ func (p *Proxy) handshake(r *http.Request, st *reqState, choice route.Choice) (n
 		c.Close()
 		return nil, nil, nil, err
 	}
-	br := bufio.NewReader(c)
+	br := getReader(c)
 	w := s.Wait(gen, choice.Pinned, g.Cfg.Passive.NoProgressAfter(), p.onStall, func() { c.SetDeadline(aLongTimeAgo) })
 	resp, err := http.ReadResponse(br, out)
 	s.Done(w, err == nil)
 	if err != nil {
 		c.Close()
+		putReader(br)
 		if w.Abandoned() {
 			return nil, nil, nil, fmt.Errorf("%w: %w", errAbandoned, err)
 		}
@@ -220,29 +225,241 @@ func (p *Proxy) relayUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 		back.Close()
 		return
 	}
-	ws := &wsSession{client: client, clientR: crw.Reader, back: back, backR: br,
-		toClient: newFrameLock(), toBack: newFrameLock()}
+	ws := newSession(client, crw.Reader, back, br)
 	p.wsWait.Add(1)
-	defer p.wsWait.Done()
-	defer p.upgraded.Add(ws)()
+	removeAll := p.upgraded.Add(ws)
+	removeServer := func() {}
 	if !pinned {
 		// Only connections that follow the active role are closed on a switch.
-		defer s.Conns().Add(ws)()
+		removeServer = s.Conns().Add(ws)
 	}
-	ws.run()
+	// The session outlives this handler: its goroutine (and stack) goes,
+	// and the pumps park while there is nothing to relay. Counted and
+	// logged when it ends: a websocket's duration is its session.
+	st.recorded = true
+	// What the access log needs of the request, not the request and all it
+	// holds for the session's length.
+	logged := &http.Request{Method: r.Method, Host: r.Host, URL: &url.URL{Path: r.URL.Path}, RemoteAddr: r.RemoteAddr}
+	ws.onEnd = func() {
+		removeServer()
+		removeAll()
+		p.record(logged, st, true)
+		p.wsWait.Done()
+	}
+	ws.start()
 }
 
-// wsSession is one proxied websocket. Frames are copied whole, so that a
-// close frame of the gateway's own can be written between two frames.
+// wsSession is one proxied websocket: a pump each way. Frames are copied
+// whole, so that a close frame of the gateway's own can be written
+// between two frames.
 type wsSession struct {
-	client  net.Conn
-	clientR *bufio.Reader
-	back    net.Conn
-	backR   *bufio.Reader
+	client, back     net.Conn
+	toClient, toBack pump
 
-	toClient, toBack frameLock
-	closing          atomic.Bool
-	backClosed       atomic.Bool // the server sent a close frame
+	closing    atomic.Bool
+	backClosed atomic.Bool // the server sent a close frame
+	// clientEnded: the client's side ended first: nothing to tell it.
+	clientEnded atomic.Bool
+	live        atomic.Int32 // pumps not ended
+	onEnd       func()
+
+	// mu orders parking against waking: once noPark is set (the session
+	// is closing, or a read deadline is to be seen), no pump parks again.
+	mu     sync.Mutex
+	noPark bool
+}
+
+func newSession(client net.Conn, clientR *bufio.Reader, back net.Conn, backR *bufio.Reader) *wsSession {
+	ws := &wsSession{client: client, back: back, onEnd: func() {}}
+	ws.toClient = pump{ws: ws, src: back, br: backR, dst: client, lock: newFrameLock(), closing: &ws.closing, sentClose: &ws.backClosed}
+	ws.toBack = pump{ws: ws, src: client, br: clientR, dst: back, lock: newFrameLock(), closing: &ws.closing}
+	return ws
+}
+
+// start runs both pumps; each parks as soon as it has nothing to relay.
+func (ws *wsSession) start() {
+	ws.live.Store(2)
+	go ws.toClient.run()
+	go ws.toBack.run()
+}
+
+// pump copies the frames of one direction, from src to dst. While src has
+// nothing to read it is parked: no goroutine, no buffer.
+type pump struct {
+	ws   *wsSession
+	src  net.Conn
+	dst  io.Writer
+	br   *bufio.Reader // nil while parked
+	lock frameLock     // held while a frame is written to dst
+	// closing is the session's; sentClose, if set, is set when a close
+	// frame passes.
+	closing, sentClose *atomic.Bool
+	rc                 syscall.RawConn // src's socket, for the parker
+	parked             bool            // under ws.mu
+}
+
+// errParked ends a pump's goroutine without ending the pump.
+var errParked = errors.New("parked")
+
+// wsReaders are the buffers of running pumps; parked ones hold none.
+var wsReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, wsBufSize) }}
+
+const wsBufSize = 8 << 10
+
+func getReader(r io.Reader) *bufio.Reader {
+	br := wsReaders.Get().(*bufio.Reader)
+	br.Reset(r)
+	return br
+}
+
+// putReader gives br back for another pump. Only the pool's own go back:
+// the one net/http handed over with the client's connection is dropped.
+func putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	if br.Size() == wsBufSize {
+		wsReaders.Put(br)
+	}
+}
+
+func (p *pump) run() {
+	if p.br == nil {
+		p.br = getReader(p.src)
+	}
+	err := p.copy()
+	if errors.Is(err, errParked) {
+		return
+	}
+	p.ws.ended(p)
+}
+
+// copy relays frames until src fails or the pump parks.
+func (p *pump) copy() error {
+	for {
+		if p.br.Buffered() == 0 && p.park() {
+			return errParked
+		}
+		if err := p.frame(); err != nil {
+			return err
+		}
+	}
+}
+
+// park parks the pump if src has nothing to read, and reports whether it
+// did. What was read is relayed first: only an empty buffer is given up.
+func (p *pump) park() bool {
+	k := getParker()
+	if k == nil {
+		return false
+	}
+	ws := p.ws
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.noPark {
+		return false
+	}
+	if p.rc = socketOf(p.src); p.rc == nil || !wouldBlock(p.rc) {
+		return false
+	}
+	// Set before the socket is armed: an event at once waits for ws.mu,
+	// and resumes the pump only after this goroutine let it go.
+	p.parked = true
+	if err := k.park(p); err != nil {
+		p.parked = false
+		return false
+	}
+	putReader(p.br)
+	p.br = nil
+	return true
+}
+
+// resume runs a parked pump again (its socket is readable, or the session
+// needs it running). At most one caller wins.
+func (p *pump) resume() {
+	p.ws.mu.Lock()
+	was := p.parked
+	p.parked = false
+	p.ws.mu.Unlock()
+	if was {
+		go p.run()
+	}
+}
+
+// unpark stops both pumps from parking and wakes those parked: before a
+// socket is closed (a parked one must leave the epoll set first) and
+// before a read deadline is set (only a running pump sees it).
+func (ws *wsSession) unpark() {
+	ws.mu.Lock()
+	ws.noPark = true
+	var wake []*pump
+	for _, p := range []*pump{&ws.toClient, &ws.toBack} {
+		if p.parked {
+			getParker().unpark(p)
+			p.parked = false
+			wake = append(wake, p)
+		}
+	}
+	ws.mu.Unlock()
+	for _, p := range wake {
+		go p.run()
+	}
+}
+
+// ended is a pump's end. When the client's side ends, so does the
+// session. When the server's side ends after its close frame the client
+// gets a moment to answer it; without one (killed, reset), the client is
+// told to reconnect at once rather than left to guess from an abrupt close.
+func (ws *wsSession) ended(p *pump) {
+	if p.br != nil {
+		putReader(p.br)
+		p.br = nil
+	}
+	if p == &ws.toBack {
+		ws.clientEnded.Store(true)
+		ws.unpark()
+		ws.client.Close()
+		ws.back.Close()
+	} else {
+		switch {
+		case ws.clientEnded.Load():
+		case ws.backClosed.Load():
+			ws.unpark()
+			ws.client.SetReadDeadline(time.Now().Add(time.Second))
+		default:
+			ws.CloseWith(CloseServiceRestart, "server connection lost")
+		}
+	}
+	if ws.live.Add(-1) == 0 {
+		ws.onEnd()
+	}
+}
+
+// socketOf returns the socket under c when reading c reads that socket
+// and nothing else: not over TLS (the TLS connection may hold decrypted
+// bytes the socket no longer shows), not while bytes read before are to
+// be read again.
+func socketOf(c net.Conn) syscall.RawConn {
+	for {
+		switch x := c.(type) {
+		case *tls.Conn:
+			return nil
+		case interface {
+			Buffered() int
+			NetConn() net.Conn
+		}:
+			if x.Buffered() > 0 {
+				return nil
+			}
+			c = x.NetConn()
+		case syscall.Conn:
+			rc, err := x.SyscallConn()
+			if err != nil {
+				return nil
+			}
+			return rc
+		default:
+			return nil
+		}
+	}
 }
 
 // frameLock is a mutex that can be given up on after a while.
@@ -267,53 +484,23 @@ func (l frameLock) lock(timeout time.Duration) bool {
 
 func (l frameLock) unlock() { <-l }
 
-func (ws *wsSession) run() {
-	// Frames from the server are copied in a goroutine of their own, those
-	// from the client in the handler's: two goroutines a websocket, not
-	// three (an idle websocket costs little more than their stacks).
-	var ended atomic.Bool // the client's side ended first: nothing to tell it
-	fromBack := make(chan struct{})
-	go func() {
-		defer close(fromBack)
-		copyFrames(ws.client, ws.backR, ws.toClient, &ws.closing, &ws.backClosed)
-		switch {
-		case ended.Load():
-		case ws.backClosed.Load():
-			// Closing handshake from the server: give the client a moment
-			// to answer it before the socket goes.
-			ws.client.SetReadDeadline(time.Now().Add(time.Second))
-		default:
-			// The server's connection died without a close handshake
-			// (killed, reset): tell the client to reconnect at once rather
-			// than leave it to guess from an abrupt close.
-			ws.CloseWith(CloseServiceRestart, "server connection lost")
-		}
-	}()
-	// Ends when the client goes, or by the read deadline the other side
-	// or CloseWith set.
-	copyFrames(ws.back, ws.clientR, ws.toBack, &ws.closing, nil)
-	ended.Store(true)
-	ws.client.Close()
-	ws.back.Close()
-	<-fromBack
-}
-
 // CloseWith sends the client a close frame with code, tells the server the
 // gateway is going away, and ends the session. It returns at once.
 func (ws *wsSession) CloseWith(code uint16, reason string) {
 	if !ws.closing.CompareAndSwap(false, true) {
 		return
 	}
+	ws.unpark()
 	const grace = 500 * time.Millisecond
-	if ws.toClient.lock(grace) {
+	if ws.toClient.lock.lock(grace) {
 		ws.client.SetWriteDeadline(time.Now().Add(grace))
 		_, _ = ws.client.Write(closeFrame(code, reason, false))
-		ws.toClient.unlock()
+		ws.toClient.lock.unlock()
 	}
-	if ws.toBack.lock(grace) {
+	if ws.toBack.lock.lock(grace) {
 		ws.back.SetWriteDeadline(time.Now().Add(grace))
 		_, _ = ws.back.Write(closeFrame(CloseGoingAway, "", true))
-		ws.toBack.unlock()
+		ws.toBack.lock.unlock()
 	}
 	// Stop reading from the server; wait a little for the client's answer.
 	ws.back.Close()
@@ -340,62 +527,78 @@ func closeFrame(code uint16, reason string, masked bool) []byte {
 	return append(f, payload...)
 }
 
-// copyFrames copies websocket frames from src to dst, one whole frame under
-// lock at a time. After the session began closing, frames are dropped and a
-// close frame from the peer ends the copy.
-func copyFrames(dst io.Writer, src *bufio.Reader, lock frameLock, closing, sentClose *atomic.Bool) error {
+// frame copies one whole frame under the lock of dst. After the session
+// began closing, frames are dropped and a close frame from the peer ends
+// the copy.
+func (p *pump) frame() error {
+	src, closing := p.br, p.closing
 	var hdr [14]byte
-	for {
-		if _, err := io.ReadFull(src, hdr[:2]); err != nil {
-			return err
-		}
-		n := 2
-		length := uint64(hdr[1] & 0x7f)
-		switch length {
-		case 126:
-			if _, err := io.ReadFull(src, hdr[2:4]); err != nil {
-				return err
-			}
-			length, n = uint64(binary.BigEndian.Uint16(hdr[2:4])), 4
-		case 127:
-			if _, err := io.ReadFull(src, hdr[2:10]); err != nil {
-				return err
-			}
-			length, n = binary.BigEndian.Uint64(hdr[2:10]), 10
-		}
-		if hdr[1]&0x80 != 0 {
-			if _, err := io.ReadFull(src, hdr[n:n+4]); err != nil {
-				return err
-			}
-			n += 4
-		}
-		if length > 1<<40 {
-			return errors.New("websocket frame too large")
-		}
-		// Closing is checked under the lock that CloseWith writes its close
-		// frame under: checked before, a frame could follow the gateway's
-		// own close frame (a protocol error for the peer).
-		lock.lock(0)
-		if closing.Load() {
-			lock.unlock()
-			if _, err := io.CopyN(io.Discard, src, int64(length)); err != nil {
-				return err
-			}
-			if hdr[0]&0x0f == 0x8 {
-				return io.EOF
-			}
-			continue
-		}
-		if hdr[0]&0x0f == 0x8 && sentClose != nil {
-			sentClose.Store(true)
-		}
-		_, err := dst.Write(hdr[:n])
-		if err == nil {
-			_, err = io.CopyN(dst, src, int64(length))
-		}
-		lock.unlock()
-		if err != nil {
-			return err
-		}
+	if _, err := io.ReadFull(src, hdr[:2]); err != nil {
+		return err
 	}
+	n := 2
+	length := uint64(hdr[1] & 0x7f)
+	switch length {
+	case 126:
+		if _, err := io.ReadFull(src, hdr[2:4]); err != nil {
+			return err
+		}
+		length, n = uint64(binary.BigEndian.Uint16(hdr[2:4])), 4
+	case 127:
+		if _, err := io.ReadFull(src, hdr[2:10]); err != nil {
+			return err
+		}
+		length, n = binary.BigEndian.Uint64(hdr[2:10]), 10
+	}
+	if hdr[1]&0x80 != 0 {
+		if _, err := io.ReadFull(src, hdr[n:n+4]); err != nil {
+			return err
+		}
+		n += 4
+	}
+	if length > 1<<40 {
+		return errors.New("websocket frame too large")
+	}
+	// Closing is checked under the lock that CloseWith writes its close
+	// frame under: checked before, a frame could follow the gateway's own
+	// close frame (a protocol error for the peer).
+	p.lock.lock(0)
+	if closing.Load() {
+		p.lock.unlock()
+		if _, err := src.Discard(int(length)); err != nil {
+			return err
+		}
+		if hdr[0]&0x0f == 0x8 {
+			return io.EOF
+		}
+		return nil
+	}
+	if hdr[0]&0x0f == 0x8 && p.sentClose != nil {
+		p.sentClose.Store(true)
+	}
+	_, err := p.dst.Write(hdr[:n])
+	if err == nil {
+		err = copyBuffered(p.dst, src, int64(length))
+	}
+	p.lock.unlock()
+	return err
+}
+
+// copyBuffered copies n bytes from src to dst through src's own buffer,
+// allocating nothing.
+func copyBuffered(dst io.Writer, src *bufio.Reader, n int64) error {
+	for n > 0 {
+		if src.Buffered() == 0 {
+			if _, err := src.Peek(1); err != nil {
+				return err
+			}
+		}
+		b, _ := src.Peek(int(min(int64(src.Buffered()), n)))
+		if _, err := dst.Write(b); err != nil {
+			return err
+		}
+		src.Discard(len(b))
+		n -= int64(len(b))
+	}
+	return nil
 }

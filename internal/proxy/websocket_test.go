@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -39,12 +40,13 @@ func tcpPair(t *testing.T) (net.Conn, net.Conn) {
 func TestCloseFrameIsLast(t *testing.T) {
 	client, gwClient := tcpPair(t) // the browser, and the gateway's side of it
 	gwBack, server := tcpPair(t)   // the gateway's side of the server, and the server
-	ws := &wsSession{client: gwClient, clientR: bufio.NewReader(gwClient), back: gwBack, backR: bufio.NewReader(gwBack),
-		toClient: newFrameLock(), toBack: newFrameLock()}
+	ws := newSession(gwClient, bufio.NewReader(gwClient), gwBack, bufio.NewReader(gwBack))
 	// CloseWith's first step, held open: the lock on frames to the client.
-	ws.toClient.lock(0)
+	ws.toClient.lock.lock(0)
 	relayed := make(chan error, 1)
-	go func() { relayed <- copyFrames(ws.client, ws.backR, ws.toClient, &ws.closing, &ws.backClosed) }()
+	go func() {
+		relayed <- copyFrames(ws.client, ws.toClient.br, ws.toClient.lock, &ws.closing, &ws.backClosed)
+	}()
 	// A data frame from the server reaches the relay, which waits for the lock.
 	if _, err := server.Write([]byte{0x81, 5, 'h', 'e', 'l', 'l', 'o'}); err != nil {
 		t.Fatal(err)
@@ -55,7 +57,7 @@ func TestCloseFrameIsLast(t *testing.T) {
 	if _, err := gwClient.Write(closeFrame(CloseServiceRestart, "test", false)); err != nil {
 		t.Fatal(err)
 	}
-	ws.toClient.unlock()
+	ws.toClient.lock.unlock()
 
 	r := bufio.NewReader(client)
 	client.SetReadDeadline(time.Now().Add(2 * time.Second))
@@ -74,5 +76,16 @@ func TestCloseFrameIsLast(t *testing.T) {
 	server.Close()
 	if err := <-relayed; err == nil {
 		t.Error("the relay ended without an error after the server went")
+	}
+}
+
+// copyFrames copies frames from src to dst as a pump does, never parking,
+// until src fails.
+func copyFrames(dst io.Writer, src *bufio.Reader, lock frameLock, closing, sentClose *atomic.Bool) error {
+	p := &pump{ws: &wsSession{}, dst: dst, br: src, lock: lock, closing: closing, sentClose: sentClose}
+	for {
+		if err := p.frame(); err != nil {
+			return err
+		}
 	}
 }
