@@ -11,10 +11,11 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/tandemproxy/tandem/internal/bufpool"
 )
 
 // Connection states, for Shutdown: only an idle connection (waiting for a
@@ -25,18 +26,9 @@ const (
 	stateClosed
 )
 
-// bufSize is the size of each connection's reader and writer, as in
-// net/http. A request head must fit the reader to take the fast path.
-const bufSize = 4 << 10
-
 // maxPostHandlerRead is how much of a request body the handler left unread
 // is read and dropped to keep the connection (net/http's 256 KiB).
 const maxPostHandlerRead = 256 << 10
-
-var (
-	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufSize) }}
-	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufSize) }}
-)
 
 // conn is one client connection on the fast path.
 type conn struct {
@@ -70,6 +62,8 @@ type conn struct {
 	// broken: a read or write failed midway; the connection cannot carry
 	// another request.
 	broken bool
+	// hijacked: the handler took the connection (a protocol upgrade).
+	hijacked bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -137,10 +131,8 @@ func (c *conn) serve() {
 	}
 	c.values = context.WithValue(context.WithValue(context.Background(),
 		http.ServerContextKey, c.s.Fallback), http.LocalAddrContextKey, c.nc.LocalAddr())
-	c.br = readers.Get().(*bufio.Reader)
-	c.br.Reset(c.rw)
-	c.bw = writers.Get().(*bufio.Writer)
-	c.bw.Reset(c.rw)
+	c.br = bufpool.Reader(c.rw)
+	c.bw = bufpool.Writer(c.rw)
 	c.hdr = make(http.Header, 16)
 	c.res.header = make(http.Header, 16)
 	handed := false
@@ -153,13 +145,14 @@ func (c *conn) serve() {
 		if c.ctx != nil {
 			c.ctx.end()
 		}
+		if c.hijacked {
+			return // the handler owns the connection and its buffers
+		}
 		if !handed {
 			c.close()
 		}
-		c.br.Reset(nil)
-		readers.Put(c.br)
-		c.bw.Reset(nil)
-		writers.Put(c.bw)
+		bufpool.PutReader(c.br)
+		bufpool.PutWriter(c.bw)
 	}()
 	for {
 		r, ok, err := c.next()
@@ -172,6 +165,9 @@ func (c *conn) serve() {
 		}
 		c.s.Handler.ServeHTTP(&c.res, r)
 		c.ctx.end()
+		if c.hijacked {
+			return
+		}
 		c.served++
 		c.lastPOST = r.Method == http.MethodPost
 		// A client that left (or half-closed) gets what was answered, and

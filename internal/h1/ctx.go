@@ -123,6 +123,13 @@ func (x *clientCtx) bodyRead() {
 // end stops the watch, if any, before the connection reads again, and
 // ends the context: the handler returned.
 func (x *clientCtx) end() {
+	x.stopWatch()
+	x.cancel()
+}
+
+// stopWatch stops the watch, if any, and lets none start again; the
+// context stays live (a hijack: the socket is the handler's to read now).
+func (x *clientCtx) stopWatch() {
 	x.mu.Lock()
 	x.ended = true
 	w := x.watching
@@ -133,7 +140,6 @@ func (x *clientCtx) end() {
 		x.c.dl = dlPast
 		<-w
 	}
-	x.cancel()
 }
 
 var aLongTimeAgo = time.Unix(1, 0)

@@ -24,8 +24,11 @@ const maxHeaderLines = 100
 //   - header lines "Name: value" with a token name and a value of visible
 //     ASCII, spaces and tabs, no line folding, every line ending in CRLF;
 //   - exactly one Host, of letters, digits and ".-_:[]";
-//   - at most one Content-Length, of digits; no Transfer-Encoding, Trailer,
-//     Expect or Upgrade; Connection naming at most close and keep-alive.
+//   - at most one Content-Length, of digits; no Transfer-Encoding, Trailer
+//     or Expect; Connection naming at most close and keep-alive;
+//   - or else a protocol upgrade: a GET with no Content-Length, one Upgrade
+//     and Connection naming upgrade (and at most close or keep-alive), for
+//     the handler to hijack.
 //
 // Anything else is left to net/http, which serves the request or answers
 // the error it deserves.
@@ -49,7 +52,8 @@ func (c *conn) parseHead(head []byte, r *http.Request) bool {
 	h := r.Header
 	nvals := 0
 	var host string
-	hosts, lengths, lines := 0, 0, 0
+	hosts, lengths, lines, upgrades := 0, 0, 0, 0
+	connUpgrade := false
 	for {
 		line, next, ok := cutLine(rest)
 		if !ok {
@@ -80,12 +84,16 @@ func (c *conn) parseHead(head []byte, r *http.Request) bool {
 			if !digits(value) {
 				return false
 			}
-		case "Transfer-Encoding", "Trailer", "Expect", "Upgrade":
+		case "Transfer-Encoding", "Trailer", "Expect":
 			return false
+		case "Upgrade":
+			upgrades++
 		case "Connection":
-			if !closeOrKeepAlive(value) {
+			up, ok := connectionTokens(value)
+			if !ok {
 				return false
 			}
+			connUpgrade = connUpgrade || up
 		}
 		off += len(line) + 2
 		rest = next
@@ -105,6 +113,9 @@ func (c *conn) parseHead(head []byte, r *http.Request) bool {
 		nvals++
 	}
 	if hosts != 1 || !hostChars(host) || lengths > 1 {
+		return false
+	}
+	if (upgrades > 0 || connUpgrade) && (upgrades != 1 || !connUpgrade || lengths != 0 || string(method) != http.MethodGet) {
 		return false
 	}
 	r.Method = s[:len(method)]
@@ -225,16 +236,19 @@ func parseDigits(s string) int64 {
 	return n
 }
 
-// closeOrKeepAlive: a Connection value naming only close and keep-alive
-// (others name hop-by-hop headers, which net/http's path handles).
-func closeOrKeepAlive(v string) bool {
+// connectionTokens reads a Connection value naming only close, keep-alive
+// and upgrade (others name hop-by-hop headers, which net/http's path
+// handles); upgrade reports whether it names the last.
+func connectionTokens(v string) (upgrade, ok bool) {
 	for t := range strings.SplitSeq(v, ",") {
-		t = httpsyntax.TrimOWS(t)
-		if !httpsyntax.EqualFold(t, "close") && !httpsyntax.EqualFold(t, "keep-alive") {
-			return false
+		switch t = httpsyntax.TrimOWS(t); {
+		case httpsyntax.EqualFold(t, "upgrade"):
+			upgrade = true
+		case !httpsyntax.EqualFold(t, "close") && !httpsyntax.EqualFold(t, "keep-alive"):
+			return false, false
 		}
 	}
-	return true
+	return upgrade, true
 }
 
 // cutLine splits b at its first CRLF; false if there is none or a bare LF

@@ -1,7 +1,10 @@
 package h1
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -51,6 +54,26 @@ func (w *response) reset(c *conn, r *http.Request) {
 }
 
 func (w *response) Header() http.Header { return w.header }
+
+// Hijack hands the connection to the handler, for a protocol upgrade. The
+// client watch stops first (it holds the socket's read lock while it
+// waits), the connection leaves the server's count, and the reader keeps
+// what the client sent after the head. The request's context stays live
+// until the handler returns, as with net/http.
+func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c := w.c
+	if c.hijacked {
+		return nil, nil, http.ErrHijacked
+	}
+	if w.wroteHeader {
+		return nil, nil, errors.New("h1: Hijack after the response head")
+	}
+	c.ctx.stopWatch()
+	c.hijacked = true
+	c.s.untrack(c)
+	c.nc.SetDeadline(time.Time{})
+	return c.rw, bufio.NewReadWriter(c.br, c.bw), nil
+}
 
 func (w *response) WriteHeader(code int) {
 	if w.wroteHeader {

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tandemproxy/tandem/internal/bufpool"
 )
 
 // servedBy is the response header telling which server ran the handler:
@@ -300,7 +302,7 @@ func TestPipelining(t *testing.T) {
 		fmt.Fprintf(&burst, "GET /burst/%d HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\n\r\n", i, strings.Repeat("p", 5*i))
 		want = append(want, fmt.Sprintf("hello /burst/%d", i))
 	}
-	if burst.Len() < 3*bufSize {
+	if burst.Len() < 3*bufpool.Size {
 		t.Fatalf("burst of %d bytes only", burst.Len())
 	}
 	c.write(burst.String())
@@ -426,42 +428,6 @@ func TestFallbackShapes(t *testing.T) {
 		check(t, resp, body, 200, "fallback", "hello")
 		c.get("/next", "fallback")
 	})
-
-	t.Run("Upgrade websocket", func(t *testing.T) {
-		s := startServer(t, func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get("Upgrade") != "websocket" {
-				handler(w, r)
-				return
-			}
-			nc, brw, err := http.NewResponseController(w).Hijack()
-			if err != nil {
-				http.Error(w, "hijack: "+err.Error(), http.StatusInternalServerError)
-				return
-			}
-			defer nc.Close()
-			fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n%s: %s\r\n\r\n", servedBy, w.Header().Get(servedBy))
-			brw.Flush()
-			// Echo one line, as a stand-in for frames.
-			line, _ := brw.ReadString('\n')
-			brw.WriteString(line)
-			brw.Flush()
-		})
-		c := s.dial(t)
-		c.write("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-		c.nc.SetReadDeadline(time.Now().Add(ioTimeout))
-		resp, err := http.ReadResponse(c.br, &http.Request{Method: "GET"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get(servedBy) != "fallback" {
-			t.Fatalf("status %d served by %q, want 101 by the fallback", resp.StatusCode, resp.Header.Get(servedBy))
-		}
-		c.write("ping\n")
-		line, err := c.br.ReadString('\n')
-		if err != nil || line != "ping\n" {
-			t.Fatalf("echo: %q, %v", line, err)
-		}
-	})
 }
 
 // TestHeaderValueCount: net/http's server (Go 1.27) answers 431 to a
@@ -471,7 +437,7 @@ func TestHeaderValueCount(t *testing.T) {
 	s := startServer(t, handler)
 	c := s.dial(t)
 	req := "GET /many HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("A: b\r\n", 600) + "\r\n"
-	if len(req) > bufSize {
+	if len(req) > bufpool.Size {
 		t.Fatalf("head of %d bytes: it would not take the fast path anyway", len(req))
 	}
 	c.write(req)
@@ -962,14 +928,14 @@ func TestShutdown(t *testing.T) {
 // served there; one byte more goes to the fallback, which serves it too.
 func TestHeadAtBufferSize(t *testing.T) {
 	s := startServer(t, handler)
-	for _, n := range []int{bufSize - 1, bufSize, bufSize + 1} {
+	for _, n := range []int{bufpool.Size - 1, bufpool.Size, bufpool.Size + 1} {
 		c := s.dial(t)
 		head := "GET /edge HTTP/1.1\r\nHost: x\r\nX-Pad: "
 		pad := n - len(head) - len("\r\n\r\n")
 		c.write(head + strings.Repeat("p", pad) + "\r\n\r\n")
 		resp, body := c.read("GET")
 		by := "fast"
-		if n > bufSize {
+		if n > bufpool.Size {
 			by = "fallback"
 		}
 		check(t, resp, body, 200, by, "hello /edge")
@@ -1102,5 +1068,73 @@ func TestNoLogger(t *testing.T) {
 	resp.Body.Close()
 	if string(b) != "ok" {
 		t.Errorf("got %q, want ok", b)
+	}
+}
+
+// TestHijack: a websocket handshake is served on the fast path, and the
+// handler hijacks the connection: bytes the client sent right after the
+// head are in the reader, the server no longer counts the connection as
+// its own (Shutdown leaves it), and a second Hijack fails.
+func TestHijack(t *testing.T) {
+	hijacked := make(chan net.Conn, 1)
+	s := startServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			http.Error(w, "not an upgrade", http.StatusBadRequest)
+			return
+		}
+		nc, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			http.Error(w, "hijack: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		if _, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			t.Error("a second Hijack succeeded")
+		}
+		fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n%s: %s\r\n\r\n", servedBy, w.Header().Get(servedBy))
+		brw.Flush()
+		go func() {
+			// Past the handler's return: the connection is the hijacker's.
+			defer nc.Close()
+			for range 2 {
+				line, err := brw.ReadString('\n')
+				if err != nil {
+					return
+				}
+				brw.WriteString(line)
+				brw.Flush()
+			}
+			hijacked <- nc
+		}()
+	})
+	c := s.dial(t)
+	// The first line follows the head in the same write: it is buffered.
+	c.write("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\nearly\n")
+	c.nc.SetReadDeadline(time.Now().Add(ioTimeout))
+	resp, err := http.ReadResponse(c.br, &http.Request{Method: "GET"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get(servedBy) != "fast" {
+		t.Fatalf("status %d served by %q, want 101 by the fast path", resp.StatusCode, resp.Header.Get(servedBy))
+	}
+	for _, want := range []string{"early\n", "late\n"} {
+		if want == "late\n" {
+			// Shutdown must not wait for, nor close, a hijacked connection.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			if err := s.Shutdown(ctx); err != nil {
+				t.Errorf("Shutdown with a hijacked connection: %v", err)
+			}
+			cancel()
+			c.write(want)
+		}
+		line, err := c.br.ReadString('\n')
+		if err != nil || line != want {
+			t.Fatalf("echo: %q, %v; want %q", line, err, want)
+		}
+	}
+	select {
+	case <-hijacked:
+	case <-time.After(ioTimeout):
+		t.Fatal("the hijacker did not finish")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
+	"github.com/tandemproxy/tandem/internal/bufpool"
 	"github.com/tandemproxy/tandem/internal/route"
 )
 
@@ -156,17 +157,24 @@ func (p *Proxy) handshake(r *http.Request, st *reqState, choice route.Choice) (n
 	if choice.HasEpoch {
 		out.Header.Set("X-Tandem-Epoch", strconv.FormatUint(choice.Epoch, 10))
 	}
-	if err := out.Write(c); err != nil {
+	// Through a pooled writer: Request.Write makes a 4 KiB one otherwise.
+	bw := bufpool.Writer(c)
+	err = out.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	bufpool.PutWriter(bw)
+	if err != nil {
 		c.Close()
 		return nil, nil, nil, err
 	}
-	br := getReader(c)
+	br := bufpool.Reader(c)
 	w := s.Wait(gen, choice.Pinned, g.Cfg.Passive.NoProgressAfter(), p.onStall, func() { c.SetDeadline(aLongTimeAgo) })
 	resp, err := http.ReadResponse(br, out)
 	s.Done(w, err == nil)
 	if err != nil {
 		c.Close()
-		putReader(br)
+		bufpool.PutReader(br)
 		if w.Abandoned() {
 			return nil, nil, nil, fmt.Errorf("%w: %w", errAbandoned, err)
 		}
@@ -220,7 +228,9 @@ func (p *Proxy) relayUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 	fmt.Fprintf(crw, "HTTP/1.1 101 %s\r\n", http.StatusText(http.StatusSwitchingProtocols))
 	resp.Header.Write(crw)
 	crw.WriteString("\r\n")
-	if err := crw.Flush(); err != nil {
+	err = crw.Flush()
+	bufpool.PutWriter(crw.Writer) // the relay writes frames to the sockets
+	if err != nil {
 		client.Close()
 		back.Close()
 		return
@@ -284,7 +294,9 @@ func (ws *wsSession) start() {
 }
 
 // pump copies the frames of one direction, from src to dst. While src has
-// nothing to read it is parked: no goroutine, no buffer.
+// nothing to read it is parked: no goroutine, no buffer (buffers come
+// from bufpool while it runs: the client's is the one the fast path read
+// the handshake with).
 type pump struct {
 	ws   *wsSession
 	src  net.Conn
@@ -301,29 +313,9 @@ type pump struct {
 // errParked ends a pump's goroutine without ending the pump.
 var errParked = errors.New("parked")
 
-// wsReaders are the buffers of running pumps; parked ones hold none.
-var wsReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, wsBufSize) }}
-
-const wsBufSize = 8 << 10
-
-func getReader(r io.Reader) *bufio.Reader {
-	br := wsReaders.Get().(*bufio.Reader)
-	br.Reset(r)
-	return br
-}
-
-// putReader gives br back for another pump. Only the pool's own go back:
-// the one net/http handed over with the client's connection is dropped.
-func putReader(br *bufio.Reader) {
-	br.Reset(nil)
-	if br.Size() == wsBufSize {
-		wsReaders.Put(br)
-	}
-}
-
 func (p *pump) run() {
 	if p.br == nil {
-		p.br = getReader(p.src)
+		p.br = bufpool.Reader(p.src)
 	}
 	err := p.copy()
 	if errors.Is(err, errParked) {
@@ -367,7 +359,7 @@ func (p *pump) park() bool {
 		p.parked = false
 		return false
 	}
-	putReader(p.br)
+	bufpool.PutReader(p.br)
 	p.br = nil
 	return true
 }
@@ -410,7 +402,7 @@ func (ws *wsSession) unpark() {
 // told to reconnect at once rather than left to guess from an abrupt close.
 func (ws *wsSession) ended(p *pump) {
 	if p.br != nil {
-		putReader(p.br)
+		bufpool.PutReader(p.br)
 		p.br = nil
 	}
 	if p == &ws.toBack {
