@@ -38,6 +38,8 @@ type options struct {
 	haproxy string
 	out     string
 	keep    bool
+	nginx   string
+	wrk     string
 	noTput  bool
 	tls     bool
 	faults  string
@@ -62,6 +64,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.fo.Timeout, "timeout", 10*time.Second, "client timeout of one request")
 	fs.StringVar(&o.tandem, "tandem", "", "tandem binary (default: build ./cmd/tandem into a temp dir)")
 	fs.StringVar(&o.haproxy, "haproxy", "", "haproxy binary (default: PATH, /usr/sbin, else apt-get install)")
+	fs.StringVar(&o.nginx, "nginx", "", "nginx binary, a throughput baseline (default: PATH, /usr/sbin, else apt-get install)")
+	fs.StringVar(&o.wrk, "wrk", "", "wrk binary, the C load generator of the throughput rows (default: PATH, else apt-get install)")
 	fs.StringVar(&o.out, "out", "bench/RESULTS.md", "results file, relative to the module root; empty: none")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir with configs and process logs")
 	fs.BoolVar(&o.noTput, "skip-throughput", false, "only run the failover scenarios")
@@ -180,6 +184,7 @@ func run(ctx context.Context, o *options) (err error) {
 		return err
 	}
 	rep := &report{Command: command(), Date: time.Now(), Tandem: e.tandemSrc, HAProxyV: e.haproxyV, RetryOn: e.retryOnOK,
+		NginxV: e.nginxV, WrkV: e.wrkV,
 		NProc: nproc(ctx), LoadPre: loadavg(), GoVer: runtime.Version(), Tput: o.tput, FO: o.fo}
 
 	switch {
@@ -244,6 +249,15 @@ func (e *env) setup(ctx context.Context, root string, o *options) error {
 		return err
 	}
 	e.retryOnOK = supportsRetryOn(e.haproxyV)
+	if !o.noTput && len(o.scen) == 0 && o.soak.Length == 0 {
+		if e.nginx, err = findTool(ctx, o.nginx, "nginx", "nginx"); err != nil {
+			return err
+		}
+		if e.wrk, err = findTool(ctx, o.wrk, "wrk", "wrk"); err != nil {
+			return err
+		}
+		e.nginxV, e.wrkV = toolVersion(ctx, e.nginx, "-v"), toolVersion(ctx, e.wrk, "-v")
+	}
 	e.tandem, e.tandemSrc = o.tandem, "binary "+o.tandem
 	if e.tandem == "" {
 		e.tandemSrc = "built from the working tree at " + gitRev(ctx, root)

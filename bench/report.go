@@ -13,6 +13,8 @@ type report struct {
 	Date     time.Time
 	Tandem   string
 	HAProxyV string
+	NginxV   string // nginx -v, when throughput ran
+	WrkV     string // wrk -v
 	RetryOn  bool
 	NProc    string
 	LoadPre  string // load average before the run
@@ -45,33 +47,87 @@ func (r *report) tables(w io.Writer) {
 // table renders the one comparison table: throughput rows, then a block of
 // rows per failover scenario.
 func (r *report) table(w io.Writer) {
-	fmt.Fprintln(w, "| GET /hello | direct | tandem | HAProxy | tandem/HAProxy |")
-	fmt.Fprintln(w, "|---|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "| GET /hello | direct | tandem | HAProxy | nginx | tandem/HAProxy |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|")
 	if r.Through != nil {
 		r.throughputRows(w)
 	}
 	r.failoverRows(w)
 }
 
-func (r *report) throughputRows(w io.Writer) {
-	d, t, h := r.Through["direct"].Median, r.Through[string(kindTandem)].Median, r.Through[string(kindHAProxy)].Median
-	row(w, fmt.Sprintf("req/s (%d clients, median of %d×%v)", r.Tput.Clients, r.Tput.Runs, r.Tput.Duration),
-		fmt.Sprintf("%.0f", d.RPS), fmt.Sprintf("%.0f", t.RPS), fmt.Sprintf("%.0f", h.RPS), fmt.Sprintf("%.2f", t.RPS/h.RPS))
-	row(w, "p50 latency", fmtLat(d.P50), fmtLat(t.P50), fmtLat(h.P50), fmt.Sprintf("%.2f", ratio(t.P50, h.P50)))
-	row(w, "p99 latency", fmtLat(d.P99), fmtLat(t.P99), fmtLat(h.P99), fmt.Sprintf("%.2f", ratio(t.P99, h.P99)))
-	row(w, "req/s vs direct", "1.00", fmt.Sprintf("%.2f", t.RPS/d.RPS), fmt.Sprintf("%.2f", h.RPS/d.RPS), "")
-	row(w, "p99 added vs direct", "", fmtDelta(t.P99-d.P99), fmtDelta(h.P99-d.P99), "")
-	row(w, "failed requests (all runs)", fmt.Sprint(d.Failed), fmt.Sprint(t.Failed), fmt.Sprint(h.Failed), "")
-	tt, ht := r.Through[tandemTLS], r.Through[haproxyTLS]
-	if tt == nil || ht == nil {
-		return
+// through returns the medians of target name (own load generator, wrk),
+// nil when it was not measured.
+func (r *report) through(name string, wrk bool) *tputRun {
+	x := r.Through[name]
+	switch {
+	case x == nil:
+		return nil
+	case wrk && len(x.Wrk) > 0:
+		return &x.WrkMed
+	case wrk:
+		return nil
 	}
-	t, h = tt.Median, ht.Median
-	fmt.Fprintln(w, "| **over HTTPS** (TLS, HTTP/1.1; direct stays plain) | | | | |")
-	row(w, "req/s", "", fmt.Sprintf("%.0f", t.RPS), fmt.Sprintf("%.0f", h.RPS), fmt.Sprintf("%.2f", t.RPS/h.RPS))
-	row(w, "p50 latency", "", fmtLat(t.P50), fmtLat(h.P50), fmt.Sprintf("%.2f", ratio(t.P50, h.P50)))
-	row(w, "p99 latency", "", fmtLat(t.P99), fmtLat(h.P99), fmt.Sprintf("%.2f", ratio(t.P99, h.P99)))
-	row(w, "failed requests (all runs)", "", fmt.Sprint(t.Failed), fmt.Sprint(h.Failed), "")
+	return &x.Median
+}
+
+func (r *report) throughputRows(w io.Writer) {
+	type block struct {
+		title                 string
+		direct, tan, hap, ngx string
+		wrk, vsDirect         bool
+	}
+	own := fmt.Sprintf("%d clients of the bench's own", r.Tput.Clients)
+	viaWrk := fmt.Sprintf("wrk -t%d -c%d", wrkThreads, wrkConns)
+	for _, b := range []block{
+		{"", "direct", string(kindTandem), string(kindHAProxy), string(kindNginx), false, true},
+		{"**under wrk** (" + viaWrk + ", a C load generator: less CPU taken from the proxies)", "direct", string(kindTandem), string(kindHAProxy), string(kindNginx), true, true},
+		{"**over HTTPS** (TLS, HTTP/1.1; direct stays plain), " + own, "", tandemTLS, haproxyTLS, nginxTLS, false, false},
+		{"**over HTTPS under wrk** (" + viaWrk + ")", "", tandemTLS, haproxyTLS, nginxTLS, true, false},
+	} {
+		d, t, h, n := r.through(b.direct, b.wrk), r.through(b.tan, b.wrk), r.through(b.hap, b.wrk), r.through(b.ngx, b.wrk)
+		if t == nil || h == nil {
+			continue
+		}
+		if b.title != "" {
+			fmt.Fprintf(w, "| %s | | | | | |\n", b.title)
+		}
+		cell := func(x *tputRun, f func(tputRun) string) string {
+			if x == nil {
+				return ""
+			}
+			return f(*x)
+		}
+		rps := func(x tputRun) string { return fmt.Sprintf("%.0f", x.RPS) }
+		p50 := func(x tputRun) string { return fmtLat(x.P50) }
+		p99 := func(x tputRun) string { return fmtLat(x.P99) }
+		failed := func(x tputRun) string { return fmt.Sprint(x.Failed) }
+		label := "req/s"
+		if b.title == "" {
+			label = fmt.Sprintf("req/s (%s, median of %d×%v)", own, r.Tput.Runs, r.Tput.Duration)
+		} else if b.wrk {
+			label = fmt.Sprintf("req/s (median of %d×%v)", r.Tput.Runs, r.Tput.Duration)
+		}
+		row(w, label, cell(d, rps), rps(*t), rps(*h), cell(n, rps), fmt.Sprintf("%.2f", t.RPS/h.RPS))
+		row(w, "p50 latency", cell(d, p50), p50(*t), p50(*h), cell(n, p50), fmt.Sprintf("%.2f", ratio(t.P50, h.P50)))
+		row(w, "p99 latency", cell(d, p99), p99(*t), p99(*h), cell(n, p99), fmt.Sprintf("%.2f", ratio(t.P99, h.P99)))
+		if b.vsDirect && d != nil {
+			vs := func(x *tputRun) string {
+				if x == nil {
+					return ""
+				}
+				return fmt.Sprintf("%.2f", x.RPS/d.RPS)
+			}
+			row(w, "req/s vs direct", "1.00", vs(t), vs(h), vs(n), "")
+			added := func(x *tputRun) string {
+				if x == nil {
+					return ""
+				}
+				return fmtDelta(x.P99 - d.P99)
+			}
+			row(w, "p99 added vs direct", "", added(t), added(h), added(n), "")
+		}
+		row(w, "failed requests (all runs)", cell(d, failed), failed(*t), failed(*h), cell(n, failed), "")
+	}
 }
 
 func (r *report) failoverRows(w io.Writer) {
@@ -81,13 +137,13 @@ func (r *report) failoverRows(w io.Writer) {
 			continue
 		}
 		title := r.faultTitle(f)
-		fmt.Fprintf(w, "| **%s** (%d clients, %v) | | | | |\n", title, r.FO.Clients, r.FO.Length)
-		row(w, "failed requests", "", failedCell(tr), failedCell(hr), "")
-		row(w, "closed without an answer, replayed by the client", "", fmt.Sprint(tr.Replay), fmt.Sprint(hr.Replay), "")
-		row(w, "fault → first answer by backup", "", fmtDur(tr.Failover), fmtDur(hr.Failover), "")
-		row(w, "restart → first answer by master", "", fmtDur(tr.Failback), fmtDur(hr.Failback), "")
-		row(w, fmt.Sprintf("answers slower than %v", slowAfter), "", fmt.Sprint(tr.Slow), fmt.Sprint(hr.Slow), "")
-		row(w, "max latency of an answer", "", fmtLat(tr.MaxLat), fmtLat(hr.MaxLat), "")
+		fmt.Fprintf(w, "| **%s** (%d clients, %v; nginx has no active checks: not run) | | | | | |\n", title, r.FO.Clients, r.FO.Length)
+		row(w, "failed requests", "", failedCell(tr), failedCell(hr), "", "")
+		row(w, "closed without an answer, replayed by the client", "", fmt.Sprint(tr.Replay), fmt.Sprint(hr.Replay), "", "")
+		row(w, "fault → first answer by backup", "", fmtDur(tr.Failover), fmtDur(hr.Failover), "", "")
+		row(w, "restart → first answer by master", "", fmtDur(tr.Failback), fmtDur(hr.Failback), "", "")
+		row(w, fmt.Sprintf("answers slower than %v", slowAfter), "", fmt.Sprint(tr.Slow), fmt.Sprint(hr.Slow), "", "")
+		row(w, "max latency of an answer", "", fmtLat(tr.MaxLat), fmtLat(hr.MaxLat), "", "")
 	}
 }
 
@@ -175,6 +231,9 @@ func (r *report) context(w io.Writer) {
 	fmt.Fprintf(w, "- date: %s\n", r.Date.Format(time.RFC3339))
 	fmt.Fprintf(w, "- tandem: %s\n", r.Tandem)
 	fmt.Fprintf(w, "- haproxy -v: %s (retry-on all-retryable-errors: %v)\n", r.HAProxyV, r.RetryOn)
+	if r.NginxV != "" {
+		fmt.Fprintf(w, "- nginx -v: %s; wrk -v: %s\n", r.NginxV, r.WrkV)
+	}
 	fmt.Fprintf(w, "- nproc: %s (load generator, proxy and backends share these CPUs)\n", r.NProc)
 	fmt.Fprintf(w, "- load average (1, 5, 15 min): %s before, %s after\n", r.LoadPre, r.LoadPost)
 	fmt.Fprintf(w, "- go: %s\n\n", r.GoVer)
@@ -182,14 +241,19 @@ func (r *report) context(w io.Writer) {
 
 func (r *report) throughputDetails(w io.Writer) {
 	fmt.Fprintf(w, "\n## Throughput runs (interleaved; the table shows per-metric medians)\n\n")
-	fmt.Fprintln(w, "| target | run | req/s | p50 | p99 | failed |")
-	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|")
-	for _, name := range []string{"direct", string(kindTandem), string(kindHAProxy), tandemTLS, haproxyTLS} {
+	fmt.Fprintln(w, "| target | load | run | req/s | p50 | p99 | failed |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|")
+	for _, name := range []string{"direct", string(kindTandem), string(kindHAProxy), string(kindNginx), tandemTLS, haproxyTLS, nginxTLS} {
 		if r.Through[name] == nil {
 			continue
 		}
-		for i, x := range r.Through[name].Runs {
-			row(w, name, fmt.Sprint(i+1), fmt.Sprintf("%.0f", x.RPS), fmtLat(x.P50), fmtLat(x.P99), fmt.Sprint(x.Failed))
+		for _, by := range []struct {
+			name string
+			runs []tputRun
+		}{{"own", r.Through[name].Runs}, {"wrk", r.Through[name].Wrk}} {
+			for i, x := range by.runs {
+				row(w, name, by.name, fmt.Sprint(i+1), fmt.Sprintf("%.0f", x.RPS), fmtLat(x.P50), fmtLat(x.P99), fmt.Sprint(x.Failed))
+			}
 		}
 	}
 }
@@ -215,8 +279,11 @@ const method = `
 - Everything runs on 127.0.0.1: two ` + "`tandem demoapp`" + ` backends (master, backup), ` + "`tandem gateway`" + `
   and ` + "`haproxy -db`" + ` with generated configs (see ` + "`bench/stack.go`" + `). The load generator is built in:
   N keep-alive clients, one connection each, GET /hello back to back, every latency recorded.
-- Throughput: direct, tandem and HAProxy are measured in turn, Runs times, after a short warm-up
-  each; the table shows the median of each metric. With -tls (the default) tandem and HAProxy are
+- Throughput: direct, tandem, HAProxy and nginx are measured in turn, Runs times, after a short
+  warm-up each, first with the built-in load generator, then with wrk (` + "`wrk -t2 -c64 --latency`" + `, from
+  Debian's package, installed by the bench like HAProxy and nginx); the table shows the median of each
+  metric. nginx (Debian's package, 2 workers, keep-alive to the servers, the backup as ` + "`backup`" + `) is a
+  throughput baseline only: without active health checks it has no place in the failover rows. With -tls (the default) tandem and HAProxy are
   measured over HTTPS too, in the same rounds: a self-signed ECDSA P-256 certificate, HTTP/1.1
   negotiated by ALPN, one TLS handshake per client connection, then keep-alive requests.
 - Failover: fresh backends and proxy per scenario; the master is hurt at "fault at" while the

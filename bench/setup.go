@@ -54,26 +54,9 @@ func gitRev(ctx context.Context, root string) string {
 }
 
 // findHAProxy returns the haproxy binary, installing Debian's package when
-// there is none. /usr/sbin is not on every user's PATH, hence the fallback.
+// there is none.
 func findHAProxy(ctx context.Context, flagPath string) (string, error) {
-	if flagPath != "" {
-		return flagPath, nil
-	}
-	if p, err := exec.LookPath("haproxy"); err == nil {
-		return p, nil
-	}
-	const sbin = "/usr/sbin/haproxy"
-	if _, err := os.Stat(sbin); err == nil {
-		return sbin, nil
-	}
-	fmt.Fprintln(os.Stderr, "haproxy not found; installing it with apt-get")
-	if err := aptInstall(ctx, "haproxy"); err != nil {
-		return "", err
-	}
-	if _, err := os.Stat(sbin); err != nil {
-		return "", fmt.Errorf("haproxy installed but not at %s: %w", sbin, err)
-	}
-	return sbin, nil
+	return findTool(ctx, flagPath, "haproxy", "haproxy")
 }
 
 // aptInstall installs pkg, refreshing the package lists once if the first

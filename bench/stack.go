@@ -116,9 +116,11 @@ type env struct {
 	tandem    string // tandem binary (also runs the demo app)
 	tandemSrc string // where that binary comes from, for the record
 	haproxy   string
-	haproxyV  string  // first line of haproxy -v
-	retryOnOK bool    // this haproxy knows retry-on
-	lab       *netLab // network namespaces, made by the first scenario that needs them
+	haproxyV  string // first line of haproxy -v
+	retryOnOK bool   // this haproxy knows retry-on
+	// nginx and wrk, for the throughput rows only.
+	nginx, nginxV, wrk, wrkV string
+	lab                      *netLab // network namespaces, made by the first scenario that needs them
 }
 
 // backends are the two demo instances of one measurement.

@@ -24,6 +24,7 @@ type tputOpts struct {
 const (
 	tandemTLS  = string(kindTandem) + " TLS"
 	haproxyTLS = string(kindHAProxy) + " TLS"
+	nginxTLS   = string(kindNginx) + " TLS"
 )
 
 // tputRun is one measurement of one target.
@@ -33,10 +34,13 @@ type tputRun struct {
 	Failed   int // in a median: the total over all runs
 }
 
-// tputResult is every run of one target and their medians.
+// tputResult is every run of one target and their medians, by the
+// bench's own load generator and by wrk.
 type tputResult struct {
 	Runs   []tputRun
 	Median tputRun
+	Wrk    []tputRun
+	WrkMed tputRun
 }
 
 // target is one thing to send load to.
@@ -46,8 +50,9 @@ type target struct {
 }
 
 // measureThroughput runs every target Runs times, interleaved (direct,
-// tandem, HAProxy, direct, ...) so that a slow phase of the machine hits
-// every target alike, and reports per-target medians.
+// tandem, HAProxy, nginx, direct, ...) so that a slow phase of the machine
+// hits every target alike, each time with the bench's own load generator
+// and then with wrk, and reports per-target medians.
 func measureThroughput(ctx context.Context, e *env, o tputOpts) (map[string]*tputResult, error) {
 	b, err := e.startBackends(ctx)
 	if err != nil {
@@ -69,6 +74,26 @@ func measureThroughput(ctx context.Context, e *env, o tputOpts) (map[string]*tpu
 		}
 		proxies = append(proxies, g.proc)
 		targets = append(targets, target{name: string(kind), url: g.url})
+	}
+	// nginx is a baseline of throughput only: it has no active checks.
+	var certs []*benchCert
+	if e.nginx != "" {
+		certs = append(certs, nil)
+		if o.TLS != nil {
+			certs = append(certs, o.TLS)
+		}
+	}
+	for _, cert := range certs {
+		g, err := e.startNginx(ctx, b, cert)
+		if err != nil {
+			return nil, err
+		}
+		proxies = append(proxies, g.proc)
+		name := string(kindNginx)
+		if cert != nil {
+			name = nginxTLS
+		}
+		targets = append(targets, target{name: name, url: g.url})
 	}
 	if o.TLS != nil {
 		for _, t := range []struct {
@@ -103,10 +128,27 @@ func measureThroughput(ctx context.Context, e *env, o tputOpts) (map[string]*tpu
 				res[t.name] = &tputResult{}
 			}
 			res[t.name].Runs = append(res[t.name].Runs, r)
+			if e.wrk == "" {
+				continue
+			}
+			// wrk right after, on the same target: the C load generator
+			// takes less CPU, so the proxy's own cost shows more.
+			w, err := e.measureWrk(ctx, t.url+"/hello", o.Duration)
+			if dead := alive(append(proxies, b.master, b.backup)...); dead != nil {
+				err = dead
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s wrk run %d: %w", t.name, run+1, err)
+			}
+			fmt.Fprintf(os.Stderr, "  run %d %-11s %9.0f req/s  p50 %-9v p99 %-9v failed %d (wrk)\n", run+1, t.name, w.RPS, w.P50, w.P99, w.Failed)
+			res[t.name].Wrk = append(res[t.name].Wrk, w)
 		}
 	}
 	for _, r := range res {
 		r.Median = medianRun(r.Runs)
+		if len(r.Wrk) > 0 {
+			r.WrkMed = medianRun(r.Wrk)
+		}
 	}
 	return res, nil
 }
