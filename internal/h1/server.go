@@ -30,6 +30,16 @@ import (
 // Server serves HTTP/1.1 connections accepted from one listener.
 type Server struct {
 	// Handler answers every request the fast path takes.
+	//
+	// Unlike net/http, the fast path reuses a request's Header map, the
+	// strings behind its values and its URL for the connection's next
+	// request once the handler returned (that is where most of its
+	// allocations went). A handler must therefore not keep the request,
+	// its Header or its URL past its return, in a goroutine or a struct
+	// that outlives it, hijacked or not: copy what it needs (as the
+	// websocket relay copies the fields of its access log line). The
+	// race detector sees any breach as a race with the next request's
+	// parse: TestRequestNotKept holds the gateway's handler to this.
 	Handler http.Handler
 	// Fallback serves the connections handed over; its Handler should
 	// answer like Handler. Its timeouts and limits apply to them.
