@@ -56,6 +56,7 @@ func NewRoot(name string) *cobra.Command {
 		// As the user types it: usage lines and help say "kubectl tandem".
 		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl tandem"}
 	}
+	setVersionFlag(root)
 	root.AddCommand(gatewayCmd(), checkCmd(), versionCmd(), demoCmd(), demoAppCmd(), taskboardCmd())
 	root.AddCommand(adminCmds()...)
 	root.AddCommand(kubeCmds()...)
