@@ -57,7 +57,7 @@ func NewRoot(name string) *cobra.Command {
 		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl tandem"}
 	}
 	setVersionFlag(root)
-	root.AddCommand(gatewayCmd(), checkCmd(), versionCmd(), demoCmd(), demoAppCmd(), taskboardCmd())
+	root.AddCommand(gatewayCmd(), checkCmd(), importCmd(), versionCmd(), demoCmd(), demoAppCmd(), taskboardCmd())
 	root.AddCommand(adminCmds()...)
 	root.AddCommand(kubeCmds()...)
 	return root
