@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/tandemproxy/tandem/internal/admin"
+	"github.com/tandemproxy/tandem/internal/buildinfo"
 	"github.com/tandemproxy/tandem/internal/config"
 	"github.com/tandemproxy/tandem/internal/gateway"
 )
@@ -48,6 +49,7 @@ func runGateway(ctx context.Context, cfg *config.Config, path string, log *slog.
 		// trades a little memory for CPU (GOGC overrides).
 		debug.SetGCPercent(400)
 	}
+	log.Info("tandem starting", append(buildinfo.Get().LogAttrs(), "config", path)...)
 	reg := prometheus.NewRegistry()
 	gw, err := gateway.New(cfg, path, log, reg)
 	if err != nil {

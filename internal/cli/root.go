@@ -56,7 +56,8 @@ func NewRoot(name string) *cobra.Command {
 		// As the user types it: usage lines and help say "kubectl tandem".
 		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl tandem"}
 	}
-	root.AddCommand(gatewayCmd(), checkCmd(), versionCmd(), demoCmd(), demoAppCmd(), taskboardCmd())
+	setVersionFlag(root)
+	root.AddCommand(gatewayCmd(), checkCmd(), importCmd(), versionCmd(), demoCmd(), demoAppCmd(), taskboardCmd())
 	root.AddCommand(adminCmds()...)
 	root.AddCommand(kubeCmds()...)
 	return root

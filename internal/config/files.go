@@ -74,6 +74,9 @@ func pairProblem(err error) string {
 		return "the certificate file holds no PEM certificate"
 	case strings.Contains(msg, "failed to find any PEM data in key"), strings.Contains(msg, "failed to find \"PRIVATE KEY\""):
 		return "the key file holds no PEM private key"
+	case strings.Contains(msg, "found a certificate rather than a key"):
+		// A file given as both cert and key (HAProxy's crt) must hold both.
+		return "the key file holds certificates but no PEM private key"
 	}
 	return msg
 }

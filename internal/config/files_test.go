@@ -29,6 +29,10 @@ func TestLoadChecksFiles(t *testing.T) {
 	empty := write("empty-token", []byte(" \n"), 0o600)
 	notPEM := write("not.pem", []byte("hello\n"), 0o600)
 	missing := filepath.Join(dir, "missing.crt")
+	// HAProxy's crt: one PEM file holding the chain and the key, in
+	// either order; tandem takes it as both cert and key.
+	combined := write("combined.pem", append(append(append([]byte{}, a.CertPEM...), b.CertPEM...), a.KeyPEM...), 0o600)
+	keyFirst := write("key-first.pem", append(append([]byte{}, a.KeyPEM...), a.CertPEM...), 0o600)
 
 	cfg := func(cert, key, tokenFile, kubeconfig string) string {
 		s := "listeners:\n" +
@@ -51,6 +55,9 @@ func TestLoadChecksFiles(t *testing.T) {
 		want []string // substrings, one per problem, in order
 	}{
 		{"every file fine", cfg(certA, keyA, token, ""), nil},
+		{"one PEM file with the chain and the key", cfg(combined, combined, "", ""), nil},
+		{"one PEM file, key first", cfg(keyFirst, keyFirst, "", ""), nil},
+		{"a certificate file as its own key", cfg(certA, certA, "", ""), []string{":4: listeners[0].tls.cert: " + certA + " with key " + certA + ": the key file holds certificates but no PEM private key"}},
 		{"certificate missing", cfg(missing, keyA, "", ""), []string{":4: listeners[0].tls.cert: certificate " + missing + " does not exist"}},
 		{"key missing and token missing", cfg(certA, filepath.Join(dir, "nokey"), filepath.Join(dir, "notoken"), ""), []string{
 			":4: listeners[0].tls.key: key " + filepath.Join(dir, "nokey") + " does not exist",

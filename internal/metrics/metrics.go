@@ -5,8 +5,6 @@
 package metrics
 
 import (
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/tandemproxy/tandem/internal/buildinfo"
 )
 
 const ns = "tandem"
@@ -95,21 +94,14 @@ func New(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// buildInfo is tandem_build_info: 1, with the build's identity as labels,
+// the same fields `tandem version` prints.
 func buildInfo() prometheus.Collector {
-	version, revision := "devel", ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			version = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				revision = s.Value
-			}
-		}
-	}
+	bi := buildinfo.Get()
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
-		Help:        "Build information; the value is 1.",
-		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()}})
+		Help: "Build information; the value is 1.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "commit": bi.Commit, "modified": strconv.FormatBool(bi.Modified),
+			"date": bi.Date, "goversion": bi.Go}})
 	g.Set(1)
 	return g
 }
