@@ -16,9 +16,12 @@ import (
 
 // fakeController records actions and refuses unknown names the way the
 // gateway does.
-type fakeController struct{ calls []string }
+type fakeController struct {
+	calls []string
+	state gateway.State
+}
 
-func (f *fakeController) State() gateway.State { return gateway.State{} }
+func (f *fakeController) State() gateway.State { return f.state }
 func (f *fakeController) Reload(by string) error {
 	f.calls = append(f.calls, "reload by "+by)
 	return nil
