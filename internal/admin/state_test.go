@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/failover"
-	"github.com/tandemproxy/tandem/internal/gateway"
 	"github.com/tandemproxy/tandem/internal/kube"
 )
 
@@ -16,13 +15,13 @@ func TestStateJSON(t *testing.T) {
 	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	later := at.Add(10 * time.Second)
 	s, ctl := newTestServer(t, "")
-	ctl.state = gateway.State{
-		Groups: []gateway.GroupState{{
+	ctl.state = State{
+		Groups: []GroupState{{
 			Name: "sense", Mode: "failover", Active: "sen1", Epoch: 7, Reason: "sen2 is down",
 			Pending: "sen2", PendingAt: &later, Hold: true, Revoking: true, Fenced: true, Failback: "auto after 10s",
-			Servers: []gateway.ServerState{{
+			Servers: []ServerState{{
 				Name: "sen2", Address: "10.0.0.2:8079", State: "down", Drained: true, Since: at, Websockets: 3, Pod: "ns/sense-0",
-				LastCheck: &gateway.CheckView{At: at, OK: true, Status: 200, LatencyMS: 1.25, Detail: `{"version":"1"}`},
+				LastCheck: &CheckView{At: at, OK: true, Status: 200, LatencyMS: 1.25, Detail: `{"version":"1"}`},
 				HeldUntil: &later, HeldReason: "ejected by its traffic 1 times in a row: held down 10s",
 			}},
 			History: []failover.Switch{{At: at, Group: "sense", From: "sen2", To: "sen1", Reason: "sen2 is down",
@@ -112,8 +111,8 @@ func TestStateJSON(t *testing.T) {
 	}
 	// Left out when empty: what a group without them, a server never
 	// checked or held, and a gateway without a cluster send.
-	ctl.state = gateway.State{Groups: []gateway.GroupState{{Name: "web", Mode: "roundrobin", Failback: "auto",
-		Servers: []gateway.ServerState{{Name: "a", Address: "a:80", State: "unknown", Since: at}}, History: []failover.Switch{}}}}
+	ctl.state = State{Groups: []GroupState{{Name: "web", Mode: "roundrobin", Failback: "auto",
+		Servers: []ServerState{{Name: "a", Address: "a:80", State: "unknown", Since: at}}, History: []failover.Switch{}}}}
 	rec = httptest.NewRecorder()
 	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/state", nil))
 	const wantEmpty = `{

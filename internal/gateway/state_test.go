@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemproxy/tandem/internal/admin"
 	"github.com/tandemproxy/tandem/internal/backend"
 )
 
@@ -19,7 +20,7 @@ func TestStateShowsHold(t *testing.T) {
 	s.Eject("passive: connection refused", backend.Ejection{Base: time.Minute})
 	s.ReportCheck(backend.CheckResult{At: time.Now(), OK: true, Status: 200}, 1, 1)
 
-	var ss ServerState
+	var ss admin.ServerState
 	for _, gs := range g.State().Groups {
 		for _, x := range gs.Servers {
 			if x.Name == "master" {
