@@ -40,10 +40,9 @@ type Gateway struct {
 	table   atomic.Pointer[route.Table]
 	lsn     atomic.Pointer[map[string]*listenerState]
 
-	mu       sync.Mutex // serialises reloads and elector creation
-	electors map[string]*failover.Elector
-	ctx      context.Context
-	cfg      *config.Config // the file's config last applied (without discovered servers)
+	mu  sync.Mutex // serialises reloads
+	ctx context.Context
+	cfg *config.Config // the file's config last applied (without discovered servers)
 
 	// Kubernetes, when configured: servers discovered from pods, and the
 	// replicas' coordination (nil for a gateway on its own).
@@ -67,7 +66,7 @@ type listenerState struct {
 // New prepares a gateway for cfg, read from path (for reloads), with its
 // metrics registered on reg.
 func New(cfg *config.Config, path string, log *slog.Logger, reg prometheus.Registerer) (*Gateway, error) {
-	g := &Gateway{path: path, log: log, electors: map[string]*failover.Elector{}, Ready: make(chan struct{})}
+	g := &Gateway{path: path, log: log, Ready: make(chan struct{})}
 	g.metrics = metrics.New(reg)
 	reg.MustRegister(stateCollector{g})
 	g.reg = backend.NewRegistry(g.onTransition)
@@ -107,14 +106,19 @@ func (g *Gateway) Addr(name string) string {
 	return s
 }
 
+// elector returns the elector of failover group name for a table being
+// built: the one of the table in use, so that it outlives the reload,
+// or a new one for a group new in failover mode. The routing table is
+// the only place that keeps electors.
 func (g *Gateway) elector(name string) *failover.Elector {
-	e, ok := g.electors[name]
-	if !ok {
-		e = failover.NewElector(name, g.onSwitch)
-		if g.coord != nil {
-			e.Follow(g.coord)
+	if t := g.table.Load(); t != nil {
+		if grp := t.Group(name); grp != nil && grp.Elector != nil {
+			return grp.Elector
 		}
-		g.electors[name] = e
+	}
+	e := failover.NewElector(name, g.onSwitch)
+	if g.coord != nil {
+		e.Follow(g.coord)
 	}
 	return e
 }
@@ -215,13 +219,17 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config, by string) erro
 	if err := g.health.Sync(ctx, targets); err != nil {
 		return err
 	}
-	g.table.Store(t)
-	for name, e := range g.electors {
-		if grp := t.Group(name); grp != nil && grp.Elector == e {
-			e.SetView(grp.View, by)
-		} else {
-			e.Stop()
-			delete(g.electors, name)
+	old := g.table.Swap(t)
+	for _, grp := range t.Groups {
+		if grp.Elector != nil {
+			grp.Elector.SetView(grp.View, by)
+		}
+	}
+	if old != nil {
+		for _, was := range old.Groups {
+			if now := t.Group(was.Name); was.Elector != nil && (now == nil || now.Elector != was.Elector) {
+				was.Elector.Stop() // its group left the config or failover mode
+			}
 		}
 	}
 	for _, s := range g.reg.Retain(keep) {

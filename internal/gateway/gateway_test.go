@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -48,11 +50,13 @@ groups:
 // once it serves, with the first check of every server done.
 func startGateway(t *testing.T, cfgText string, log *slog.Logger) *Gateway {
 	t.Helper()
-	cfg, err := config.Parse("tandem.yaml", []byte(cfgText))
+	path := filepath.Join(t.TempDir(), "tandem.yaml")
+	writeConfig(t, path, cfgText)
+	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(cfg, "", log, prometheus.NewRegistry())
+	g, err := New(cfg, path, log, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +87,13 @@ func startGateway(t *testing.T, cfgText string, log *slog.Logger) *Gateway {
 		return true
 	})
 	return g
+}
+
+func writeConfig(t *testing.T, path, cfgText string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // until waits, at most 5s, for cond.
