@@ -119,8 +119,11 @@ type Elector struct {
 
 type remoteBox struct{ Remote }
 
-// NewElector returns an elector for group; onSwitch is called, under the
-// elector's lock, after each switch and must not call back into it.
+// NewElector returns an elector for group. onSwitch is called after each
+// switch, in the order of the switches, under the elector's lock, with
+// the decision already in force: it must not call back into the elector,
+// nor block, as it holds up whoever caused the switch (a request that saw
+// a server fail); the gateway queues its switch handling.
 func NewElector(group string, onSwitch func(Switch), opts ...Option) *Elector {
 	e := &Elector{group: group, onSwitch: onSwitch, clock: SystemClock{}}
 	for _, o := range opts {

@@ -39,6 +39,9 @@ type Gateway struct {
 	proxy   *proxy.Proxy
 	table   atomic.Pointer[route.Table]
 	lsn     atomic.Pointer[map[string]*listenerState]
+	// notes runs the switch handling and the logs of transitions, in
+	// order, off the goroutine that caused them.
+	notes *notifier
 
 	mu  sync.Mutex // serialises reloads
 	ctx context.Context
@@ -66,7 +69,7 @@ type listenerState struct {
 // New prepares a gateway for cfg, read from path (for reloads), with its
 // metrics registered on reg.
 func New(cfg *config.Config, path string, log *slog.Logger, reg prometheus.Registerer) (*Gateway, error) {
-	g := &Gateway{path: path, log: log, Ready: make(chan struct{})}
+	g := &Gateway{path: path, log: log, notes: &notifier{log: log}, Ready: make(chan struct{})}
 	g.metrics = metrics.New(reg)
 	reg.MustRegister(stateCollector{g})
 	g.reg = backend.NewRegistry(g.onTransition)
@@ -116,24 +119,29 @@ func (g *Gateway) elector(name string) *failover.Elector {
 			return grp.Elector
 		}
 	}
-	e := failover.NewElector(name, g.onSwitch)
+	var e *failover.Elector
+	e = failover.NewElector(name, func(sw failover.Switch) { g.onSwitch(e, sw) })
 	if g.coord != nil {
 		e.Follow(g.coord)
 	}
 	return e
 }
 
-// onTransition logs a server's state change and lets its group re-decide.
+// onTransition lets a server's group re-decide at once, in the goroutine
+// that saw the transition (a request's, a prober's), and queues its log
+// line, before the switch handling a switch it causes queues.
 func (g *Gateway) onTransition(tr backend.Transition) {
 	s := tr.Server
-	lvl := slog.LevelInfo
-	if tr.To == backend.Down {
-		lvl = slog.LevelWarn
-	}
-	g.log.Log(context.Background(), lvl, "server state changed", "group", s.Group, "server", s.Name,
-		"address", s.Address, "from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason)
+	g.notes.post(func() {
+		lvl := slog.LevelInfo
+		if tr.To == backend.Down {
+			lvl = slog.LevelWarn
+		}
+		g.log.Log(context.Background(), lvl, "server state changed", "group", s.Group, "server", s.Name,
+			"address", s.Address, "from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason)
+		g.proxy.Abandoned(s, proxy.AbandonDown, tr.Abandoned)
+	})
 	g.reasons.Store(s.Key, tr.Reason)
-	g.proxy.Abandoned(s, proxy.AbandonDown, tr.Abandoned)
 	if t := g.table.Load(); t != nil {
 		if grp := t.Group(s.Group); grp != nil && grp.Elector != nil {
 			// The cause goes with it: the history and Events say what was
@@ -151,9 +159,31 @@ func heldNote(s *backend.Server) string {
 	return ""
 }
 
-// onSwitch logs a switch and closes the websockets of the server that lost
-// the active role, so their clients reconnect to the new one at once.
-func (g *Gateway) onSwitch(sw failover.Switch) {
+// onSwitch is called by e, under its lock, as it commits sw: the decision
+// is in force already. The tries still waiting on the former active
+// server are let go at once (this never blocks); the rest of the switch
+// handling is queued, so that it never holds up the request or the
+// elector that caused the switch.
+func (g *Gateway) onSwitch(e *failover.Elector, sw failover.Switch) {
+	t := g.table.Load() // the table the switch was decided on
+	var from *backend.Server
+	if t != nil && sw.From != "" {
+		if grp := t.Group(sw.Group); grp != nil {
+			from = grp.Server(sw.From)
+		}
+	}
+	abandoned := 0
+	if from != nil && !from.Drained() {
+		// Tries waiting on the former active server go on now.
+		abandoned = from.Abandon(true)
+	}
+	g.notes.post(func() { g.switched(e, sw, t, abandoned) })
+}
+
+// switched logs a switch, counts it and closes the websockets of the
+// server that lost the active role, so their clients reconnect to the new
+// one at once.
+func (g *Gateway) switched(e *failover.Elector, sw failover.Switch, t *route.Table, abandoned int) {
 	lvl := slog.LevelWarn
 	if sw.From == "" {
 		lvl = slog.LevelInfo // the first decision after start is no incident
@@ -167,7 +197,6 @@ func (g *Gateway) onSwitch(sw failover.Switch) {
 	} else {
 		g.metrics.Switches.WithLabelValues(sw.Group, sw.Kind).Inc()
 	}
-	t := g.table.Load()
 	if t == nil || sw.From == "" {
 		return
 	}
@@ -175,17 +204,22 @@ func (g *Gateway) onSwitch(sw failover.Switch) {
 	if grp == nil {
 		return
 	}
-	if s := grp.Server(sw.From); s != nil && !s.Drained() {
-		// Requests still waiting on the former active server go on now.
-		g.proxy.AbandonRole(s)
+	s := grp.Server(sw.From)
+	if s != nil {
+		g.proxy.Abandoned(s, proxy.AbandonRole, abandoned)
 	}
 	if grp.Cfg.Websocket.OnSwitch != "close" || sw.To == "" && !sw.Revoking {
 		// To no server at all: the last server's websockets are kept, as
 		// their clients would have nowhere to reconnect to.
 		return
 	}
+	if c := e.Current(); c.Active == sw.From && !c.Revoking && !c.Fenced {
+		// A later switch gave the role back to the server before this
+		// one's handling ran: its websockets are to the active server.
+		return
+	}
 	// A drained server's websockets get the drain's grace period instead.
-	if s := grp.Server(sw.From); s != nil && !s.Drained() {
+	if s != nil && !s.Drained() {
 		if n := s.Conns().CloseAll(proxy.CloseServiceRestart, "active server changed"); n > 0 {
 			g.log.Info("closing websockets of the former active server", "group", sw.Group, "server", sw.From, "count", n)
 		}

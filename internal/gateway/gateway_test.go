@@ -9,23 +9,37 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tandemproxy/tandem/internal/config"
 )
 
-// app is a backend on loopback that passes tandem's checks and answers
-// every request with its name.
+// app is a backend on loopback that passes tandem's checks, accepts
+// websockets on /websocket and answers every other request with its name.
 func app(t *testing.T, name string) *httptest.Server {
 	t.Helper()
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/status" {
+		switch r.URL.Path {
+		case "/status":
 			io.WriteString(w, `{"version":"1"}`)
-			return
+		case "/websocket":
+			c, err := websocket.Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.CloseNow()
+			for {
+				if _, _, err := c.Read(context.Background()); err != nil {
+					return
+				}
+			}
+		default:
+			io.WriteString(w, name)
 		}
-		io.WriteString(w, name)
 	}))
 	t.Cleanup(s.Close)
 	return s
@@ -109,3 +123,19 @@ func until(t *testing.T, what string, cond func() bool) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// get sends GET path to the gateway and returns the body.
+func get(t *testing.T, g *Gateway, path string) string {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + g.Addr("http") + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %q %v", path, resp.StatusCode, b, err)
+	}
+	return strings.TrimSpace(string(b))
+}

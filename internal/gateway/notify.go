@@ -1,0 +1,58 @@
+package gateway
+
+import (
+	"log/slog"
+	"sync"
+)
+
+// notifier runs the gateway's notification work (log lines, metrics,
+// closing the websockets of a server that lost the active role) off the
+// goroutine whose event caused it: the request that saw a server fail, a
+// prober, the coordinator adopting a decision. Jobs run one at a time, in
+// the order they were posted, on a goroutine that runs while there is
+// work; post never waits for them.
+type notifier struct {
+	log *slog.Logger
+
+	mu      sync.Mutex
+	queue   []func()
+	running bool
+}
+
+// post queues job after every job posted before it.
+func (n *notifier) post(job func()) {
+	n.mu.Lock()
+	n.queue = append(n.queue, job)
+	start := !n.running
+	n.running = true
+	n.mu.Unlock()
+	if start {
+		go n.drain()
+	}
+}
+
+func (n *notifier) drain() {
+	for {
+		n.mu.Lock()
+		if len(n.queue) == 0 {
+			n.queue, n.running = nil, false
+			n.mu.Unlock()
+			return
+		}
+		job := n.queue[0]
+		n.queue[0] = nil
+		n.queue = n.queue[1:]
+		n.mu.Unlock()
+		n.run(job)
+	}
+}
+
+// run runs one job; a panic costs that notification, not the ones after.
+func (n *notifier) run(job func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			n.log.Error("notification failed", "panic", p)
+		}
+	}()
+	job()
+}
