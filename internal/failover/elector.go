@@ -133,9 +133,6 @@ func NewElector(group string, onSwitch func(Switch), opts ...Option) *Elector {
 	return e
 }
 
-// Group is the name of the elector's group.
-func (e *Elector) Group() string { return e.group }
-
 // Current returns the committed decision.
 func (e *Elector) Current() *Committed { return e.cur.Load() }
 
@@ -183,13 +180,6 @@ func (e *Elector) commitLocked(c Committed) {
 	c.done = make(chan struct{})
 	old := e.cur.Swap(&c)
 	close(old.done)
-}
-
-// View returns the group's current view (nil before SetView).
-func (e *Elector) View() View {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.view
 }
 
 // SetView installs the group's current servers and policy and re-decides.

@@ -99,9 +99,6 @@ func New(cfg *config.Config, path string, log *slog.Logger, reg prometheus.Regis
 	return g, nil
 }
 
-// Table returns the routing table in use.
-func (g *Gateway) Table() *route.Table { return g.table.Load() }
-
 // Addr returns the address a listener is bound to (useful with port 0).
 func (g *Gateway) Addr(name string) string {
 	v, _ := g.addrs.Load(name)
