@@ -497,6 +497,9 @@ func (g *Gateway) Run(ctx context.Context, cfg *config.Config) error {
 	wctx, wcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer wcancel()
 	g.proxy.CloseUpgraded(wctx, proxy.CloseGoingAway, "gateway shutting down")
+	if !g.notes.wait(2 * time.Second) {
+		g.log.Warn("stopped with notifications still queued")
+	}
 	g.log.Info("stopped")
 	return nil
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"log/slog"
 	"sync"
+	"time"
 )
 
 // notifier runs the gateway's notification work (log lines, metrics,
@@ -28,6 +29,19 @@ func (n *notifier) post(job func()) {
 	n.mu.Unlock()
 	if start {
 		go n.drain()
+	}
+}
+
+// wait returns once every job posted before it has run, or after d; it
+// reports which.
+func (n *notifier) wait(d time.Duration) bool {
+	done := make(chan struct{})
+	n.post(func() { close(done) })
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
 	}
 }
 

@@ -40,16 +40,22 @@ func TestNotifierOrderAndBlocking(t *testing.T) {
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("posting behind a blocked job took %v", took)
 	}
+	if n.wait(10 * time.Millisecond) {
+		t.Errorf("wait returned true behind a blocked job")
+	}
 	mu.Lock()
 	if len(ran) != 0 {
 		t.Errorf("jobs ran past a blocked one: %v", ran)
 	}
 	mu.Unlock()
 	close(release)
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
+	if !n.wait(5 * time.Second) {
 		t.Fatal("the jobs did not run")
+	}
+	select {
+	case <-done: // wait returned after every job posted before it
+	default:
+		t.Fatal("wait returned before the jobs posted before it ran")
 	}
 	var want []int
 	for i := range jobs {
