@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemproxy/tandem/internal/gateway"
+	"github.com/tandemproxy/tandem/internal/admin"
 )
 
 // bin is the tandem binary built once for every test.
@@ -246,7 +246,7 @@ func (g *gw) waitActive(t testing.TB, server string, limit time.Duration) {
 			return false
 		}
 		defer resp.Body.Close()
-		var st gateway.State
+		var st admin.State
 		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 			last = err.Error()
 			return false

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/tandemproxy/tandem/internal/gateway"
+	"github.com/tandemproxy/tandem/internal/admin"
 	"github.com/tandemproxy/tandem/internal/kubetest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -52,14 +52,14 @@ func startReplica(t *testing.T, id, kubeconfig string) *replica {
 	return &replica{gw: startGateway(t, cfg), id: id}
 }
 
-func (r *replica) state(t testing.TB) (gateway.State, error) {
+func (r *replica) state(t testing.TB) (admin.State, error) {
 	c := &http.Client{Timeout: time.Second}
 	resp, err := c.Get("http://" + r.admin + "/api/v1/state")
 	if err != nil {
-		return gateway.State{}, err
+		return admin.State{}, err
 	}
 	defer resp.Body.Close()
-	var st gateway.State
+	var st admin.State
 	err = json.NewDecoder(resp.Body).Decode(&st)
 	return st, err
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/tandemproxy/tandem/internal/admin"
 	"github.com/tandemproxy/tandem/internal/failover"
-	"github.com/tandemproxy/tandem/internal/gateway"
 	"github.com/tandemproxy/tandem/internal/kube"
 )
 
@@ -154,11 +153,11 @@ func TestStatusPage(t *testing.T) {
 
 // clusterState is what a follower replica reports under coordination: a
 // leader elsewhere, a replica gone silent, one that sees the master down.
-func clusterState() gateway.State {
+func clusterState() admin.State {
 	now := time.Now()
-	return gateway.State{
-		Groups: []gateway.GroupState{{Name: "sense", Mode: "failover", Active: "sen1", Epoch: 7, Failback: "auto", Fenced: true,
-			Servers: []gateway.ServerState{{Name: "sen2", Address: "10.0.0.2:8079", State: "down", Since: now, Pod: "sense-master-0"},
+	return admin.State{
+		Groups: []admin.GroupState{{Name: "sense", Mode: "failover", Active: "sen1", Epoch: 7, Failback: "auto", Fenced: true,
+			Servers: []admin.ServerState{{Name: "sen2", Address: "10.0.0.2:8079", State: "down", Since: now, Pod: "sense-master-0"},
 				{Name: "sen1", Address: "10.0.0.1:8079", State: "up", Since: now, Pod: "sense-failover-0"}},
 			History: []failover.Switch{}}},
 		Cluster: &kube.Status{Identity: "gw-b", Leader: "gw-a", Fenced: true, LastContact: now.Add(-6 * time.Second),
@@ -173,7 +172,7 @@ func clusterState() gateway.State {
 // cannedGateway serves clusterState to the admin API.
 type cannedGateway struct{}
 
-func (cannedGateway) State() gateway.State                      { return clusterState() }
+func (cannedGateway) State() admin.State                        { return clusterState() }
 func (cannedGateway) Reload(string) error                       { return nil }
 func (cannedGateway) Failback(string, string) error             { return nil }
 func (cannedGateway) Switch(string, string, string) error       { return nil }

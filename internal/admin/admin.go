@@ -18,12 +18,11 @@ import (
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/failover"
-	"github.com/tandemproxy/tandem/internal/gateway"
 )
 
 // Controller is what the admin API acts on.
 type Controller interface {
-	State() gateway.State
+	State() State
 	Reload(by string) error
 	Failback(group, by string) error
 	Switch(group, server, by string) error
@@ -160,12 +159,12 @@ const (
 )
 
 func nothingToDo(err error) bool {
-	return errors.Is(err, failover.ErrNothingToDo) || errors.Is(err, gateway.ErrConflict)
+	return errors.Is(err, failover.ErrNothingToDo) || errors.Is(err, ErrConflict)
 }
 
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, gateway.ErrNoSuchGroup), errors.Is(err, failover.ErrNoSuchServer):
+	case errors.Is(err, ErrNoSuchGroup), errors.Is(err, failover.ErrNoSuchServer):
 		return http.StatusNotFound
 	case errors.Is(err, failover.ErrServerDown):
 		return http.StatusConflict

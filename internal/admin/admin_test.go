@@ -11,14 +11,16 @@ import (
 	"testing"
 
 	"github.com/tandemproxy/tandem/internal/failover"
-	"github.com/tandemproxy/tandem/internal/gateway"
 )
 
 // fakeController records actions and refuses unknown names the way the
 // gateway does.
-type fakeController struct{ calls []string }
+type fakeController struct {
+	calls []string
+	state State
+}
 
-func (f *fakeController) State() gateway.State { return gateway.State{} }
+func (f *fakeController) State() State { return f.state }
 func (f *fakeController) Reload(by string) error {
 	f.calls = append(f.calls, "reload by "+by)
 	return nil
@@ -26,7 +28,7 @@ func (f *fakeController) Reload(by string) error {
 
 func (f *fakeController) check(group, server string) error {
 	if group != "app" {
-		return fmt.Errorf("%w: %q", gateway.ErrNoSuchGroup, group)
+		return fmt.Errorf("%w: %q", ErrNoSuchGroup, group)
 	}
 	if server != "" && server != "master" && server != "failover" {
 		return fmt.Errorf("%w: %q", failover.ErrNoSuchServer, server)
@@ -44,7 +46,7 @@ func (f *fakeController) Switch(group, server, by string) error {
 }
 func (f *fakeController) Drain(group, server, by string) error {
 	if server == "failover" {
-		return fmt.Errorf("%w: failover is already drained", gateway.ErrConflict)
+		return fmt.Errorf("%w: failover is already drained", ErrConflict)
 	}
 	return f.check(group, server)
 }

@@ -382,18 +382,20 @@ func TestElectorFollowNilIsLocalAgain(t *testing.T) {
 }
 
 func TestElectorFollowStopsFailbackTimer(t *testing.T) {
-	e := failover.NewElector("g", nil)
-	v := newView(failover.Policy{After: 50 * time.Millisecond}, "a", "b")
+	const after = 50 * time.Millisecond
+	clk := newFakeClock()
+	e := failover.NewElector("g", nil, failover.WithClock(clk))
+	v := newViewAt(clk.Now, failover.Policy{After: after}, "a", "b")
 	v.set("a", false)
 	e.SetView(v.View, "test") // on b
 	v.set("a", true)
 	e.Evaluate("test") // failback of a pending, timer armed
-	if d, _ := e.Status(); d.Pending != "a" {
-		t.Fatalf("no pending failback: %+v", d)
+	if d, _ := e.Status(); d.Pending != "a" || clk.Pending() != 1 {
+		t.Fatalf("no pending failback with its timer: %+v, %d timers", d, clk.Pending())
 	}
 	r := &fakeRemote{}
 	e.Follow(r)
-	time.Sleep(150 * time.Millisecond)
+	clk.Advance(3 * after)
 	if views, _ := r.got(); len(views) != 0 {
 		t.Errorf("the local failback timer still ran: %v", views)
 	}
@@ -403,74 +405,84 @@ func TestElectorFollowStopsFailbackTimer(t *testing.T) {
 }
 
 func TestElectorAwait(t *testing.T) {
+	const wait = 100 * time.Millisecond
 	tests := []struct {
-		name    string
-		wait    time.Duration
-		adopt   *failover.Published // adopted after 30ms, if set
-		cancel  bool                // the context ends after 30ms
-		want    committed
-		minTook time.Duration
-		maxTook time.Duration
+		name  string
+		adopt *failover.Published // adopted while Await waits, if set
+		// cancel: the context ends while Await waits; expire: the wait
+		// bound passes.
+		cancel, expire bool
+		want           committed
 	}{
 		{
-			name:    "returns when a newer decision is committed",
-			wait:    10 * time.Second,
-			adopt:   ptr(published("b", 2, "a", "b")),
-			want:    committed{Active: "b", Epoch: 2},
-			minTook: 30 * time.Millisecond,
-			maxTook: 5 * time.Second,
+			name:  "returns when a newer decision is committed",
+			adopt: ptr(published("b", 2, "a", "b")),
+			want:  committed{Active: "b", Epoch: 2},
 		},
 		{
-			name:    "returns after the wait bound with no newer decision",
-			wait:    100 * time.Millisecond,
-			want:    committed{Active: "a", Epoch: 1},
-			minTook: 100 * time.Millisecond,
-			maxTook: 5 * time.Second,
+			name:   "returns after the wait bound with no newer decision",
+			expire: true,
+			want:   committed{Active: "a", Epoch: 1},
 		},
 		{
-			name:    "an equal epoch is no news",
-			wait:    100 * time.Millisecond,
-			adopt:   ptr(published("c", 1, "a", "c")),
-			want:    committed{Active: "a", Epoch: 1},
-			minTook: 100 * time.Millisecond,
-			maxTook: 5 * time.Second,
+			name:   "an equal epoch is no news",
+			adopt:  ptr(published("c", 1, "a", "c")),
+			expire: true,
+			want:   committed{Active: "a", Epoch: 1},
 		},
 		{
-			name:    "returns when the context ends",
-			wait:    10 * time.Second,
-			cancel:  true,
-			want:    committed{Active: "a", Epoch: 1},
-			minTook: 30 * time.Millisecond,
-			maxTook: 5 * time.Second,
+			name:   "returns when the context ends",
+			cancel: true,
+			want:   committed{Active: "a", Epoch: 1},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := failover.NewElector("g", nil)
+			clk := newFakeClock()
+			e := failover.NewElector("g", nil, failover.WithClock(clk))
 			e.Follow(&fakeRemote{})
 			e.Adopt(published("a", 1, "", "a"))
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				time.Sleep(30 * time.Millisecond)
-				if tt.adopt != nil {
-					e.Adopt(*tt.adopt)
+			got := make(chan *failover.Committed, 1)
+			go func() { got <- e.Await(ctx, e.Current(), wait) }()
+			clk.waitArmed(t) // Await waits
+			returned := func() bool {
+				select {
+				case c := <-got:
+					got <- c
+					return true
+				default:
+					return false
 				}
-				if tt.cancel {
-					cancel()
-				}
-			}()
-			start := time.Now()
-			got := e.Await(ctx, e.Current(), tt.wait)
-			took := time.Since(start)
-			<-done
-			if committedOf(got) != tt.want {
-				t.Errorf("Await returned %+v, want %+v", committedOf(got), tt.want)
 			}
-			if took < tt.minTook || took > tt.maxTook {
-				t.Errorf("Await took %v, want between %v and %v", took, tt.minTook, tt.maxTook)
+			if returned() {
+				t.Fatalf("Await returned before anything happened")
+			}
+			if tt.adopt != nil {
+				e.Adopt(*tt.adopt)
+			}
+			if tt.expire {
+				clk.Advance(wait - time.Nanosecond)
+				if clk.Pending() != 1 || returned() {
+					t.Fatalf("Await gave up before its wait bound")
+				}
+				clk.Advance(time.Nanosecond)
+			}
+			if tt.cancel {
+				cancel()
+			}
+			var c *failover.Committed
+			select {
+			case c = <-got:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Await did not return")
+			}
+			if committedOf(c) != tt.want {
+				t.Errorf("Await returned %+v, want %+v", committedOf(c), tt.want)
+			}
+			if n := clk.Pending(); n != 0 {
+				t.Errorf("Await left %d timers armed", n)
 			}
 		})
 	}

@@ -103,30 +103,35 @@ type View func() ([]Candidate, Policy)
 type Elector struct {
 	group    string
 	onSwitch func(Switch)
+	clock    Clock
 
 	cur    atomic.Pointer[Committed]
 	remote atomic.Pointer[remoteBox]
 
-	mu      sync.Mutex
-	view    View
-	hold    bool
-	last    Decision
-	timer   *time.Timer
-	history []Switch
+	mu   sync.Mutex
+	view View
+	hold bool
+	last Decision
+	// stopTimer cancels the pending failback timer (nil when none).
+	stopTimer func() bool
+	history   []Switch
 }
 
 type remoteBox struct{ Remote }
 
-// NewElector returns an elector for group; onSwitch is called, under the
-// elector's lock, after each switch and must not call back into it.
-func NewElector(group string, onSwitch func(Switch)) *Elector {
-	e := &Elector{group: group, onSwitch: onSwitch}
+// NewElector returns an elector for group. onSwitch is called after each
+// switch, in the order of the switches, under the elector's lock, with
+// the decision already in force: it must not call back into the elector,
+// nor block, as it holds up whoever caused the switch (a request that saw
+// a server fail); the gateway queues its switch handling.
+func NewElector(group string, onSwitch func(Switch), opts ...Option) *Elector {
+	e := &Elector{group: group, onSwitch: onSwitch, clock: SystemClock{}}
+	for _, o := range opts {
+		o(e)
+	}
 	e.cur.Store(&Committed{done: make(chan struct{})})
 	return e
 }
-
-// Group is the name of the elector's group.
-func (e *Elector) Group() string { return e.group }
 
 // Current returns the committed decision.
 func (e *Elector) Current() *Committed { return e.cur.Load() }
@@ -153,20 +158,18 @@ func (e *Elector) Follow(r Remote) {
 		return
 	}
 	e.remote.Store(&remoteBox{r})
-	if e.timer != nil {
-		e.timer.Stop()
-		e.timer = nil
-	}
+	e.stopTimerLocked()
 }
 
 // Await waits until a decision newer than c is committed, for at most
 // wait, and returns the decision then in force.
 func (e *Elector) Await(ctx context.Context, c *Committed, wait time.Duration) *Committed {
-	t := time.NewTimer(wait)
-	defer t.Stop()
+	expired := make(chan struct{})
+	stop := e.clock.AfterFunc(wait, func() { close(expired) })
+	defer stop()
 	select {
 	case <-c.done:
-	case <-t.C:
+	case <-expired:
 	case <-ctx.Done():
 	}
 	return e.cur.Load()
@@ -177,13 +180,6 @@ func (e *Elector) commitLocked(c Committed) {
 	c.done = make(chan struct{})
 	old := e.cur.Swap(&c)
 	close(old.done)
-}
-
-// View returns the group's current view (nil before SetView).
-func (e *Elector) View() View {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.view
 }
 
 // SetView installs the group's current servers and policy and re-decides.
@@ -267,8 +263,13 @@ func (e *Elector) History() []Switch {
 func (e *Elector) Stop() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.timer != nil {
-		e.timer.Stop()
+	e.stopTimerLocked()
+}
+
+func (e *Elector) stopTimerLocked() {
+	if e.stopTimer != nil {
+		e.stopTimer()
+		e.stopTimer = nil
 	}
 }
 
@@ -283,17 +284,15 @@ func (e *Elector) decideLocked(by string, failbackNow bool) Decision {
 	}
 	cands, pol := e.view()
 	cur := e.Active()
-	d := Decide(Input{Candidates: cands, Current: cur, Hold: e.hold, FailbackNow: failbackNow, Policy: pol, Now: time.Now()})
+	now := e.clock.Now()
+	d := Decide(Input{Candidates: cands, Current: cur, Hold: e.hold, FailbackNow: failbackNow, Policy: pol, Now: now})
 	if d.Changed && e.hold {
 		// The held server failed or the operator failed back: the hold ends.
 		e.hold = false
 	}
-	if e.timer != nil {
-		e.timer.Stop()
-		e.timer = nil
-	}
+	e.stopTimerLocked()
 	if !d.Recheck.IsZero() {
-		e.timer = time.AfterFunc(time.Until(d.Recheck), func() { e.Evaluate("failback timer") })
+		e.stopTimer = e.clock.AfterFunc(d.Recheck.Sub(now), func() { e.Evaluate("failback timer") })
 	}
 	e.apply(d, by)
 	return d
@@ -307,7 +306,7 @@ func (e *Elector) apply(d Decision, by string) {
 	}
 	epoch := e.Epoch() + 1
 	e.commitLocked(Committed{Active: d.Active, Epoch: epoch})
-	e.recordLocked(Switch{At: time.Now(), Group: e.group, From: from, To: d.Active, Reason: d.Reason, Kind: d.Kind, By: by, Epoch: epoch})
+	e.recordLocked(Switch{At: e.clock.Now(), Group: e.group, From: from, To: d.Active, Reason: d.Reason, Kind: d.Kind, By: by, Epoch: epoch})
 }
 
 // recordLocked keeps sw in the history (unless it is a revocation, the
@@ -360,7 +359,7 @@ func (e *Elector) Adopt(p Published) bool {
 			// role meanwhile: its websockets to the active server close
 			// (1012) as at a revocation, so their clients reconnect
 			// through a replica that knows.
-			e.recordLocked(Switch{At: time.Now(), Group: e.group, From: cur.Active, Epoch: cur.Epoch, Revoking: true,
+			e.recordLocked(Switch{At: e.clock.Now(), Group: e.group, From: cur.Active, Epoch: cur.Epoch, Revoking: true,
 				Reason: "this replica is fenced: the coordination state is out of reach", Kind: KindNone})
 		}
 		return true
@@ -375,7 +374,7 @@ func (e *Elector) Adopt(p Published) bool {
 	sw := p.Last
 	sw.Group, sw.Epoch, sw.Revoking = e.group, p.Epoch, p.Revoking
 	if sw.At.IsZero() {
-		sw.At = time.Now()
+		sw.At = e.clock.Now()
 	}
 	if from != "" {
 		// What this replica routed on loses the role, whatever the leader

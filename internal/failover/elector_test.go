@@ -16,12 +16,18 @@ type fakeView struct {
 	mu    sync.Mutex
 	cands []failover.Candidate
 	pol   failover.Policy
+	now   func() time.Time // when a server comes up
 }
 
 func newView(pol failover.Policy, names ...string) *fakeView {
-	v := &fakeView{pol: pol}
+	return newViewAt(time.Now, pol, names...)
+}
+
+// newViewAt is newView on a clock of the test's (a fakeClock's Now).
+func newViewAt(now func() time.Time, pol failover.Policy, names ...string) *fakeView {
+	v := &fakeView{pol: pol, now: now}
 	for _, n := range names {
-		v.cands = append(v.cands, failover.Candidate{Name: n, Up: true, UpSince: time.Now().Add(-time.Hour)})
+		v.cands = append(v.cands, failover.Candidate{Name: n, Up: true, UpSince: now().Add(-time.Hour)})
 	}
 	return v
 }
@@ -39,7 +45,7 @@ func (v *fakeView) set(name string, up bool) {
 		if v.cands[i].Name == name {
 			v.cands[i].Up = up
 			if up {
-				v.cands[i].UpSince = time.Now()
+				v.cands[i].UpSince = v.now()
 			}
 		}
 	}
@@ -304,23 +310,12 @@ func TestElectorSetViewKeepsActive(t *testing.T) {
 	}
 }
 
-// waitFor polls cond for up to 3 seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestElectorAfterTimer(t *testing.T) {
 	const after = 50 * time.Millisecond
-	v := newView(failover.Policy{After: after}, "a", "b")
+	clk := newFakeClock()
+	v := newViewAt(clk.Now, failover.Policy{After: after}, "a", "b")
 	var rec recorder
-	e := failover.NewElector("g", rec.on)
+	e := failover.NewElector("g", rec.on, failover.WithClock(clk))
 	defer e.Stop()
 	e.SetView(v.View, "test")
 
@@ -329,32 +324,41 @@ func TestElectorAfterTimer(t *testing.T) {
 	if e.Active() != "b" {
 		t.Fatalf("Active() = %q after a went down, want b", e.Active())
 	}
-	start := time.Now()
+	start := clk.Now()
 	v.set("a", true)
 	e.Evaluate("health")
 	if e.Active() != "b" {
 		t.Fatalf("failed back at once despite after: %v", after)
 	}
 	d, _ := e.Status()
-	if d.Pending != "a" || d.Recheck.IsZero() {
-		t.Errorf("decision %+v: want a pending with a recheck time", d)
+	if d.Pending != "a" || !d.Recheck.Equal(start.Add(after)) {
+		t.Errorf("decision %+v: want a pending with a recheck at %v", d, start.Add(after))
 	}
-	// No one calls Evaluate: the elector's own timer must fail back.
-	waitFor(t, "the failback timer", func() bool { return e.Active() == "a" })
-	if elapsed := time.Since(start); elapsed < after {
-		t.Errorf("failed back after %v, before the %v delay", elapsed, after)
+	// No one calls Evaluate: the elector's own timer must fail back, not
+	// before the delay is over.
+	clk.Advance(after - time.Nanosecond)
+	if e.Active() != "b" {
+		t.Fatalf("failed back %v after a came up, before the %v delay", after-time.Nanosecond, after)
+	}
+	clk.Advance(time.Nanosecond)
+	if e.Active() != "a" {
+		t.Fatalf("Active() = %q once the delay is over, want a (the failback timer)", e.Active())
 	}
 	sw := rec.list()
 	last := sw[len(sw)-1]
-	if last.To != "a" || last.By != "failback timer" || last.Reason != "failback: a stayed up for 50ms" {
+	if last.To != "a" || last.By != "failback timer" || last.Reason != "failback: a stayed up for 50ms" || !last.At.Equal(start.Add(after)) {
 		t.Errorf("last switch %+v", last)
+	}
+	if n := clk.Pending(); n != 0 {
+		t.Errorf("%d timers still armed after the failback", n)
 	}
 }
 
 func TestElectorAfterTimerCancelledByFailure(t *testing.T) {
 	const after = 50 * time.Millisecond
-	v := newView(failover.Policy{After: after}, "a", "b")
-	e := failover.NewElector("g", nil)
+	clk := newFakeClock()
+	v := newViewAt(clk.Now, failover.Policy{After: after}, "a", "b")
+	e := failover.NewElector("g", nil, failover.WithClock(clk))
 	defer e.Stop()
 	e.SetView(v.View, "test")
 	v.set("a", false)
@@ -362,9 +366,13 @@ func TestElectorAfterTimerCancelledByFailure(t *testing.T) {
 	v.set("a", true)
 	e.Evaluate("health")
 	// a flaps down before its delay is over: no failback.
+	clk.Advance(after / 2)
 	v.set("a", false)
 	e.Evaluate("health")
-	time.Sleep(3 * after)
+	if n := clk.Pending(); n != 0 {
+		t.Errorf("%d timers still armed for a server that went down again", n)
+	}
+	clk.Advance(3 * after)
 	if e.Active() != "b" {
 		t.Errorf("Active() = %q: failed back to a server that went down again", e.Active())
 	}
@@ -372,15 +380,19 @@ func TestElectorAfterTimerCancelledByFailure(t *testing.T) {
 
 func TestElectorStopCancelsTimer(t *testing.T) {
 	const after = 50 * time.Millisecond
-	v := newView(failover.Policy{After: after}, "a", "b")
-	e := failover.NewElector("g", nil)
+	clk := newFakeClock()
+	v := newViewAt(clk.Now, failover.Policy{After: after}, "a", "b")
+	e := failover.NewElector("g", nil, failover.WithClock(clk))
 	e.SetView(v.View, "test")
 	v.set("a", false)
 	e.Evaluate("health")
 	v.set("a", true)
 	e.Evaluate("health")
+	if n := clk.Pending(); n != 1 {
+		t.Fatalf("%d timers armed for the pending failback, want 1", n)
+	}
 	e.Stop()
-	time.Sleep(3 * after)
+	clk.Advance(3 * after)
 	if e.Active() != "b" {
 		t.Errorf("Active() = %q after Stop, want b (no timer)", e.Active())
 	}

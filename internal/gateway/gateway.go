@@ -39,11 +39,13 @@ type Gateway struct {
 	proxy   *proxy.Proxy
 	table   atomic.Pointer[route.Table]
 	lsn     atomic.Pointer[map[string]*listenerState]
+	// notes runs the switch handling and the logs of transitions, in
+	// order, off the goroutine that caused them.
+	notes *notifier
 
-	mu       sync.Mutex // serialises reloads and elector creation
-	electors map[string]*failover.Elector
-	ctx      context.Context
-	cfg      *config.Config // the file's config last applied (without discovered servers)
+	mu  sync.Mutex // serialises reloads
+	ctx context.Context
+	cfg *config.Config // the file's config last applied (without discovered servers)
 
 	// Kubernetes, when configured: servers discovered from pods, and the
 	// replicas' coordination (nil for a gateway on its own).
@@ -67,7 +69,7 @@ type listenerState struct {
 // New prepares a gateway for cfg, read from path (for reloads), with its
 // metrics registered on reg.
 func New(cfg *config.Config, path string, log *slog.Logger, reg prometheus.Registerer) (*Gateway, error) {
-	g := &Gateway{path: path, log: log, electors: map[string]*failover.Elector{}, Ready: make(chan struct{})}
+	g := &Gateway{path: path, log: log, notes: &notifier{log: log}, Ready: make(chan struct{})}
 	g.metrics = metrics.New(reg)
 	reg.MustRegister(stateCollector{g})
 	g.reg = backend.NewRegistry(g.onTransition)
@@ -97,9 +99,6 @@ func New(cfg *config.Config, path string, log *slog.Logger, reg prometheus.Regis
 	return g, nil
 }
 
-// Table returns the routing table in use.
-func (g *Gateway) Table() *route.Table { return g.table.Load() }
-
 // Addr returns the address a listener is bound to (useful with port 0).
 func (g *Gateway) Addr(name string) string {
 	v, _ := g.addrs.Load(name)
@@ -107,29 +106,39 @@ func (g *Gateway) Addr(name string) string {
 	return s
 }
 
+// elector returns the elector of failover group name for a table being
+// built: the one of the table in use, so that it outlives the reload,
+// or a new one for a group new in failover mode. The routing table is
+// the only place that keeps electors.
 func (g *Gateway) elector(name string) *failover.Elector {
-	e, ok := g.electors[name]
-	if !ok {
-		e = failover.NewElector(name, g.onSwitch)
-		if g.coord != nil {
-			e.Follow(g.coord)
+	if t := g.table.Load(); t != nil {
+		if grp := t.Group(name); grp != nil && grp.Elector != nil {
+			return grp.Elector
 		}
-		g.electors[name] = e
+	}
+	var e *failover.Elector
+	e = failover.NewElector(name, func(sw failover.Switch) { g.onSwitch(e, sw) })
+	if g.coord != nil {
+		e.Follow(g.coord)
 	}
 	return e
 }
 
-// onTransition logs a server's state change and lets its group re-decide.
+// onTransition lets a server's group re-decide at once, in the goroutine
+// that saw the transition (a request's, a prober's), and queues its log
+// line, before the switch handling a switch it causes queues.
 func (g *Gateway) onTransition(tr backend.Transition) {
 	s := tr.Server
-	lvl := slog.LevelInfo
-	if tr.To == backend.Down {
-		lvl = slog.LevelWarn
-	}
-	g.log.Log(context.Background(), lvl, "server state changed", "group", s.Group, "server", s.Name,
-		"address", s.Address, "from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason)
+	g.notes.post(func() {
+		lvl := slog.LevelInfo
+		if tr.To == backend.Down {
+			lvl = slog.LevelWarn
+		}
+		g.log.Log(context.Background(), lvl, "server state changed", "group", s.Group, "server", s.Name,
+			"address", s.Address, "from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason)
+		g.proxy.Abandoned(s, proxy.AbandonDown, tr.Abandoned)
+	})
 	g.reasons.Store(s.Key, tr.Reason)
-	g.proxy.Abandoned(s, proxy.AbandonDown, tr.Abandoned)
 	if t := g.table.Load(); t != nil {
 		if grp := t.Group(s.Group); grp != nil && grp.Elector != nil {
 			// The cause goes with it: the history and Events say what was
@@ -147,9 +156,31 @@ func heldNote(s *backend.Server) string {
 	return ""
 }
 
-// onSwitch logs a switch and closes the websockets of the server that lost
-// the active role, so their clients reconnect to the new one at once.
-func (g *Gateway) onSwitch(sw failover.Switch) {
+// onSwitch is called by e, under its lock, as it commits sw: the decision
+// is in force already. The tries still waiting on the former active
+// server are let go at once (this never blocks); the rest of the switch
+// handling is queued, so that it never holds up the request or the
+// elector that caused the switch.
+func (g *Gateway) onSwitch(e *failover.Elector, sw failover.Switch) {
+	t := g.table.Load() // the table the switch was decided on
+	var from *backend.Server
+	if t != nil && sw.From != "" {
+		if grp := t.Group(sw.Group); grp != nil {
+			from = grp.Server(sw.From)
+		}
+	}
+	abandoned := 0
+	if from != nil && !from.Drained() {
+		// Tries waiting on the former active server go on now.
+		abandoned = from.Abandon(true)
+	}
+	g.notes.post(func() { g.switched(e, sw, t, abandoned) })
+}
+
+// switched logs a switch, counts it and closes the websockets of the
+// server that lost the active role, so their clients reconnect to the new
+// one at once.
+func (g *Gateway) switched(e *failover.Elector, sw failover.Switch, t *route.Table, abandoned int) {
 	lvl := slog.LevelWarn
 	if sw.From == "" {
 		lvl = slog.LevelInfo // the first decision after start is no incident
@@ -163,7 +194,6 @@ func (g *Gateway) onSwitch(sw failover.Switch) {
 	} else {
 		g.metrics.Switches.WithLabelValues(sw.Group, sw.Kind).Inc()
 	}
-	t := g.table.Load()
 	if t == nil || sw.From == "" {
 		return
 	}
@@ -171,17 +201,22 @@ func (g *Gateway) onSwitch(sw failover.Switch) {
 	if grp == nil {
 		return
 	}
-	if s := grp.Server(sw.From); s != nil && !s.Drained() {
-		// Requests still waiting on the former active server go on now.
-		g.proxy.AbandonRole(s)
+	s := grp.Server(sw.From)
+	if s != nil {
+		g.proxy.Abandoned(s, proxy.AbandonRole, abandoned)
 	}
 	if grp.Cfg.Websocket.OnSwitch != "close" || sw.To == "" && !sw.Revoking {
 		// To no server at all: the last server's websockets are kept, as
 		// their clients would have nowhere to reconnect to.
 		return
 	}
+	if c := e.Current(); c.Active == sw.From && !c.Revoking && !c.Fenced {
+		// A later switch gave the role back to the server before this
+		// one's handling ran: its websockets are to the active server.
+		return
+	}
 	// A drained server's websockets get the drain's grace period instead.
-	if s := grp.Server(sw.From); s != nil && !s.Drained() {
+	if s != nil && !s.Drained() {
 		if n := s.Conns().CloseAll(proxy.CloseServiceRestart, "active server changed"); n > 0 {
 			g.log.Info("closing websockets of the former active server", "group", sw.Group, "server", sw.From, "count", n)
 		}
@@ -215,13 +250,17 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config, by string) erro
 	if err := g.health.Sync(ctx, targets); err != nil {
 		return err
 	}
-	g.table.Store(t)
-	for name, e := range g.electors {
-		if grp := t.Group(name); grp != nil && grp.Elector == e {
-			e.SetView(grp.View, by)
-		} else {
-			e.Stop()
-			delete(g.electors, name)
+	old := g.table.Swap(t)
+	for _, grp := range t.Groups {
+		if grp.Elector != nil {
+			grp.Elector.SetView(grp.View, by)
+		}
+	}
+	if old != nil {
+		for _, was := range old.Groups {
+			if now := t.Group(was.Name); was.Elector != nil && (now == nil || now.Elector != was.Elector) {
+				was.Elector.Stop() // its group left the config or failover mode
+			}
 		}
 	}
 	for _, s := range g.reg.Retain(keep) {
@@ -458,6 +497,9 @@ func (g *Gateway) Run(ctx context.Context, cfg *config.Config) error {
 	wctx, wcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer wcancel()
 	g.proxy.CloseUpgraded(wctx, proxy.CloseGoingAway, "gateway shutting down")
+	if !g.notes.wait(2 * time.Second) {
+		g.log.Warn("stopped with notifications still queued")
+	}
 	g.log.Info("stopped")
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tandemproxy/tandem/internal/admin"
 	"github.com/tandemproxy/tandem/internal/backend"
 	"github.com/tandemproxy/tandem/internal/config"
 	"github.com/tandemproxy/tandem/internal/failover"
@@ -13,60 +14,10 @@ import (
 	"github.com/tandemproxy/tandem/internal/route"
 )
 
-// State is the JSON view of every group, for the admin API and CLI.
-type State struct {
-	Groups []GroupState `json:"groups"`
-	// Cluster is the replicas' coordination, when there is one.
-	Cluster *kube.Status `json:"cluster,omitempty"`
-}
-
-// GroupState is one group's servers, active server and history.
-type GroupState struct {
-	Name    string `json:"name"`
-	Mode    string `json:"mode"`
-	Active  string `json:"active,omitempty"`
-	Epoch   uint64 `json:"epoch"`
-	Reason  string `json:"reason,omitempty"`
-	Pending string `json:"pendingFailback,omitempty"`
-	// PendingAt is when a pending failback with a delay will happen.
-	PendingAt *time.Time        `json:"pendingFailbackAt,omitempty"`
-	Hold      bool              `json:"operatorHold,omitempty"`
-	Revoking  bool              `json:"revoking,omitempty"`
-	Fenced    bool              `json:"fenced,omitempty"`
-	Failback  string            `json:"failback"`
-	Servers   []ServerState     `json:"servers"`
-	History   []failover.Switch `json:"history"`
-}
-
-// ServerState is one server's health.
-type ServerState struct {
-	Name       string     `json:"name"`
-	Address    string     `json:"address"`
-	State      string     `json:"state"`
-	Drained    bool       `json:"drained,omitempty"`
-	Since      time.Time  `json:"since"`
-	Websockets int        `json:"websockets"`
-	Pod        string     `json:"pod,omitempty"`
-	LastCheck  *CheckView `json:"lastCheck,omitempty"`
-	// HeldUntil and HeldReason: a server ejected by its traffic is held
-	// down until then whatever its checks say, and why.
-	HeldUntil  *time.Time `json:"heldUntil,omitempty"`
-	HeldReason string     `json:"heldReason,omitempty"`
-}
-
-// CheckView is the latest active check of a server.
-type CheckView struct {
-	At        time.Time `json:"at"`
-	OK        bool      `json:"ok"`
-	Status    int       `json:"status,omitempty"`
-	LatencyMS float64   `json:"latencyMs"`
-	Detail    string    `json:"detail,omitempty"`
-}
-
 // State reports every group as the gateway sees it now.
-func (g *Gateway) State() State {
+func (g *Gateway) State() admin.State {
 	t := g.table.Load()
-	var out State
+	var out admin.State
 	if g.coord != nil {
 		st := g.coord.Status()
 		out.Cluster = &st
@@ -75,7 +26,7 @@ func (g *Gateway) State() State {
 		return out
 	}
 	for _, grp := range t.Groups {
-		gs := GroupState{Name: grp.Name, Mode: grp.Cfg.Mode, Failback: grp.Cfg.Failback.Policy, History: []failover.Switch{}}
+		gs := admin.GroupState{Name: grp.Name, Mode: grp.Cfg.Mode, Failback: grp.Cfg.Failback.Policy, History: []failover.Switch{}}
 		if a := grp.Cfg.Failback.After.D(); a > 0 {
 			gs.Failback += " after " + a.String()
 		}
@@ -94,12 +45,12 @@ func (g *Gateway) State() State {
 			pods[sc.Name] = sc.Pod
 		}
 		for _, s := range grp.Servers {
-			ss := ServerState{Pod: pods[s.Name], Name: s.Name, Address: s.Address, State: s.State().String(), Drained: s.Drained(), Since: s.Since(), Websockets: s.Conns().Len()}
+			ss := admin.ServerState{Pod: pods[s.Name], Name: s.Name, Address: s.Address, State: s.State().String(), Drained: s.Drained(), Since: s.Since(), Websockets: s.Conns().Len()}
 			if h := s.HeldUntil(); !h.IsZero() {
 				ss.HeldUntil, ss.HeldReason = &h, s.HeldReason()
 			}
 			if c := s.LastCheck(); c != nil {
-				ss.LastCheck = &CheckView{At: c.At, OK: c.OK, Status: c.Status, LatencyMS: float64(c.Latency.Microseconds()) / 1000, Detail: c.Detail}
+				ss.LastCheck = &admin.CheckView{At: c.At, OK: c.OK, Status: c.Status, LatencyMS: float64(c.Latency.Microseconds()) / 1000, Detail: c.Detail}
 			}
 			gs.Servers = append(gs.Servers, ss)
 		}
@@ -108,10 +59,18 @@ func (g *Gateway) State() State {
 	return out
 }
 
-// Errors of operator actions.
+// The admin API's types and errors under the names internal/cli still
+// uses; they are admin's.
+type (
+	State       = admin.State
+	GroupState  = admin.GroupState
+	ServerState = admin.ServerState
+	CheckView   = admin.CheckView
+)
+
 var (
-	ErrNoSuchGroup = errors.New("no such group")
-	ErrConflict    = errors.New("nothing to do")
+	ErrNoSuchGroup = admin.ErrNoSuchGroup
+	ErrConflict    = admin.ErrConflict
 )
 
 // Drain takes server out of service: no new requests or websockets, the
@@ -133,7 +92,7 @@ func (g *Gateway) setDrained(group, server, by string, on bool) error {
 		// Through the leader, so that every replica drains it.
 		err := g.coord.Drain(group, server, by, on)
 		if errors.Is(err, failover.ErrNothingToDo) {
-			return fmt.Errorf("%w: %w", ErrConflict, err)
+			return fmt.Errorf("%w: %w", admin.ErrConflict, err)
 		}
 		return err
 	}
@@ -142,7 +101,7 @@ func (g *Gateway) setDrained(group, server, by string, on bool) error {
 		action, already = "undrain", "not drained"
 	}
 	if !g.drainLocal(grp, s, on, by) {
-		return fmt.Errorf("%w: %s is %s", ErrConflict, server, already)
+		return fmt.Errorf("%w: %s is %s", admin.ErrConflict, server, already)
 	}
 	if grp.Elector != nil {
 		grp.Elector.Evaluate(action + " by " + by)
@@ -248,7 +207,7 @@ func (g *Gateway) History(group string) ([]failover.Switch, error) {
 func (g *Gateway) server(group, server string) (*route.Group, *backend.Server, error) {
 	grp := g.table.Load().Group(group)
 	if grp == nil {
-		return nil, nil, fmt.Errorf("%w: %q", ErrNoSuchGroup, group)
+		return nil, nil, fmt.Errorf("%w: %q", admin.ErrNoSuchGroup, group)
 	}
 	s := grp.Server(server)
 	if s == nil {
@@ -261,7 +220,7 @@ func (g *Gateway) failoverGroup(name string) (*failover.Elector, error) {
 	t := g.table.Load()
 	grp := t.Group(name)
 	if grp == nil {
-		return nil, fmt.Errorf("%w: %q", ErrNoSuchGroup, name)
+		return nil, fmt.Errorf("%w: %q", admin.ErrNoSuchGroup, name)
 	}
 	if grp.Elector == nil {
 		return nil, fmt.Errorf("group %q is in %s mode: it has no active server", name, grp.Cfg.Mode)
