@@ -27,22 +27,28 @@ func app(t *testing.T, name string) *httptest.Server {
 		case "/status":
 			io.WriteString(w, `{"version":"1"}`)
 		case "/websocket":
-			c, err := websocket.Accept(w, r, nil)
-			if err != nil {
-				return
-			}
-			defer c.CloseNow()
-			for {
-				if _, _, err := c.Read(context.Background()); err != nil {
-					return
-				}
-			}
+			echoWebsocket(w, r)
 		default:
 			io.WriteString(w, name)
 		}
 	}))
 	t.Cleanup(s.Close)
 	return s
+}
+
+// echoWebsocket accepts a websocket and echoes its messages until it ends.
+func echoWebsocket(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	for {
+		typ, b, err := c.Read(context.Background())
+		if err != nil || c.Write(context.Background(), typ, b) != nil {
+			return
+		}
+	}
 }
 
 // testConfig is group app in failover mode over master and its backup,

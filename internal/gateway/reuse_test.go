@@ -36,17 +36,7 @@ func TestRequestNotKept(t *testing.T) {
 			case <-r.Context().Done():
 			}
 		case "/websocket":
-			c, err := websocket.Accept(w, r, nil)
-			if err != nil {
-				return
-			}
-			defer c.CloseNow()
-			for {
-				typ, b, err := c.Read(context.Background())
-				if err != nil || c.Write(context.Background(), typ, b) != nil {
-					return
-				}
-			}
+			echoWebsocket(w, r)
 		default:
 			if _, ok := failing.Load(r.URL.Path); ok {
 				hj, _ := w.(http.Hijacker)
