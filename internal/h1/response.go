@@ -45,6 +45,8 @@ type response struct {
 	trailers []string
 	// unreadBody: the connection closes with body bytes unread.
 	unreadBody bool
+	// badCL: the handler set a Content-Length that was not a length.
+	badCL bool
 }
 
 func (w *response) reset(c *conn, r *http.Request) {
@@ -92,6 +94,7 @@ func (w *response) WriteHeader(code int) {
 			w.cl = n
 		} else {
 			delete(w.header, "Content-Length")
+			w.badCL = true
 		}
 	}
 	if w.framed() {
@@ -220,9 +223,10 @@ func (w *response) finish() error {
 		}
 		bw.WriteString("\r\n")
 	}
-	if w.cl >= 0 && w.written < w.cl && !w.isHEAD && bodyAllowed(w.status) {
+	if w.cl >= 0 && w.written != w.cl && !w.isHEAD && bodyAllowed(w.status) {
 		// A body shorter than announced: the client would wait for the
-		// rest; only closing tells it.
+		// rest; only closing tells it. Longer (the rest refused): the
+		// handler is out of step with its own head; net/http closes too.
 		w.closeAfter = true
 	}
 	w.settleBody()
@@ -257,12 +261,13 @@ func (w *response) sendHead(done, settle bool, sniff []byte) error {
 	if settle {
 		w.settleBody()
 	}
-	trailers := false
+	// Any Trailer header, even an empty one, means trailers to net/http:
+	// the body goes chunked.
+	_, trailers := h["Trailer"]
 	for _, v := range h["Trailer"] {
 		for name := range strings.SplitSeq(v, ",") {
 			if name = strings.TrimSpace(name); name != "" {
 				w.trailers = append(w.trailers, http.CanonicalHeaderKey(name))
-				trailers = true
 			}
 		}
 	}
@@ -275,7 +280,9 @@ func (w *response) sendHead(done, settle bool, sniff []byte) error {
 	if len(w.pending) > 0 {
 		sniff = w.pending
 	}
-	autoCL := done && !trailers && allowed && w.cl < 0 && (!w.isHEAD || len(w.pending) > 0)
+	// Not after an invalid Content-Length of the handler's: net/http
+	// frames that body chunked (FuzzResponseWriter).
+	autoCL := done && !trailers && allowed && w.cl < 0 && !w.badCL && (!w.isHEAD || len(w.pending) > 0)
 	if autoCL {
 		w.cl = int64(len(w.pending))
 	}

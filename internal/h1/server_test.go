@@ -38,7 +38,7 @@ type testServer struct {
 // net/http fallback running the same handler; opts adjust the server
 // before it starts. As in the gateway, the fallback gets the same limits
 // and timeouts. The server is closed at the end of the test.
-func startServer(t *testing.T, h http.HandlerFunc, opts ...func(*Server)) *testServer {
+func startServer(t testing.TB, h http.HandlerFunc, opts ...func(*Server)) *testServer {
 	t.Helper()
 	wrapped := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := w.(*response); ok {
