@@ -154,7 +154,8 @@ func TestStatusPage(t *testing.T) {
 // TestStatusPageHeld: a master whose checks pass and whose answers are
 // broken is ejected by its traffic and held down; the page shows it down
 // with its passing check and says until when it is held and why, as the
-// admin API has it, and says nothing of a hold on the failover.
+// admin API has it, and says nothing of a hold on the failover; tandem
+// status says it too.
 func TestStatusPageHeld(t *testing.T) {
 	g := fakeMasterGateway(t, brokenServer(t), "    passive: {maxFails: 1, window: 10s, baseEjectionTime: 60s}\n")
 	b := newBrowser(t)
@@ -190,6 +191,13 @@ func TestStatusPageHeld(t *testing.T) {
 			f.dataset.role === "active" && f.dataset.held === "false" && f.querySelector(".check .held").hidden;
 	})()`)
 	t.Logf("the page showed %q %v after the admin API", want, took.Round(time.Millisecond))
+	// tandem status says it too, under the same clock.
+	for _, o := range []string{"table", "wide"} {
+		out, code := g.cli("status", "-o", o)
+		if line := "app: master held down until " + held.HeldUntil.Local().Format("15:04:05") + " (in "; code != 0 || !strings.Contains(out, line) || !strings.Contains(out, "): "+held.HeldReason+"\n") || !strings.Contains(out, "down,held") {
+			t.Errorf("tandem status -o %s (exit %d) does not say the master is held down until when and why:\n%s", o, code, out)
+		}
+	}
 	b.screenshot(filepath.Join(artifactDir(t), "status-page-held.png"))
 	b.do(5*time.Second, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
 	b.until(3*time.Second, "the page fits a phone's width, the hold shown", `document.documentElement.scrollWidth <= window.innerWidth &&

@@ -107,6 +107,9 @@ func renderStatus(w io.Writer, st admin.State, wide bool, now time.Time, paint f
 			case s.Drained:
 				state, stateColour = s.State+",drained", yellow
 			}
+			if s.HeldUntil != nil {
+				state += ",held"
+			}
 			role, state = paint(roleColour, role), paint(stateColour, state)
 			if !wide {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.Name, s.Name, state, role)
@@ -128,11 +131,29 @@ func renderStatus(w io.Writer, st admin.State, wide bool, now time.Time, paint f
 	}
 	for _, g := range st.Groups {
 		fmt.Fprintln(w, groupSummary(g, now))
+		for _, s := range g.Servers {
+			if h := s.HeldUntil; h != nil {
+				fmt.Fprintln(w, heldLine(g.Name, s, *h, now))
+			}
+		}
 	}
 	if st.Cluster != nil {
 		return renderCluster(w, st, now, paint)
 	}
 	return nil
+}
+
+// heldLine says until when a server ejected by its traffic is held down,
+// whatever its checks say, and why.
+func heldLine(group string, s admin.ServerState, until, now time.Time) string {
+	line := fmt.Sprintf("%s: %s held down until %s", group, s.Name, until.In(now.Location()).Format("15:04:05"))
+	if until.After(now) {
+		line += " (in " + ago(until, now) + ")"
+	}
+	if s.HeldReason != "" {
+		line += ": " + s.HeldReason
+	}
+	return line
 }
 
 // groupSummary says in one line what holds a group's active server and

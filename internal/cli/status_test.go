@@ -73,6 +73,41 @@ func TestRenderStatus(t *testing.T) {
 			not: []string{"POD"},
 		},
 		{
+			name: "a server ejected by its traffic: held down until when and why, in table and wide",
+			state: func() admin.State {
+				st := cannedState()
+				at := now.Add(42 * time.Second)
+				st.Groups[0].Hold = false
+				st.Groups[0].Servers[0].State = "down"
+				st.Groups[0].Servers[0].HeldUntil, st.Groups[0].Servers[0].HeldReason = &at, "ejected by its traffic 2 times in a row: held down 1m0s"
+				st.Groups[1].Servers[1].HeldUntil = &at
+				return st
+			},
+			want: []string{
+				"sense  sen2    down,held  standby",
+				"sense  sen1    up         ACTIVE",
+				"sense: sen2 held down until 14:00:42 (in 42s): ejected by its traffic 2 times in a row: held down 1m0s",
+				"web    w2      down,held  roundrobin",
+				"web: w2 held down until 14:00:42 (in 42s)\n",
+			},
+			not: []string{"sen1 held", "w1 held"},
+		},
+		{
+			name: "wide: the hold too",
+			state: func() admin.State {
+				st := cannedState()
+				at := now.Add(42 * time.Second)
+				st.Groups[0].Servers[0].State = "down"
+				st.Groups[0].Servers[0].HeldUntil, st.Groups[0].Servers[0].HeldReason = &at, "ejected by its traffic 1 times in a row: held down 1m0s"
+				return st
+			},
+			wide: true,
+			want: []string{
+				`sense  sen2    10.0.0.2:8079  down,held  standby     0   ok 1.2ms 400ms ago {"version":"1.2"}`,
+				"sense: sen2 held down until 14:00:42 (in 42s): ejected by its traffic 1 times in a row: held down 1m0s",
+			},
+		},
+		{
 			name: "pending failback with a time, no hold",
 			state: func() admin.State {
 				st := cannedState()
