@@ -151,6 +151,69 @@ func TestStatusPage(t *testing.T) {
 	b.checkConsole()
 }
 
+// TestStatusPageHeld: a master whose checks pass and whose answers are
+// broken is ejected by its traffic and held down; the page shows it down
+// with its passing check and says until when it is held and why, as the
+// admin API has it, and says nothing of a hold on the failover; tandem
+// status says it too.
+func TestStatusPageHeld(t *testing.T) {
+	g := fakeMasterGateway(t, brokenServer(t), "    passive: {maxFails: 1, window: 10s, baseEjectionTime: 60s}\n")
+	b := newBrowser(t)
+	b.do(10*time.Second, "load the status page", chromedp.Navigate("http://"+g.admin+"/"))
+	b.until(5*time.Second, "the page shows the master active, not held", `(() => {
+		const m = document.querySelector('[data-group="app"] [data-server="master"]');
+		return !!m && m.dataset.role === "active" && m.dataset.held === "false" && m.querySelector(".held").hidden;
+	})()`)
+
+	// A request the master answers with a broken head ejects it; the
+	// request is replayed on the failover.
+	c := &http.Client{Timeout: 2 * time.Second}
+	var held stateServer
+	if !untilTrue(3*time.Second, func() bool {
+		if r := get(c, "http://"+g.addr+"/hello"); r.err != nil || r.status != http.StatusOK {
+			t.Errorf("GET through the gateway: %d %v, want 200 from the failover", r.status, r.err)
+		}
+		held = apiServer(t, g, "app", "master")
+		return held.HeldUntil != nil
+	}) {
+		t.Fatalf("the admin API does not show the master held after its broken answers: %+v", held)
+	}
+	if !strings.Contains(held.HeldReason, "held down") {
+		t.Fatalf("the admin API's heldReason %q does not say why the master is held", held.HeldReason)
+	}
+	want := "held down until " + held.HeldUntil.Local().Format("15:04:05") + ": " + held.HeldReason
+	took := b.until(3*time.Second, "the page shows the master down, its check passing, held until "+held.HeldUntil.Local().Format("15:04:05"), `(() => {
+		const m = document.querySelector('[data-group="app"] [data-server="master"]');
+		const f = document.querySelector('[data-group="app"] [data-server="failover"]');
+		const h = m && m.querySelector(".check .held");
+		return m.dataset.role === "down" && m.dataset.held === "true" && m.querySelector(".check .res").classList.contains("ok") &&
+			!!h && !h.hidden && h.offsetParent !== null && h.textContent === `+jsString(want)+` &&
+			f.dataset.role === "active" && f.dataset.held === "false" && f.querySelector(".check .held").hidden;
+	})()`)
+	t.Logf("the page showed %q %v after the admin API", want, took.Round(time.Millisecond))
+	// tandem status says it too, under the same clock.
+	for _, o := range []string{"table", "wide"} {
+		out, code := g.cli("status", "-o", o)
+		if line := "app: master held down until " + held.HeldUntil.Local().Format("15:04:05") + " (in "; code != 0 || !strings.Contains(out, line) || !strings.Contains(out, "): "+held.HeldReason+"\n") || !strings.Contains(out, "down,held") {
+			t.Errorf("tandem status -o %s (exit %d) does not say the master is held down until when and why:\n%s", o, code, out)
+		}
+	}
+	b.screenshot(filepath.Join(artifactDir(t), "status-page-held.png"))
+	b.do(5*time.Second, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+	b.until(3*time.Second, "the page fits a phone's width, the hold shown", `document.documentElement.scrollWidth <= window.innerWidth &&
+		document.querySelector('[data-server="master"] .check .held').offsetParent !== null`)
+	b.checkConsole()
+}
+
+// jsString is s as a JavaScript string literal.
+func jsString(s string) string {
+	j, err := json.Marshal(s)
+	if err != nil {
+		panic(err)
+	}
+	return string(j)
+}
+
 // clusterState is what a follower replica reports under coordination: a
 // leader elsewhere, a replica gone silent, one that sees the master down.
 func clusterState() admin.State {
@@ -218,11 +281,13 @@ func TestStatusPageCluster(t *testing.T) {
 	b.checkConsole()
 }
 
-// stateServer is the part of the admin API's state this test reads.
+// stateServer is the part of the admin API's state these tests read.
 type stateServer struct {
-	Name    string `json:"name"`
-	State   string `json:"state"`
-	Drained bool   `json:"drained"`
+	Name       string     `json:"name"`
+	State      string     `json:"state"`
+	Drained    bool       `json:"drained"`
+	HeldUntil  *time.Time `json:"heldUntil"`
+	HeldReason string     `json:"heldReason"`
 }
 
 // apiServer reads one server's state from the admin API.

@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tandemproxy/tandem/internal/admin"
 	"github.com/tandemproxy/tandem/internal/failover"
-	"github.com/tandemproxy/tandem/internal/gateway"
 )
 
 // adminClient talks to a gateway's admin API.
@@ -133,7 +132,7 @@ func adminCmds() []*cobra.Command {
 			if err := checkFormat(output, statusFormats); err != nil {
 				return err
 			}
-			var st gateway.State
+			var st admin.State
 			if err := ac.do(http.MethodGet, "/api/v1/state", &st); err != nil {
 				return err
 			}
@@ -149,7 +148,7 @@ func adminCmds() []*cobra.Command {
 
 	// action posts path and says what happened; then, if set, reports the
 	// group's state after a done action.
-	action := func(cmd *cobra.Command, path, group, done string, after func(g gateway.GroupState) string) error {
+	action := func(cmd *cobra.Command, path, group, done string, after func(g admin.GroupState) string) error {
 		var res actionResult
 		if err := ac.do(http.MethodPost, path, &res); err != nil {
 			return err
@@ -160,7 +159,7 @@ func adminCmds() []*cobra.Command {
 			return nil
 		}
 		if after != nil {
-			var st gateway.State
+			var st admin.State
 			if err := ac.do(http.MethodGet, "/api/v1/state", &st); err == nil {
 				for _, g := range st.Groups {
 					if g.Name == group {
@@ -172,8 +171,8 @@ func adminCmds() []*cobra.Command {
 		fmt.Fprintln(w, done)
 		return nil
 	}
-	activeNow := func(verb string) func(g gateway.GroupState) string {
-		return func(g gateway.GroupState) string {
+	activeNow := func(verb string) func(g admin.GroupState) string {
+		return func(g admin.GroupState) string {
 			switch {
 			case g.Revoking:
 				return fmt.Sprintf("%s: %s: switch under way (epoch %d)", g.Name, verb, g.Epoch)

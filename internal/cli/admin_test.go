@@ -13,7 +13,6 @@ import (
 
 	"github.com/tandemproxy/tandem/internal/admin"
 	"github.com/tandemproxy/tandem/internal/failover"
-	"github.com/tandemproxy/tandem/internal/gateway"
 )
 
 // fakeGateway answers the admin API as a gateway whose group app is on
@@ -24,11 +23,11 @@ type fakeGateway struct {
 	by     []string
 }
 
-func (f *fakeGateway) State() gateway.State {
+func (f *fakeGateway) State() admin.State {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return gateway.State{Groups: []gateway.GroupState{{Name: "app", Mode: "failover", Active: f.active, Epoch: 4, Failback: "manual",
-		Servers: []gateway.ServerState{{Name: "master", State: "up"}, {Name: "failover", State: "up"}}}}}
+	return admin.State{Groups: []admin.GroupState{{Name: "app", Mode: "failover", Active: f.active, Epoch: 4, Failback: "manual",
+		Servers: []admin.ServerState{{Name: "master", State: "up"}, {Name: "failover", State: "up"}}}}}
 }
 func (f *fakeGateway) record(by string) { f.mu.Lock(); f.by = append(f.by, by); f.mu.Unlock() }
 func (f *fakeGateway) Reload(by string) error {
@@ -38,7 +37,7 @@ func (f *fakeGateway) Reload(by string) error {
 func (f *fakeGateway) Failback(group, by string) error {
 	f.record(by)
 	if group != "app" {
-		return fmt.Errorf("%w: %q", gateway.ErrNoSuchGroup, group)
+		return fmt.Errorf("%w: %q", admin.ErrNoSuchGroup, group)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -63,7 +62,7 @@ func (f *fakeGateway) Switch(group, server, by string) error {
 }
 func (f *fakeGateway) Drain(group, server, by string) error {
 	f.record(by)
-	return fmt.Errorf("%w: %s is already drained", gateway.ErrConflict, server)
+	return fmt.Errorf("%w: %s is already drained", admin.ErrConflict, server)
 }
 func (f *fakeGateway) Undrain(group, server, by string) error { f.record(by); return nil }
 func (f *fakeGateway) History(string) ([]failover.Switch, error) {

@@ -11,8 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tandemproxy/tandem/internal/admin"
 	"github.com/tandemproxy/tandem/internal/failover"
-	"github.com/tandemproxy/tandem/internal/gateway"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -71,7 +71,7 @@ func blockStyle(n *yaml.Node) {
 // renderStatus writes st as a table (wide: with addresses, last checks
 // and websockets) followed by one line per group saying what decides its
 // active server now, and the replicas' coordination when there is one.
-func renderStatus(w io.Writer, st gateway.State, wide bool, now time.Time, paint func(colour, s string) string) error {
+func renderStatus(w io.Writer, st admin.State, wide bool, now time.Time, paint func(colour, s string) string) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	pods := false
 	for _, g := range st.Groups {
@@ -107,6 +107,9 @@ func renderStatus(w io.Writer, st gateway.State, wide bool, now time.Time, paint
 			case s.Drained:
 				state, stateColour = s.State+",drained", yellow
 			}
+			if s.HeldUntil != nil {
+				state += ",held"
+			}
 			role, state = paint(roleColour, role), paint(stateColour, state)
 			if !wide {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.Name, s.Name, state, role)
@@ -128,6 +131,11 @@ func renderStatus(w io.Writer, st gateway.State, wide bool, now time.Time, paint
 	}
 	for _, g := range st.Groups {
 		fmt.Fprintln(w, groupSummary(g, now))
+		for _, s := range g.Servers {
+			if h := s.HeldUntil; h != nil {
+				fmt.Fprintln(w, heldLine(g.Name, s, *h, now))
+			}
+		}
 	}
 	if st.Cluster != nil {
 		return renderCluster(w, st, now, paint)
@@ -135,9 +143,22 @@ func renderStatus(w io.Writer, st gateway.State, wide bool, now time.Time, paint
 	return nil
 }
 
+// heldLine says until when a server ejected by its traffic is held down,
+// whatever its checks say, and why.
+func heldLine(group string, s admin.ServerState, until, now time.Time) string {
+	line := fmt.Sprintf("%s: %s held down until %s", group, s.Name, until.In(now.Location()).Format("15:04:05"))
+	if until.After(now) {
+		line += " (in " + ago(until, now) + ")"
+	}
+	if s.HeldReason != "" {
+		line += ": " + s.HeldReason
+	}
+	return line
+}
+
 // groupSummary says in one line what holds a group's active server and
 // what would change it.
-func groupSummary(g gateway.GroupState, now time.Time) string {
+func groupSummary(g admin.GroupState, now time.Time) string {
 	if g.Mode != "failover" {
 		up := 0
 		for _, s := range g.Servers {
@@ -179,7 +200,7 @@ func groupSummary(g gateway.GroupState, now time.Time) string {
 
 // renderCluster writes the replicas' coordination: who leads, whether this
 // replica is fenced, and each replica's acknowledged epochs and view.
-func renderCluster(w io.Writer, st gateway.State, now time.Time, paint func(colour, s string) string) error {
+func renderCluster(w io.Writer, st admin.State, now time.Time, paint func(colour, s string) string) error {
 	c := st.Cluster
 	fmt.Fprintln(w)
 	leader := c.Leader

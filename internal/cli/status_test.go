@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemproxy/tandem/internal/admin"
 	"github.com/tandemproxy/tandem/internal/failover"
-	"github.com/tandemproxy/tandem/internal/gateway"
 	"github.com/tandemproxy/tandem/internal/kube"
 	"go.yaml.in/yaml/v3"
 )
@@ -19,20 +19,20 @@ func noPaint(_, s string) string { return s }
 
 // cannedState is a gateway's state: a failover group held by an operator
 // on its failover with the master waiting, and a round-robin group.
-func cannedState() gateway.State {
-	return gateway.State{Groups: []gateway.GroupState{
+func cannedState() admin.State {
+	return admin.State{Groups: []admin.GroupState{
 		{
 			Name: "sense", Mode: "failover", Active: "sen1", Epoch: 7, Failback: "auto after 5s", Hold: true, Pending: "sen2",
 			Reason: "held on sen1 by operator; sen2 waits for failback",
-			Servers: []gateway.ServerState{
+			Servers: []admin.ServerState{
 				{Name: "sen2", Address: "10.0.0.2:8079", State: "up", Websockets: 0,
-					LastCheck: &gateway.CheckView{At: now.Add(-400 * time.Millisecond), OK: true, Status: 200, LatencyMS: 1.25, Detail: `{"version":"1.2"}`}},
+					LastCheck: &admin.CheckView{At: now.Add(-400 * time.Millisecond), OK: true, Status: 200, LatencyMS: 1.25, Detail: `{"version":"1.2"}`}},
 				{Name: "sen1", Address: "10.0.0.1:8079", State: "up", Websockets: 3, Drained: false},
 			},
 		},
 		{
 			Name: "web", Mode: "roundrobin", Failback: "auto",
-			Servers: []gateway.ServerState{
+			Servers: []admin.ServerState{
 				{Name: "w1", Address: "10.0.1.1:80", State: "up"},
 				{Name: "w2", Address: "10.0.1.2:80", State: "down"},
 			},
@@ -43,7 +43,7 @@ func cannedState() gateway.State {
 func TestRenderStatus(t *testing.T) {
 	tests := []struct {
 		name  string
-		state func() gateway.State
+		state func() admin.State
 		wide  bool
 		want  []string
 		not   []string
@@ -73,8 +73,43 @@ func TestRenderStatus(t *testing.T) {
 			not: []string{"POD"},
 		},
 		{
+			name: "a server ejected by its traffic: held down until when and why, in table and wide",
+			state: func() admin.State {
+				st := cannedState()
+				at := now.Add(42 * time.Second)
+				st.Groups[0].Hold = false
+				st.Groups[0].Servers[0].State = "down"
+				st.Groups[0].Servers[0].HeldUntil, st.Groups[0].Servers[0].HeldReason = &at, "ejected by its traffic 2 times in a row: held down 1m0s"
+				st.Groups[1].Servers[1].HeldUntil = &at
+				return st
+			},
+			want: []string{
+				"sense  sen2    down,held  standby",
+				"sense  sen1    up         ACTIVE",
+				"sense: sen2 held down until 14:00:42 (in 42s): ejected by its traffic 2 times in a row: held down 1m0s",
+				"web    w2      down,held  roundrobin",
+				"web: w2 held down until 14:00:42 (in 42s)\n",
+			},
+			not: []string{"sen1 held", "w1 held"},
+		},
+		{
+			name: "wide: the hold too",
+			state: func() admin.State {
+				st := cannedState()
+				at := now.Add(42 * time.Second)
+				st.Groups[0].Servers[0].State = "down"
+				st.Groups[0].Servers[0].HeldUntil, st.Groups[0].Servers[0].HeldReason = &at, "ejected by its traffic 1 times in a row: held down 1m0s"
+				return st
+			},
+			wide: true,
+			want: []string{
+				`sense  sen2    10.0.0.2:8079  down,held  standby     0   ok 1.2ms 400ms ago {"version":"1.2"}`,
+				"sense: sen2 held down until 14:00:42 (in 42s): ejected by its traffic 1 times in a row: held down 1m0s",
+			},
+		},
+		{
 			name: "pending failback with a time, no hold",
-			state: func() gateway.State {
+			state: func() admin.State {
 				st := cannedState()
 				at := now.Add(3 * time.Second)
 				st.Groups[0].Hold, st.Groups[0].PendingAt = false, &at
@@ -85,7 +120,7 @@ func TestRenderStatus(t *testing.T) {
 		},
 		{
 			name: "coordination: leader, this replica, fence, epochs, acks, liveness and views",
-			state: func() gateway.State {
+			state: func() admin.State {
 				st := cannedState()
 				st.Groups[0].Servers[0].Pod = "sense-7f9c-abcde"
 				st.Cluster = &kube.Status{Identity: "gw-b", Leader: "gw-a", LastContact: now.Add(-300 * time.Millisecond),
@@ -110,7 +145,7 @@ func TestRenderStatus(t *testing.T) {
 		},
 		{
 			name: "a fenced replica says so on the group and the cluster",
-			state: func() gateway.State {
+			state: func() admin.State {
 				st := cannedState()
 				st.Groups[0].Fenced, st.Groups[0].Hold = true, false
 				st.Cluster = &kube.Status{Identity: "gw-b", Leader: "gw-a", Fenced: true, LastContact: now.Add(-6 * time.Second)}
@@ -124,7 +159,7 @@ func TestRenderStatus(t *testing.T) {
 		},
 		{
 			name: "the leader itself, during a two-phase switch",
-			state: func() gateway.State {
+			state: func() admin.State {
 				st := cannedState()
 				st.Groups[0].Active, st.Groups[0].Revoking, st.Groups[0].Hold = "", true, false
 				st.Cluster = &kube.Status{Identity: "gw-a", Leader: "gw-a", Leading: true, LastContact: now,

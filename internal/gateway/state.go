@@ -59,19 +59,9 @@ func (g *Gateway) State() admin.State {
 	return out
 }
 
-// The admin API's types and errors under the names internal/cli still
-// uses; they are admin's.
-type (
-	State       = admin.State
-	GroupState  = admin.GroupState
-	ServerState = admin.ServerState
-	CheckView   = admin.CheckView
-)
-
-var (
-	ErrNoSuchGroup = admin.ErrNoSuchGroup
-	ErrConflict    = admin.ErrConflict
-)
+// State is admin.State under the name bench/kube.go still uses; remove
+// it once bench imports internal/admin.
+type State = admin.State
 
 // Drain takes server out of service: no new requests or websockets, the
 // requests in flight finish, its websockets are closed with 1012 after a
