@@ -22,7 +22,7 @@ func TestStateJSON(t *testing.T) {
 			Servers: []ServerState{{
 				Name: "sen2", Address: "10.0.0.2:8079", State: "down", Drained: true, Since: at, Websockets: 3, Pod: "ns/sense-0",
 				LastCheck: &CheckView{At: at, OK: true, Status: 200, LatencyMS: 1.25, Detail: `{"version":"1"}`},
-				HeldUntil: &later, HeldReason: "ejected by its traffic 1 times in a row: held down 10s",
+				HeldUntil: &later, HeldReason: "ejected by its traffic once: held down 10s",
 			}},
 			History: []failover.Switch{{At: at, Group: "sense", From: "sen2", To: "sen1", Reason: "sen2 is down",
 				Kind: failover.KindDown, By: "health", Epoch: 7, Revoking: true}},
@@ -64,7 +64,7 @@ func TestStateJSON(t *testing.T) {
             "detail": "{\"version\":\"1\"}"
           },
           "heldUntil": "2025-06-01T12:00:10Z",
-          "heldReason": "ejected by its traffic 1 times in a row: held down 10s"
+          "heldReason": "ejected by its traffic once: held down 10s"
         }
       ],
       "history": [

@@ -194,9 +194,9 @@ func (s *Server) ReportCheck(r CheckResult, rise, fall int) {
 		if time.Now().UnixNano() < s.heldUntil.Load() {
 			return // taken out by its traffic; the hold ends by itself
 		}
-		s.transition(cur, Up, "check passed "+strconv.Itoa(oks)+" times in a row")
+		s.transition(cur, Up, "check passed "+inARow(oks))
 	case cur == Up && !r.OK && pts >= 2*fall:
-		why := "check failed " + strconv.Itoa(fails) + " times in a row: " + r.Detail
+		why := "check failed " + inARow(fails) + ": " + r.Detail
 		if weakN > 0 {
 			why += " (" + strconv.Itoa(weakN) + " timed out while its traffic was answered: counted half)"
 		}
@@ -259,7 +259,7 @@ func (s *Server) Eject(reason string, e Ejection) bool {
 			s.ejections++
 			hold := min(e.Base*time.Duration(s.ejections), max(e.Max, e.Base))
 			s.heldUntil.Store(now.Add(hold).UnixNano())
-			why := fmt.Sprintf("ejected by its traffic %d times in a row: held down %v", s.ejections, hold)
+			why := fmt.Sprintf("ejected by its traffic %s: held down %v", inARow(s.ejections), hold)
 			s.heldWhy.Store(&why)
 			reason += "; " + why
 		}
@@ -306,4 +306,12 @@ func (s *Server) HeldReason() string {
 		return *w
 	}
 	return ""
+}
+
+// inARow says how many times in a row: "once", "3 times in a row".
+func inARow(n int) string {
+	if n == 1 {
+		return "once"
+	}
+	return strconv.Itoa(n) + " times in a row"
 }

@@ -98,13 +98,13 @@ func TestRenderStatus(t *testing.T) {
 				st := cannedState()
 				at := now.Add(42 * time.Second)
 				st.Groups[0].Servers[0].State = "down"
-				st.Groups[0].Servers[0].HeldUntil, st.Groups[0].Servers[0].HeldReason = &at, "ejected by its traffic 1 times in a row: held down 1m0s"
+				st.Groups[0].Servers[0].HeldUntil, st.Groups[0].Servers[0].HeldReason = &at, "ejected by its traffic once: held down 1m0s"
 				return st
 			},
 			wide: true,
 			want: []string{
 				`sense  sen2    10.0.0.2:8079  down,held  standby     0   ok 1.2ms 400ms ago {"version":"1.2"}`,
-				"sense: sen2 held down until 14:00:42 (in 42s): ejected by its traffic 1 times in a row: held down 1m0s",
+				"sense: sen2 held down until 14:00:42 (in 42s): ejected by its traffic once: held down 1m0s",
 			},
 		},
 		{

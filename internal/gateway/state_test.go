@@ -34,7 +34,7 @@ func TestStateShowsHold(t *testing.T) {
 	if ss.HeldUntil == nil || ss.HeldUntil.Before(before.Add(time.Minute)) || ss.HeldUntil.After(time.Now().Add(time.Minute)) {
 		t.Errorf("heldUntil %v, want a minute after the ejection (%v)", ss.HeldUntil, before)
 	}
-	if want := "ejected by its traffic 1 times in a row: held down 1m0s"; ss.HeldReason != want {
+	if want := "ejected by its traffic once: held down 1m0s"; ss.HeldReason != want {
 		t.Errorf("heldReason %q, want %q", ss.HeldReason, want)
 	}
 	// The other server is held by nothing: the state says nothing.
