@@ -98,8 +98,7 @@ func (x *clientCtx) cancel() {
 	if x.err.Load() != nil {
 		return
 	}
-	err := context.Canceled
-	x.err.Store(&err)
+	x.err.Store(&errCanceled)
 	if x.done != nil {
 		close(x.done)
 	}
@@ -143,6 +142,10 @@ func (x *clientCtx) stopWatch() {
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
+
+// errCanceled is every ended context's error: one value, not one
+// allocation a request.
+var errCanceled = context.Canceled
 
 // watchLocked starts the watch if it may: during the request, once the
 // body is read (its bytes are no sign of anything, and the watch would
