@@ -4,19 +4,13 @@ package proxy
 
 import (
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"syscall"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tandemproxy/tandem/internal/backend"
-	"github.com/tandemproxy/tandem/internal/config"
-	"github.com/tandemproxy/tandem/internal/failover"
-	"github.com/tandemproxy/tandem/internal/metrics"
-	"github.com/tandemproxy/tandem/internal/route"
 )
 
 // TestLocalErrorIsNoServersFault: the gateway runs out of its own file
@@ -30,22 +24,9 @@ func TestLocalErrorIsNoServersFault(t *testing.T) {
 	master, failover_ := hello("master"), hello("failover")
 	defer master.Close()
 	defer failover_.Close()
-	yaml := "listeners:\n  - {name: web, address: \"127.0.0.1:0\"}\ngroups:\n  - name: app\n    health: {disabled: true}\n    servers:\n" +
-		"      - {name: master, address: \"" + master.Listener.Addr().String() + "\"}\n" +
-		"      - {name: failover, address: \"" + failover_.Listener.Addr().String() + "\", backup: true}\n"
-	cfg, err := config.Parse("t.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var switches []failover.Switch
-	tbl := route.Build(cfg, backend.NewRegistry(nil), func(name string) *failover.Elector {
-		return failover.NewElector(name, func(sw failover.Switch) { switches = append(switches, sw) })
-	})
-	grp := tbl.Group("app")
-	grp.Elector.SetView(grp.View, "test")
-	p := New(func() *route.Table { return tbl }, slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()))
-	front := httptest.NewServer(p)
-	defer front.Close()
+	h := newHarness(t, "", master.Listener.Addr().String(), failover_.Listener.Addr().String())
+	front := h.serve(t)
+	p, grp := h.p, h.group
 	c := front.Client()
 	get := func() (int, string) {
 		resp, err := c.Get(front.URL + "/")
@@ -59,7 +40,7 @@ func TestLocalErrorIsNoServersFault(t *testing.T) {
 	if code, body := get(); code != 200 || body != "master" {
 		t.Fatalf("before: %d %q", code, body)
 	}
-	switches = nil
+	h.switched()
 	p.CloseIdle() // the next request dials
 
 	// Use up every fd the soft limit leaves, on the gateway's side.
@@ -99,8 +80,8 @@ func TestLocalErrorIsNoServersFault(t *testing.T) {
 			t.Errorf("%s marked down for the gateway's own shortage", s.Name)
 		}
 	}
-	if len(switches) > 0 {
-		t.Errorf("switched for the gateway's own shortage: %+v", switches)
+	if sw := h.switched(); len(sw) > 0 {
+		t.Errorf("switched for the gateway's own shortage: %+v", sw)
 	}
 	if code, body := get(); code != 200 || body != "master" {
 		t.Errorf("after: %d %q, want the master still", code, body)
