@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -14,8 +15,9 @@ import (
 
 // Errors that decide the status a client gets.
 var (
-	errTimeout    = errors.New("server did not answer in time")
-	errClientGone = errors.New("client went away")
+	errTimeout = errors.New("server did not answer in time")
+	// errNoTimeLeft: the request's time ran out before a try began.
+	errNoTimeLeft = fmt.Errorf("%w: no time left for another try", errTimeout)
 	// errAbandoned: the try was waiting for a response head when its
 	// server was marked down or lost the active role.
 	errAbandoned = errors.New("abandoned: the server was marked down or lost the active role")
@@ -33,8 +35,8 @@ func (e *dialError) Error() string { return "connect: " + e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
 func isDialError(err error) bool {
-	var d *dialError
-	return errors.As(err, &d)
+	_, ok := errors.AsType[*dialError](err)
+	return ok
 }
 
 // reason shortens an error to what an operator needs in a log line.

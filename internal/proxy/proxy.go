@@ -40,12 +40,14 @@ func New(table func() *route.Table, log *slog.Logger, m *metrics.Metrics) *Proxy
 
 // reqState is what one request learns on its way: group, tries, answer.
 type reqState struct {
-	table   *route.Table
-	group   *route.Group
-	host    string
-	cookie  string
-	tried   []*backend.Server
-	server  *backend.Server // the server that answered, or the last tried
+	table  *route.Table
+	group  *route.Group
+	host   string
+	cookie string
+	server *backend.Server // the server that answered, or the last tried
+	// pinned: a Host pin chose server (its websockets do not follow the
+	// active role).
+	pinned  bool
 	retries int
 	status  int
 	// answered is true when the server's response was relayed (not an

@@ -37,9 +37,14 @@ type wireRequest struct {
 	// switch carries the new epoch, never an epoch its server does not own.
 	epoch    uint64
 	hasEpoch bool
-	// idempotent requests may be sent again when a kept-alive connection
-	// turns out closed; others are sent on a connection checked first.
+	// idempotent: the request may be processed twice (see idempotent).
 	idempotent bool
+	// resendable: this try may be sent again when its kept-alive
+	// connection turns out closed (errStale); when not, it goes on a
+	// connection checked first.
+	resendable bool
+	// upgrade: the request asks to switch protocols (a websocket).
+	upgrade bool
 	// server is the try's server: a try that waits for its response head
 	// registers there, to be abandoned if the server goes down or (unless
 	// pinned) loses the active role after gen was read.
@@ -56,8 +61,9 @@ type wireRequest struct {
 // wires holds the wireRequests of finished requests, with their buffers.
 var wires = sync.Pool{New: func() any { return &wireRequest{head: make([]byte, 0, 1024)} }}
 
-// outbound renders the request for the servers; release gives it back.
-func outbound(r *http.Request, st *reqState) *wireRequest {
+// outbound renders the request for the servers (upgrade: asking to switch
+// to the protocol the client asked for); release gives it back.
+func outbound(r *http.Request, st *reqState, upgrade bool) *wireRequest {
 	wr := wires.Get().(*wireRequest)
 	b := wr.head[:0]
 	b = append(b, r.Method...)
@@ -91,9 +97,14 @@ func outbound(r *http.Request, st *reqState) *wireRequest {
 	if _, ok := r.Header["Te"]; ok && headerHasToken(r.Header, "Te", "trailers") {
 		b = append(b, "Te: trailers\r\n"...)
 	}
+	if upgrade {
+		b = append(b, "Connection: Upgrade\r\nUpgrade: "...)
+		b = append(b, r.Header.Get("Upgrade")...)
+		b = append(b, "\r\n"...)
+	}
 	f := forwardedOf(r, st.table.Trusted)
 	b = f.appendTo(b)
-	*wr = wireRequest{ctx: r.Context(), method: r.Method, idempotent: idempotent(r), head: b, contentLength: r.ContentLength,
+	*wr = wireRequest{ctx: r.Context(), method: r.Method, idempotent: idempotent(r), upgrade: upgrade, head: b, contentLength: r.ContentLength,
 		connect: st.group.Cfg.Timeouts.Connect.D(), bodyIdle: st.group.Cfg.Timeouts.BodyIdle.D()}
 	return wr
 }
@@ -184,7 +195,7 @@ func (wr *wireRequest) write(bw *bufio.Writer) error {
 // forward sends a plain request to the group's server (with the retries
 // that are safe) and relays the answer.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, st *reqState) {
-	wr := outbound(r, st)
+	wr := outbound(r, st, false)
 	defer wr.release()
 	resp, err := p.send(r, wr, st)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
+	"github.com/tandemproxy/tandem/internal/bufpool"
 	"github.com/tandemproxy/tandem/internal/httpsyntax"
 )
 
@@ -125,35 +126,74 @@ func newUpstream(dial func(ctx context.Context, addr string) (net.Conn, error)) 
 // roundTrip sends wr to addr and reads the response headers before
 // headerDeadline. The response body streams from the connection, which
 // goes back to the pool when the body was read to its end and closed. now
-// is the time the try started.
+// is the time the try started. A kept-alive connection that the server
+// had closed fails with errStale: whether to send again is the caller's
+// rule (a request that may not be sent again goes on a connection checked
+// first: wr.resendable).
 func (u *upstream) roundTrip(wr *wireRequest, addr string, now, headerDeadline time.Time) (*http.Response, error) {
-	// Only an idempotent request is sent again after a stale connection:
-	// the server may have acted on it before closing (RFC 9110 9.2.2).
-	replayable := wr.idempotent && (wr.body == nil || wr.rewind != nil)
-	for {
-		pc, err := u.get(wr.ctx, addr, wr.connect, replayable, now)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := pc.exchange(wr, now, headerDeadline)
-		if err == nil {
-			return resp, nil
-		}
+	pc, err := u.get(wr.ctx, addr, wr.connect, wr.resendable, now)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := pc.exchange(wr, now, headerDeadline)
+	if err != nil {
 		pc.c.Close()
 		if wr.ctx.Err() != nil {
 			return nil, wr.ctx.Err()
 		}
-		if errors.Is(err, errStale) && replayable {
-			// Nothing reached the server: send it again on a new connection.
-			if wr.rewind != nil {
-				wr.body = wr.rewind()
-			}
-			now = time.Now()
-			continue
+		return nil, err
+	}
+	return resp, nil
+}
+
+// upgrade sends wr, a request to switch protocols, on a new connection to
+// addr (never a pooled one: the connection is the caller's after a 101)
+// and reads the answer as roundTrip does. The Body of a 101 answer is an
+// *upgraded: the connection and what was read of it. Any other answer's
+// body closes the connection when closed.
+func (u *upstream) upgrade(wr *wireRequest, addr string, now, headerDeadline time.Time) (*http.Response, error) {
+	c, err := u.connect(wr.ctx, addr, wr.connect)
+	if err != nil {
+		return nil, err
+	}
+	lim := &headLimit{c: c, left: unlimited}
+	// Through pooled buffers: the relay gives the reader back when idle.
+	pc := &pconn{u: u, addr: addr, c: c, lim: lim, br: bufpool.Reader(lim), bw: bufpool.Writer(c)}
+	resp, err := pc.exchange(wr, now, headerDeadline)
+	bufpool.PutWriter(pc.bw)
+	pc.bw = nil
+	if err != nil {
+		c.Close()
+		bufpool.PutReader(pc.br)
+		if wr.ctx.Err() != nil {
+			return nil, wr.ctx.Err()
 		}
 		return nil, err
 	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return resp, nil
+	}
+	// The connection outlives the request: the client's leaving no longer
+	// ends it (too late: its cancel spoiled the deadlines already).
+	if !resp.Body.(*upstreamBody).stop() {
+		c.Close()
+		bufpool.PutReader(pc.br)
+		return nil, context.Cause(wr.ctx)
+	}
+	c.SetDeadline(time.Time{})
+	resp.Body = &upgraded{conn: c, br: pc.br}
+	return resp, nil
 }
+
+// upgraded is the Body of a 101 answer: the connection to the server and
+// its reader, which holds what the server sent after the head.
+type upgraded struct {
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+func (u *upgraded) Read(p []byte) (int, error) { return u.br.Read(p) }
+func (u *upgraded) Close() error               { return u.conn.Close() }
 
 // exchange writes wr and reads the response headers on pc.
 func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http.Response, error) {
@@ -224,7 +264,7 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 			break
 		}
 	}
-	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols && !wr.upgrade {
 		err = errors.New("server switched protocols on a request that did not ask to")
 	}
 	if err != nil {
@@ -245,7 +285,8 @@ func (pc *pconn) exchange(wr *wireRequest, now, headerDeadline time.Time) (*http
 	} else if resp.ContentLength < 0 || int64(pc.br.Buffered()) < resp.ContentLength {
 		pc.c.SetReadDeadline(time.Time{})
 	}
-	resp.Body = &upstreamBody{rc: resp.Body, n: resp.ContentLength, pc: pc, stop: stop, reusable: !resp.Close,
+	// The connection of an upgrade is never pooled (its buffers are not its own).
+	resp.Body = &upstreamBody{rc: resp.Body, n: resp.ContentLength, pc: pc, stop: stop, reusable: !resp.Close && !wr.upgrade,
 		ctx: wr.ctx, watched: watched, idle: wr.bodyIdle}
 	return resp, nil
 }
@@ -428,29 +469,34 @@ func (pc *pconn) classify(err error, received bool) error {
 }
 
 // get returns an idle connection to addr or dials one. A connection that
-// will carry a body that cannot be sent twice is first checked for a
-// close from the server, which a replayable request instead survives by
+// will carry a request that may not be sent twice is first checked for a
+// close from the server, which a resendable request instead survives by
 // being sent again.
-func (u *upstream) get(ctx context.Context, addr string, connect time.Duration, replayable bool, now time.Time) (*pconn, error) {
+func (u *upstream) get(ctx context.Context, addr string, connect time.Duration, resendable bool, now time.Time) (*pconn, error) {
 	for {
 		pc := u.pop(addr, now)
 		if pc == nil {
 			break
 		}
-		if replayable || pc.alive() {
+		if resendable || pc.alive() {
 			pc.reused = true
 			return pc, nil
 		}
 		pc.c.Close()
 	}
-	dctx, cancel := context.WithTimeout(ctx, connect)
-	defer cancel()
-	c, err := u.dial(dctx, addr)
+	c, err := u.connect(ctx, addr, connect)
 	if err != nil {
 		return nil, err
 	}
 	lim := &headLimit{c: c, left: unlimited}
 	return &pconn{u: u, addr: addr, named: isName(addr), c: c, lim: lim, br: bufio.NewReaderSize(lim, 4096), bw: bufio.NewWriterSize(c, 4096)}, nil
+}
+
+// connect dials addr, bounded by timeout.
+func (u *upstream) connect(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return u.dial(dctx, addr)
 }
 
 func (u *upstream) pop(addr string, now time.Time) *pconn {
