@@ -4,11 +4,14 @@ package proxy
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
 )
@@ -18,8 +21,22 @@ import (
 // and neither server is marked down nor is there a switch: every server
 // would have failed the same way.
 func TestLocalErrorIsNoServersFault(t *testing.T) {
+	// open counts the servers' connections: each server closes its end
+	// of a connection the gateway closed in its own time, and an fd freed
+	// so after the fds were used up would let the gateway's dial through.
+	var open atomic.Int32
 	hello := func(name string) *httptest.Server {
-		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }))
+		s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }))
+		s.Config.ConnState = func(_ net.Conn, cs http.ConnState) {
+			switch cs {
+			case http.StateNew:
+				open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				open.Add(-1)
+			}
+		}
+		s.Start()
+		return s
 	}
 	master, failover_ := hello("master"), hello("failover")
 	defer master.Close()
@@ -42,6 +59,11 @@ func TestLocalErrorIsNoServersFault(t *testing.T) {
 	}
 	h.switched()
 	p.CloseIdle() // the next request dials
+	for deadline := time.Now().Add(5 * time.Second); open.Load() > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the servers kept %d connections the gateway closed", open.Load())
+		}
+	}
 
 	// Use up every fd the soft limit leaves, on the gateway's side.
 	var old syscall.Rlimit
