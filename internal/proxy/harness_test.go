@@ -5,12 +5,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tandemproxy/tandem/internal/backend"
@@ -27,6 +29,9 @@ type harness struct {
 	table *route.Table
 	group *route.Group
 	front *httptest.Server
+
+	// done gets a value when the proxy finished a request (serve).
+	done chan struct{}
 
 	mu       sync.Mutex
 	switches []failover.Switch
@@ -78,9 +83,23 @@ func (h *harness) switched() []failover.Switch {
 // serve starts a front server (net/http's) with the proxy as handler.
 func (h *harness) serve(tb testing.TB) *httptest.Server {
 	tb.Helper()
-	h.front = httptest.NewServer(h.p)
+	h.done = make(chan struct{}, 64)
+	h.front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { h.done <- struct{}{} }()
+		h.p.ServeHTTP(w, r)
+	}))
 	tb.Cleanup(h.front.Close)
 	return h.front
+}
+
+// finished waits until the proxy finished a request.
+func (h *harness) finished(tb testing.TB) {
+	tb.Helper()
+	select {
+	case <-h.done:
+	case <-time.After(5 * time.Second):
+		tb.Fatal("the proxy did not finish the request")
+	}
 }
 
 // rawServer is a loopback server that reads request heads (and bodies by

@@ -7,9 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
+
+	"github.com/tandemproxy/tandem/internal/backend"
 )
 
 // TestRetry holds the one retry rule, which plain requests and upgrades
@@ -170,6 +174,228 @@ func TestRetryOnSockets(t *testing.T) {
 			}
 			if got := len(backup.requests()) > 0; got != tt.replayed {
 				t.Errorf("backup got the request: %v, want %v", got, tt.replayed)
+			}
+		})
+	}
+}
+
+// TestReplayBody: what each try of a request is given as its body, and
+// whether another try could send it again.
+func TestReplayBody(t *testing.T) {
+	const limit = 8
+	tests := []struct {
+		name   string
+		body   io.ReadCloser
+		length int64
+		idem   bool
+		// buffered: every try gets the whole body.
+		buffered bool
+	}{
+		{name: "no body", body: nil, buffered: true},
+		{name: "http.NoBody", body: http.NoBody, buffered: true},
+		{name: "idempotent, fits", body: io.NopCloser(strings.NewReader("12345")), length: 5, idem: true, buffered: true},
+		{name: "idempotent, unknown length, fits", body: io.NopCloser(strings.NewReader("12345")), length: -1, idem: true, buffered: true},
+		{name: "idempotent, unknown length, too large", body: io.NopCloser(strings.NewReader("0123456789abc")), length: -1, idem: true},
+		{name: "idempotent, declared too large", body: io.NopCloser(strings.NewReader("0123456789abc")), length: 13, idem: true},
+		{name: "not idempotent", body: io.NopCloser(strings.NewReader("12345")), length: 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var want string
+			if tt.body != nil && tt.body != http.NoBody {
+				b, _ := io.ReadAll(tt.body)
+				want = string(b)
+				tt.body = io.NopCloser(strings.NewReader(want))
+			}
+			rb, err := newReplayBody(tt.body, tt.length, tt.idem, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for try := range 2 {
+				if !rb.replayable() {
+					if tt.buffered || try == 0 {
+						t.Fatalf("try %d: not replayable", try)
+					}
+					return // a streamed body read once is gone: as expected
+				}
+				r, rewind := rb.next()
+				if want == "" {
+					if r != nil {
+						t.Fatalf("a request without a body got one")
+					}
+					continue
+				}
+				if (rewind != nil) != tt.buffered {
+					t.Errorf("rewind %v, want it when buffered (%v)", rewind != nil, tt.buffered)
+				}
+				if !rb.replayable() {
+					t.Errorf("try %d: not replayable before a byte was read", try)
+				}
+				got, _ := io.ReadAll(r)
+				if string(got) != want {
+					t.Errorf("try %d sent %q, want %q", try, got, want)
+				}
+				if rb.replayable() != tt.buffered {
+					t.Errorf("try %d: replayable after it was read: %v, want %v", try, rb.replayable(), tt.buffered)
+				}
+			}
+			if !tt.buffered && want != "" {
+				t.Error("a streamed body was replayed")
+			}
+		})
+	}
+	t.Run("client's body fails", func(t *testing.T) {
+		cut := errors.New("cut off")
+		rb, err := newReplayBody(io.NopCloser(io.MultiReader(strings.NewReader("12"), iotest.ErrReader(cut))), -1, false, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ := rb.next()
+		if _, err := io.ReadAll(r); !errors.Is(err, cut) {
+			t.Fatalf("read %v", err)
+		}
+		if ce := rb.clientErr.Load(); ce == nil || !errors.Is(*ce, cut) {
+			t.Errorf("clientErr %v, want the client's error", ce)
+		}
+	})
+}
+
+// TestSendOnSockets: Proxy.send through a front server, with a master
+// that closes kept-alive connections, answers slowly or never, and a
+// client that leaves or sends too much. blamed: the master was counted
+// as failing (passive maxFails is 1: one failure takes it down).
+func TestSendOnSockets(t *testing.T) {
+	slow := func(d time.Duration) func(c net.Conn, req *rawRequest, n int) bool {
+		return func(c net.Conn, req *rawRequest, _ int) bool {
+			time.Sleep(d)
+			return answer(c, "master "+string(req.body))
+		}
+	}
+	// closeIdle answers, then closes the connection as an idle one.
+	closeIdle := func(c net.Conn, req *rawRequest, _ int) bool {
+		answer(c, "master "+string(req.body))
+		c.Close()
+		return false
+	}
+	// silent never answers, until the gateway hangs up.
+	silent := func(c net.Conn, _ *rawRequest, _ int) bool {
+		io.Copy(io.Discard, c)
+		c.Close()
+		return false
+	}
+	tests := []struct {
+		name   string
+		master func(c net.Conn, req *rawRequest, n int) bool
+		group  string
+		// first, when set, is sent before request, and answered.
+		first   string
+		request string
+		// leave: the client hangs up after this long.
+		leave      time.Duration
+		status     int // 0: no answer (the client left)
+		body       string
+		replayed   bool // the backup got the request
+		blamed     bool
+		masterGot  int // requests the master read (after first)
+		masterConn int // connections it accepted
+	}{
+		{name: "stale kept-alive connection, GET sent again on a new one", master: closeIdle,
+			first: "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n", request: "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n",
+			status: 200, body: "master ", masterGot: 1, masterConn: 2},
+		{name: "stale kept-alive connection, keyed POST sent again with its body", master: closeIdle,
+			first:   "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n",
+			request: "POST / HTTP/1.1\r\nHost: app.test\r\nIdempotency-Key: k\r\nContent-Length: 4\r\n\r\ndata",
+			status:  200, body: "master data", masterGot: 1, masterConn: 2},
+		{name: "stale kept-alive connection, POST on a connection checked first", master: closeIdle,
+			first:   "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n",
+			request: "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4\r\n\r\ndata",
+			status:  200, body: "master data", masterGot: 1, masterConn: 2},
+		{name: "slow master, GET within the per-try timeout's reach of the backup", master: slow(300 * time.Millisecond),
+			group:   "    retry: {perTryTimeout: 100ms}\n    passive: {maxFails: 1}\n",
+			request: "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n",
+			status:  200, body: "backup ", replayed: true, blamed: true, masterGot: 1, masterConn: 1},
+		{name: "slow master, POST not replayed", master: slow(300 * time.Millisecond),
+			group:   "    retry: {perTryTimeout: 100ms}\n    passive: {maxFails: 1}\n",
+			request: "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4\r\n\r\ndata",
+			status:  504, body: "Gateway Timeout\n", blamed: true, masterGot: 1, masterConn: 1},
+		{name: "slow master, the response timeout spans the tries", master: slow(300 * time.Millisecond),
+			group:   "    timeouts: {response: 150ms}\n    passive: {maxFails: 1, noProgress: 0s}\n",
+			request: "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n",
+			status:  504, body: "Gateway Timeout\n", blamed: true, masterGot: 1, masterConn: 1},
+		{name: "client leaves while the master thinks", master: silent,
+			group:   "    passive: {maxFails: 1, noProgress: 0s}\n",
+			request: "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n", leave: 100 * time.Millisecond,
+			masterGot: 1, masterConn: 1},
+		{name: "client's body larger than allowed", master: slow(0),
+			group:   "    maxBodyBytes: 8\n    retry: {bufferBytes: 4}\n    passive: {maxFails: 1}\n",
+			request: "POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n",
+			status:  413, body: "Request Entity Too Large\n", masterConn: 1},
+		{name: "PUT of unknown length, buffered, replayed whole", master: func(c net.Conn, _ *rawRequest, _ int) bool { reset(c); return false },
+			request: "PUT / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+			status:  200, body: "backup abcde", replayed: true, masterGot: 1, masterConn: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			master, backup := newRawServer(t, tt.master), backupServer(t)
+			h := newHarness(t, tt.group, master.addr(), backup.addr())
+			front := h.serve(t)
+			c, err := net.Dial("tcp", front.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			br := bufio.NewReader(c)
+			if tt.first != "" {
+				io.WriteString(c, tt.first)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				h.finished(t)
+				// The master closed the connection the gateway keeps idle:
+				// wait until the gateway's end sees it.
+				for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+					h.p.up.mu.Lock()
+					idle := h.p.up.idle[master.addr()]
+					closed := len(idle) == 1 && !idle[0].alive()
+					h.p.up.mu.Unlock()
+					if closed {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatal("the idle connection the master closed still looks open")
+					}
+				}
+			}
+			io.WriteString(c, tt.request)
+			if tt.leave > 0 {
+				time.Sleep(tt.leave)
+				c.Close()
+			} else {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != tt.status || string(b) != tt.body {
+					t.Errorf("got %d %q, want %d %q", resp.StatusCode, b, tt.status, tt.body)
+				}
+			}
+			h.finished(t)
+			if got := len(backup.requests()) > 0; got != tt.replayed {
+				t.Errorf("backup got the request: %v, want %v", got, tt.replayed)
+			}
+			if got := h.group.Servers[0].State() == backend.Down; got != tt.blamed {
+				t.Errorf("master counted as failing: %v, want %v", got, tt.blamed)
+			}
+			got := len(master.requests())
+			if tt.first != "" {
+				got--
+			}
+			if got != tt.masterGot || master.accepted() != tt.masterConn {
+				t.Errorf("master read %d requests on %d connections, want %d on %d", got, master.accepted(), tt.masterGot, tt.masterConn)
 			}
 		})
 	}
