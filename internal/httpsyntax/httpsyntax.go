@@ -1,6 +1,6 @@
 // Package httpsyntax holds the small pieces of HTTP/1.1 syntax (RFC 9110)
-// that both of tandem's parsers need: the fast request path (h1) and the
-// upstream client's response parser (proxy).
+// that tandem's HTTP code shares: the fast request path (h1), the
+// upstream client's response parser and the proxy's header rules.
 package httpsyntax
 
 import "strings"
@@ -66,4 +66,17 @@ func EqualFold(a, b string) bool {
 		}
 	}
 	return true
+}
+
+// HopByHop reports whether the header named k (in canonical form) concerns
+// one connection only and is never forwarded as is (RFC 9110 7.6.1, and
+// the ones net/http's reverse proxy drops): the one list of them. The
+// headers a Connection header names are hop-by-hop too (see HasToken).
+func HopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"io"
 	"net/http"
-	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
@@ -41,21 +41,19 @@ func isDialError(err error) bool {
 
 // reason shortens an error to what an operator needs in a log line.
 func reason(err error) string {
-	s := err.Error()
-	var ne net.Error
 	switch {
 	case backend.LocalError(err):
-		return "local: " + s
-	case strings.Contains(s, "connection refused"):
+		return "local: " + err.Error()
+	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
-	case strings.Contains(s, "connection reset"):
+	case errors.Is(err, syscall.ECONNRESET):
 		return "connection reset"
-	case errors.Is(err, errTimeout), errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+	case errors.Is(err, errTimeout), errors.Is(err, context.DeadlineExceeded), isTimeout(err):
 		return "timeout"
-	case strings.Contains(s, "EOF"):
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "connection closed"
 	}
-	return s
+	return err.Error()
 }
 
 // statusFor maps the final error of a request to the status the client gets.

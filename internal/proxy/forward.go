@@ -28,25 +28,6 @@ func trusted(peer netip.Addr, prefixes []netip.Prefix) bool {
 	return false
 }
 
-// setForwarded writes X-Forwarded-For/-Host/-Proto and Forwarded on out.
-// The client's own values are kept (and appended to) only when the peer is
-// a trusted proxy; otherwise they are replaced, so a client cannot forge
-// its address. out must not carry the inbound values already.
-func setForwarded(out, in *http.Request, prefixes []netip.Prefix) {
-	setForwardedHeader(out.Header, in, prefixes)
-}
-
-// setForwardedHeader is setForwarded on a header map (the websocket
-// handshake); plain requests render the same values straight onto the
-// wire (forwarded.appendTo).
-func setForwardedHeader(h http.Header, in *http.Request, prefixes []netip.Prefix) {
-	f := forwardedOf(in, prefixes)
-	h["X-Forwarded-For"] = []string{string(f.appendFor(nil))}
-	h["X-Forwarded-Host"] = []string{f.xfHost}
-	h["X-Forwarded-Proto"] = []string{f.xfProto}
-	h["Forwarded"] = []string{string(f.appendForwarded(nil))}
-}
-
 // forwarded is what the forwarding headers of one request say.
 type forwarded struct {
 	peer     netip.Addr

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
+	"github.com/tandemproxy/tandem/internal/httpsyntax"
 	"github.com/tandemproxy/tandem/internal/route"
 )
 
@@ -80,7 +81,7 @@ func outbound(r *http.Request, st *reqState, upgrade bool) *wireRequest {
 	for k, vv := range r.Header {
 		// X-Tandem-Epoch and X-Tandem-Role are the gateway's word to the
 		// servers: a client's own is never passed on.
-		if notForwarded(k) || k == "X-Tandem-Epoch" || k == "X-Tandem-Role" || len(conn) > 0 && namedIn(conn, k) {
+		if notForwarded(k) || k == "X-Tandem-Epoch" || k == "X-Tandem-Role" || len(conn) > 0 && httpsyntax.HasToken(conn, k) {
 			continue
 		}
 		for _, v := range vv {
@@ -94,7 +95,7 @@ func outbound(r *http.Request, st *reqState, upgrade bool) *wireRequest {
 			b = append(b, "\r\n"...)
 		}
 	}
-	if _, ok := r.Header["Te"]; ok && headerHasToken(r.Header, "Te", "trailers") {
+	if te := r.Header["Te"]; len(te) > 0 && httpsyntax.HasToken(te, "trailers") {
 		b = append(b, "Te: trailers\r\n"...)
 	}
 	if upgrade {
@@ -126,30 +127,7 @@ func notForwarded(k string) bool {
 	case "Content-Length", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded":
 		return true
 	}
-	return hopHeader(k)
-}
-
-// hopHeader reports whether k concerns one connection only (RFC 9110
-// 7.6.1): one of hopHeaders.
-func hopHeader(k string) bool {
-	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
-		return true
-	}
-	return false
-}
-
-// namedIn reports whether the Connection header values conn name k.
-func namedIn(conn []string, k string) bool {
-	for _, v := range conn {
-		for name := range strings.SplitSeq(v, ",") {
-			if name = strings.TrimSpace(name); name != "" && http.CanonicalHeaderKey(name) == k {
-				return true
-			}
-		}
-	}
-	return false
+	return httpsyntax.HopByHop(k)
 }
 
 // write sends the request on bw and flushes it.
@@ -241,16 +219,7 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Respo
 		first, firstErr = (*bp)[:n], err
 	}
 	h := w.Header()
-	conn := resp.Header["Connection"]
-	for k, vv := range resp.Header {
-		if hopHeader(k) || k == "Strict-Transport-Security" && st.hsts != "" || len(conn) > 0 && namedIn(conn, k) {
-			continue
-		}
-		h[k] = vv
-	}
-	if g.Cfg.ExposeServer {
-		h.Set("X-Tandem-Server", st.server.Name)
-	}
+	responseHeader(h, resp, st)
 	if sc := g.Cfg.Sticky; sc != nil {
 		if v := route.CookieValue(g.Name, st.server.Name); v != st.cookie {
 			c := &http.Cookie{Name: sc.Cookie, Value: v, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil}
@@ -277,6 +246,22 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Respo
 	}
 	for k, vv := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vv
+	}
+}
+
+// responseHeader copies the header of a server's response to h, the
+// client's, minus what concerns one connection only, and the listener's
+// HSTS over the server's; with the server's name when the group shows it.
+func responseHeader(h http.Header, resp *http.Response, st *reqState) {
+	conn := resp.Header["Connection"]
+	for k, vv := range resp.Header {
+		if httpsyntax.HopByHop(k) || k == "Strict-Transport-Security" && st.hsts != "" || len(conn) > 0 && httpsyntax.HasToken(conn, k) {
+			continue
+		}
+		h[k] = vv
+	}
+	if st.group.Cfg.ExposeServer {
+		h.Set("X-Tandem-Server", st.server.Name)
 	}
 }
 

@@ -97,6 +97,13 @@ func backupServer(t *testing.T) *rawServer {
 // returns the status line's code and the body.
 func exchangeVia(t *testing.T, front string, raw string) (int, string) {
 	t.Helper()
+	resp, body := exchangeHeader(t, front, raw)
+	return resp.StatusCode, body
+}
+
+// exchangeHeader is exchangeVia with the whole response.
+func exchangeHeader(t *testing.T, front string, raw string) (*http.Response, string) {
+	t.Helper()
 	c, err := net.Dial("tcp", front)
 	if err != nil {
 		t.Fatal(err)
@@ -112,10 +119,10 @@ func exchangeVia(t *testing.T, front string, raw string) (int, string) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		return resp.StatusCode, ""
+		return resp, ""
 	}
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp, string(b)
 }
 
 // TestRetryOnSockets: the rule, through Proxy.send for plain requests and

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tandemproxy/tandem/internal/backend"
 	"github.com/tandemproxy/tandem/internal/bufpool"
+	"github.com/tandemproxy/tandem/internal/httpsyntax"
 )
 
 // Websocket close codes (RFC 6455 and IANA registry).
@@ -26,24 +27,9 @@ const (
 	CloseServiceRestart uint16 = 1012
 )
 
-// hopHeaders are connection-specific and never forwarded as is.
-var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // isUpgrade reports whether the request asks to switch protocols.
 func isUpgrade(h http.Header) bool {
-	return headerHasToken(h, "Connection", "upgrade") && h.Get("Upgrade") != ""
+	return httpsyntax.HasToken(h["Connection"], "upgrade") && h.Get("Upgrade") != ""
 }
 
 // IsWebsocketHandshake reports whether r is a websocket opening handshake:
@@ -51,7 +37,7 @@ func isUpgrade(h http.Header) bool {
 // 403 to anything else on a websocket path.
 func IsWebsocketHandshake(r *http.Request) bool {
 	return r.Method == http.MethodGet && r.ProtoMajor == 1 && r.ProtoMinor >= 1 &&
-		headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+		httpsyntax.HasToken(r.Header["Connection"], "upgrade") && httpsyntax.HasToken(r.Header["Upgrade"], "websocket")
 }
 
 // serveUpgrade proxies a protocol upgrade itself rather than through
@@ -76,18 +62,10 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 	p.relayUpgrade(w, r, st, st.server, st.pinned, up.conn, up.br, resp)
 }
 
-// relayResponse passes on a server's refusal to upgrade.
+// relayResponse passes on a server's refusal to upgrade, its body cut at 1 MiB.
 func (p *Proxy) relayResponse(w http.ResponseWriter, resp *http.Response, st *reqState) {
 	defer resp.Body.Close()
-	for _, h := range hopHeaders {
-		resp.Header.Del(h)
-	}
-	for k, v := range resp.Header {
-		w.Header()[k] = v
-	}
-	if st.group.Cfg.ExposeServer {
-		w.Header().Set("X-Tandem-Server", st.server.Name)
-	}
+	responseHeader(w.Header(), resp, st)
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, io.LimitReader(resp.Body, 1<<20))
 }
