@@ -16,6 +16,37 @@ func Token(s string) bool {
 	return s != ""
 }
 
+// FieldValue reports whether s may be a header field value: no control
+// character but horizontal tab (RFC 9110 5.5; obs-text allowed), as
+// net/http checks values (httpguts.ValidHeaderFieldValue).
+func FieldValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Host reports whether s may be the value of a Host header, as net/http
+// checks it (httpguts.ValidHostHeader): the bytes of a host, a port, an
+// IPv6 literal and the sub-delims, nothing else; empty is allowed.
+func Host(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !hostByte[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var hostByte = func() (t [256]bool) {
+	for _, c := range []byte("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!$%&'()*+,-.:;=[]_~") {
+		t[c] = true
+	}
+	return t
+}()
+
 var tchar = func() (t [256]bool) {
 	for _, c := range []byte("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") {
 		t[c] = true

@@ -62,6 +62,8 @@ func statusFor(err error) int {
 	switch {
 	case errors.As(err, &mb):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, errBadRequest):
+		return http.StatusBadRequest
 	case errors.Is(err, errNoServer), errors.Is(err, errLocal):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, errAbandoned):

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tandemproxy/tandem/internal/httpsyntax"
 )
 
 // peerAddr returns the address of the TCP peer of r.
@@ -61,6 +63,13 @@ func forwardedOf(in *http.Request, prefixes []netip.Prefix) forwarded {
 		}
 	}
 	return f
+}
+
+// valid reports whether the values taken from a trusted peer's headers
+// are fit to send (the request's Host is checked apart).
+func (f *forwarded) valid() bool {
+	return httpsyntax.FieldValue(f.priorFor) && httpsyntax.FieldValue(f.xfHost) &&
+		httpsyntax.FieldValue(f.xfProto) && httpsyntax.FieldValue(f.priorFwd)
 }
 
 // appendTo appends the four header lines.

@@ -384,7 +384,7 @@ func readResponseFast(br *bufio.Reader, req *http.Request) *http.Response {
 			return nil // a continuation line, a bad name or no colon
 		}
 		v := httpsyntax.TrimOWS(line[colon+1:])
-		if !validValue(v) {
+		if !httpsyntax.FieldValue(v) {
 			return nil
 		}
 		k := textproto.CanonicalMIMEHeaderKey(line[:colon])
@@ -436,17 +436,6 @@ func parseLength(s string) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
-}
-
-// validValue reports whether s has no control character but
-// horizontal tab (RFC 9110 5.5; obs-text allowed).
-func validValue(s string) bool {
-	for _, c := range []byte(s) {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // watch interrupts pc's reads and writes when ctx (the client's) ends; the

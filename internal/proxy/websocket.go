@@ -46,7 +46,11 @@ func IsWebsocketHandshake(r *http.Request) bool {
 // handshake goes the way of any request (send: the same outbound request,
 // tries and retry rule), on a connection of its own.
 func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqState) {
-	wr := outbound(r, st, true)
+	wr, err := outbound(r, st, true)
+	if err != nil {
+		p.fail(w, r, st, err)
+		return
+	}
 	defer wr.release()
 	resp, err := p.send(r, wr, st)
 	if err != nil {
