@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -54,6 +55,7 @@ func TestReason(t *testing.T) {
 		{"cut short", fmt.Errorf("reading the head: %w", io.ErrUnexpectedEOF), "connection closed"},
 		{"socket timeout", timeout, "timeout"},
 		{"gateway's timeout", errNoTimeLeft, "timeout"},
+		{"dial timeout", &dialError{err: fmt.Errorf("dial: %w", context.DeadlineExceeded)}, "timeout"},
 		{"out of fds", &dialError{err: &net.OpError{Op: "dial", Err: syscall.EMFILE}}, "local: connect: dial: too many open files"},
 		{"other", errors.New("malformed HTTP response"), "malformed HTTP response"},
 		// The words alone do not make the reason.

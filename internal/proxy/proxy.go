@@ -135,9 +135,6 @@ func (p *Proxy) record(r *http.Request, st *reqState, upgrade bool) {
 	}
 }
 
-// Upgraded returns every tracked websocket, for shutdown.
-func (p *Proxy) Upgraded() *backend.Conns { return &p.upgraded }
-
 // CloseUpgraded closes every websocket with code and waits until their
 // sessions ended or ctx is done.
 func (p *Proxy) CloseUpgraded(ctx context.Context, code uint16, reason string) {

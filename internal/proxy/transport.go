@@ -275,8 +275,8 @@ func newReplayBody(rb io.ReadCloser, contentLength int64, idem bool, limit int64
 // when it can be sent again.
 func (b *replayBody) next() (io.Reader, func() io.Reader) {
 	if b.buffered {
-		if b.orig == nil || b.orig == http.NoBody {
-			return nil, nil
+		if b.orig == nil {
+			return nil, nil // noReplayBody: newReplayBody took http.NoBody for none
 		}
 		rewind := func() io.Reader { return bytes.NewReader(b.buf) }
 		return rewind(), rewind
