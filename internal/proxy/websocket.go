@@ -46,15 +46,8 @@ func IsWebsocketHandshake(r *http.Request) bool {
 // handshake goes the way of any request (send: the same outbound request,
 // tries and retry rule), on a connection of its own.
 func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqState) {
-	wr, err := outbound(r, st, true)
-	if err != nil {
-		p.fail(w, r, st, err)
-		return
-	}
-	defer wr.release()
-	resp, err := p.send(r, wr, st)
-	if err != nil {
-		p.fail(w, r, st, err)
+	resp, ok := p.sendOrFail(w, r, st, true)
+	if !ok {
 		return
 	}
 	st.status, st.answered = resp.StatusCode, true
