@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tandemproxy/tandem/internal/servertest"
 )
 
 // discardWriter is a ResponseWriter that keeps the status and drops the body.
@@ -26,8 +28,8 @@ func (w *discardWriter) Write(p []byte) (int, error) { w.n += len(p); return len
 // answers at once, the response relayed to a writer that drops it. The
 // server's own cost (a goroutine reading lines) is in the figure too.
 func BenchmarkForward(b *testing.B) {
-	srv := newRawServer(b, func(c net.Conn, _ *rawRequest, _ int) bool { return answer(c, "hello") })
-	h := newHarness(b, "", srv.addr())
+	srv := servertest.New(b, func(c net.Conn, _ *servertest.Request, _ int) bool { return servertest.Answer(c, "hello") })
+	h := newHarness(b, "", srv.Addr())
 	body := bytes.Repeat([]byte("x"), 1024)
 	for _, bc := range []struct {
 		name, method string

@@ -4,27 +4,38 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
+	"github.com/tandemproxy/tandem/internal/upstream"
 )
 
 // Errors that decide the status a client gets.
 var (
-	errTimeout = errors.New("server did not answer in time")
+	errTimeout = upstream.ErrTimeout
 	// errNoTimeLeft: the request's time ran out before a try began.
 	errNoTimeLeft = fmt.Errorf("%w: no time left for another try", errTimeout)
 	// errAbandoned: the try was waiting for a response head when its
 	// server was marked down or lost the active role.
-	errAbandoned = errors.New("abandoned: the server was marked down or lost the active role")
+	errAbandoned = upstream.ErrAbandoned
 	// errLocal: the gateway ran short of its own resources (fds, buffers).
 	errLocal = errors.New("gateway out of local resources")
-	// errRepick: the same, found before anything was sent: pick again.
-	errRepick = errors.New("the server was marked down or lost the active role before the request was sent")
+	// errRepick: nothing was sent, for the server was marked down or lost
+	// the active role, or the decision that picked it changed: pick again.
+	errRepick = upstream.ErrUnsent
+	// errStale: a kept-alive connection the server had closed.
+	errStale = upstream.ErrStale
 )
+
+// isTimeout reports whether err is a socket's (or a context's) timeout.
+func isTimeout(err error) bool {
+	ne, ok := errors.AsType[net.Error](err)
+	return ok && ne.Timeout()
+}
 
 // dialError marks a failure to connect: the request was not sent, so it is
 // always safe to try the next server.

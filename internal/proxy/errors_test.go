@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tandemproxy/tandem/internal/servertest"
 )
 
 func TestLogLimiter(t *testing.T) {
@@ -32,9 +34,9 @@ func TestLogLimiter(t *testing.T) {
 // TestReason: errors as the sockets give them are named by what they
 // are (errors.Is on the syscall errors, not the text).
 func TestReason(t *testing.T) {
-	_, refused := net.Dial("tcp", closedAddr(t))
+	_, refused := net.Dial("tcp", servertest.ClosedAddr(t))
 	a, b := tcpPair(t)
-	reset(b)
+	servertest.Reset(b)
 	a.SetReadDeadline(time.Now().Add(2 * time.Second))
 	_, resetErr := a.Read(make([]byte, 1))
 	c, d := tcpPair(t)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tandemproxy/tandem/internal/httpsyntax"
 	"github.com/tandemproxy/tandem/internal/route"
+	"github.com/tandemproxy/tandem/internal/upstream"
 )
 
 // forward sends a plain request to the group's server (with the retries
@@ -120,10 +121,10 @@ func responseHeader(h http.Header, resp *http.Response, st *reqState) {
 	}
 }
 
-// bodyBuffered reports whether bytes of an upstream body are buffered.
+// bodyBuffered reports whether bytes of a server's body were read already.
 func bodyBuffered(body io.Reader) bool {
-	b, ok := body.(*upstreamBody)
-	return ok && b.pc.br.Buffered() > 0
+	b, ok := body.(*upstream.Body)
+	return ok && b.Buffered() > 0
 }
 
 // bodyError is a failure reading the server's response body (rather than

@@ -37,7 +37,7 @@ func sent(t testing.TB, in *http.Request, prefixes []netip.Prefix) *http.Request
 	defer wr.release()
 	var b bytes.Buffer
 	bw := bufio.NewWriter(&b)
-	if err := wr.write(bw); err != nil {
+	if err := wr.Write(bw); err != nil {
 		t.Fatal(err)
 	}
 	out, err := http.ReadRequest(bufio.NewReader(&b))

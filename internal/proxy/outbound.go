@@ -1,65 +1,25 @@
 package proxy
 
 import (
-	"bufio"
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httputil"
-	"strconv"
 	"sync"
-	"time"
 
-	"github.com/tandemproxy/tandem/internal/backend"
 	"github.com/tandemproxy/tandem/internal/httpsyntax"
+	"github.com/tandemproxy/tandem/internal/upstream"
 )
 
-// wireRequest is the request as it goes to a server: rendered once from
-// the client's request, written afresh on each try.
+// wireRequest is the request as it goes to the servers: rendered once
+// from the client's request (outbound); each try sends a copy of it.
 type wireRequest struct {
-	ctx    context.Context
-	method string
-	// head is the request line and the header lines, the body's framing
-	// aside: the client's headers minus the connection-specific ones, with
-	// the forwarding headers (the epoch is written per try).
-	head []byte
-	// body and its length (-1: unknown, sent chunked); nil body: none.
-	body          io.Reader
-	contentLength int64
-	// rewind returns the body again for another try, nil if it cannot.
-	rewind func() io.Reader
-	// connect bounds dialing the server.
-	connect time.Duration
-	// epoch, when hasEpoch, is written on each try: the epoch of the
-	// decision that picked this try's server, so a retry that follows a
-	// switch carries the new epoch, never an epoch its server does not own.
-	epoch    uint64
-	hasEpoch bool
+	upstream.Request
 	// idempotent: the request may be processed twice (see idempotent).
 	idempotent bool
-	// resendable: this try may be sent again when its kept-alive
-	// connection turns out closed (errStale); when not, it goes on a
-	// connection checked first.
-	resendable bool
-	// upgrade: the request asks to switch protocols (a websocket).
-	upgrade bool
-	// server is the try's server: a try that waits for its response head
-	// registers there, to be abandoned if the server goes down or (unless
-	// pinned) loses the active role after gen was read.
-	server *backend.Server
-	gen    uint64
-	pinned bool
-	// stallAfter arms no-progress detection (0: off); onStall reports it.
-	stallAfter time.Duration
-	onStall    func(*backend.Server, time.Duration, int)
-	// bodyIdle bounds each wait for more of the response body.
-	bodyIdle time.Duration
 }
 
 // wires holds the wireRequests of finished requests, with their buffers.
-var wires = sync.Pool{New: func() any { return &wireRequest{head: make([]byte, 0, 1024)} }}
+var wires = sync.Pool{New: func() any { return &wireRequest{Request: upstream.Request{Head: make([]byte, 0, 1024)}} }}
 
 // errBadRequest: the request cannot be written to a server as it is
 // (net/http's Transport refuses the same); the client gets 400.
@@ -79,7 +39,7 @@ func outbound(r *http.Request, st *reqState, upgrade bool) (*wireRequest, error)
 		return nil, fmt.Errorf("%w: Host %q", errBadRequest, r.Host)
 	}
 	wr := wires.Get().(*wireRequest)
-	b := wr.head[:0]
+	b := wr.Head[:0]
 	b = append(b, r.Method...)
 	b = append(b, ' ')
 	if r.Method == http.MethodOptions && r.RequestURI == "*" {
@@ -135,8 +95,8 @@ func outbound(r *http.Request, st *reqState, upgrade bool) (*wireRequest, error)
 		return wr.refuse(b, fmt.Errorf("%w: value of a forwarding header", errBadRequest))
 	}
 	b = f.appendTo(b)
-	*wr = wireRequest{ctx: r.Context(), method: r.Method, idempotent: idempotent(r), upgrade: upgrade, head: b, contentLength: r.ContentLength,
-		connect: st.group.Cfg.Timeouts.Connect.D(), bodyIdle: st.group.Cfg.Timeouts.BodyIdle.D()}
+	*wr = wireRequest{idempotent: idempotent(r), Request: upstream.Request{Ctx: r.Context(), Method: r.Method, Upgrade: upgrade,
+		Head: b, ContentLength: r.ContentLength, Connect: st.group.Cfg.Timeouts.Connect.D(), BodyIdle: st.group.Cfg.Timeouts.BodyIdle.D()}}
 	return wr, nil
 }
 
@@ -155,17 +115,17 @@ func target(b []byte) bool {
 
 // refuse gives wr, whose head is b so far, back to the pool and returns err.
 func (wr *wireRequest) refuse(b []byte, err error) (*wireRequest, error) {
-	wr.head = b
+	wr.Head = b
 	wr.release()
 	return nil, err
 }
 
 // release gives wr back to the pool; it is not used after.
 func (wr *wireRequest) release() {
-	if cap(wr.head) > 64<<10 {
+	if cap(wr.Head) > 64<<10 {
 		return
 	}
-	*wr = wireRequest{head: wr.head[:0]}
+	*wr = wireRequest{Request: upstream.Request{Head: wr.Head[:0]}}
 	wires.Put(wr)
 }
 
@@ -180,44 +140,4 @@ func notForwarded(k string) bool {
 		return true
 	}
 	return httpsyntax.HopByHop(k)
-}
-
-// write sends the request on bw and flushes it.
-func (wr *wireRequest) write(bw *bufio.Writer) error {
-	bw.Write(wr.head)
-	if wr.hasEpoch {
-		var num [20]byte
-		bw.WriteString("X-Tandem-Epoch: ")
-		bw.Write(strconv.AppendUint(num[:0], wr.epoch, 10))
-		bw.WriteString("\r\n")
-	}
-	switch {
-	case wr.body == nil:
-		if wr.method == http.MethodPost || wr.method == http.MethodPut || wr.method == http.MethodPatch {
-			bw.WriteString("Content-Length: 0\r\n")
-		}
-		bw.WriteString("\r\n")
-	case wr.contentLength >= 0:
-		bw.WriteString("Content-Length: ")
-		bw.WriteString(strconv.FormatInt(wr.contentLength, 10))
-		bw.WriteString("\r\n\r\n")
-		n, err := io.Copy(bw, io.LimitReader(wr.body, wr.contentLength))
-		if err != nil {
-			return err
-		}
-		if n != wr.contentLength {
-			return io.ErrUnexpectedEOF
-		}
-	default:
-		bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
-		cw := httputil.NewChunkedWriter(bw)
-		if _, err := io.Copy(cw, wr.body); err != nil {
-			return err
-		}
-		if err := cw.Close(); err != nil {
-			return err
-		}
-		bw.WriteString("\r\n")
-	}
-	return bw.Flush()
 }

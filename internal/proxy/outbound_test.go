@@ -15,6 +15,7 @@ import (
 
 	"github.com/tandemproxy/tandem/internal/config"
 	"github.com/tandemproxy/tandem/internal/route"
+	"github.com/tandemproxy/tandem/internal/servertest"
 )
 
 // The checks net/http makes of a request it writes, written out here apart
@@ -188,12 +189,12 @@ func FuzzOutbound(f *testing.F) {
 		if !valid {
 			t.Fatalf("sent a request net/http would refuse: %s %q Host %q %q", method, target, host, r.Header)
 		}
-		wr.epoch, wr.hasEpoch = 7, true
+		wr.Epoch, wr.HasEpoch = 7, true
 		if len(body) > 0 {
-			wr.body = bytes.NewReader(body)
+			wr.Body = bytes.NewReader(body)
 		}
 		var out bytes.Buffer
-		if err := wr.write(bufio.NewWriter(&out)); err != nil {
+		if err := wr.Write(bufio.NewWriter(&out)); err != nil {
 			t.Fatal(err)
 		}
 		wire := out.Bytes()
@@ -236,14 +237,14 @@ func FuzzOutbound(f *testing.F) {
 // could not be written as it means (an opaque URL: its target would lose
 // its leading slash) gets 400, and no server is tried or blamed.
 func TestUnfitRequestNotSent(t *testing.T) {
-	srv := newRawServer(t, func(c net.Conn, _ *rawRequest, _ int) bool { return answer(c, "ok") })
-	h := newHarness(t, "    passive: {maxFails: 1}\n", srv.addr())
+	srv := servertest.New(t, func(c net.Conn, _ *servertest.Request, _ int) bool { return servertest.Answer(c, "ok") })
+	h := newHarness(t, "    passive: {maxFails: 1}\n", srv.Addr())
 	front := h.serve(t).Listener.Addr().String()
 	if status, _ := exchangeVia(t, front, "GET http:opaque HTTP/1.1\r\nHost: app.test\r\n\r\n"); status != http.StatusBadRequest {
 		t.Errorf("status %d, want 400", status)
 	}
 	h.finished(t)
-	if n := len(srv.requests()); n != 0 {
+	if n := len(srv.Requests()); n != 0 {
 		t.Errorf("the server got %d requests", n)
 	}
 	if status, body := exchangeVia(t, front, "GET /fine HTTP/1.1\r\nHost: app.test\r\n\r\n"); status != 200 || body != "ok" {

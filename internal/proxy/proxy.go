@@ -13,6 +13,7 @@ import (
 	"github.com/tandemproxy/tandem/internal/backend"
 	"github.com/tandemproxy/tandem/internal/metrics"
 	"github.com/tandemproxy/tandem/internal/route"
+	"github.com/tandemproxy/tandem/internal/upstream"
 )
 
 var errNoServer = route.ErrNoServer
@@ -22,7 +23,7 @@ type Proxy struct {
 	table   func() *route.Table
 	log     *slog.Logger
 	metrics *metrics.Metrics
-	up      *upstream
+	up      *upstream.Client
 	dialer  *net.Dialer
 
 	// upgraded tracks every websocket, for shutdown.
@@ -34,7 +35,7 @@ type Proxy struct {
 // New returns a proxy routing with the table that table returns at each request.
 func New(table func() *route.Table, log *slog.Logger, m *metrics.Metrics) *Proxy {
 	p := &Proxy{table: table, log: log, metrics: m, dialer: &net.Dialer{KeepAlive: 30 * time.Second}}
-	p.up = newUpstream(func(ctx context.Context, addr string) (net.Conn, error) { return p.dial(ctx, "tcp", addr) })
+	p.up = upstream.New(func(ctx context.Context, addr string) (net.Conn, error) { return p.dial(ctx, "tcp", addr) })
 	return p
 }
 
@@ -148,7 +149,7 @@ func (p *Proxy) CloseUpgraded(ctx context.Context, code uint16, reason string) {
 }
 
 // CloseIdle drops idle connections to servers (after a reload).
-func (p *Proxy) CloseIdle() { p.up.closeIdle() }
+func (p *Proxy) CloseIdle() { p.up.CloseIdle() }
 
 func (p *Proxy) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	c, err := p.dialer.DialContext(ctx, network, addr)

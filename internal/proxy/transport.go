@@ -88,8 +88,8 @@ func mayResend(idem, replayable bool) bool { return idem && replayable }
 
 // send delivers wr to the server the group picks and, as far as the
 // retry rule lets it, to the next one (or again, on a new connection).
-// wr is a plain request, or one to switch protocols (wr.upgrade), whose
-// 101 answer's Body is the connection (see upstream.upgrade).
+// wr is a plain request, or one to switch protocols (wr.Upgrade), whose
+// 101 answer's Body is the connection (see upstream.Client.Upgrade).
 func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Response, error) {
 	g := st.group
 	body, err := newReplayBody(r.Body, r.ContentLength, wr.idempotent, int64(g.Cfg.Retry.BufferBytes))
@@ -123,7 +123,7 @@ func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Resp
 			f := failedTry{err: err, idempotent: wr.idempotent, replayable: body.replayable(),
 				clientGone: r.Context().Err() != nil || body.clientErr.Load() != nil, expired: !time.Now().Before(deadline)}
 			if !f.clientGone {
-				p.blame(g, s, err, wr.upgrade)
+				p.blame(g, s, err, wr.Upgrade)
 			}
 			v = retry(f)
 		}
@@ -210,21 +210,22 @@ func (p *Proxy) try(g *route.Group, wr *wireRequest, choice route.Choice, body *
 	if wait <= 0 {
 		return nil, errNoTimeLeft
 	}
-	attempt := *wr
-	attempt.body, attempt.rewind = body.next()
-	attempt.epoch, attempt.hasEpoch = choice.Epoch, choice.HasEpoch
-	attempt.server, attempt.gen, attempt.pinned = choice.Server, choice.Server.RoleGen(), choice.Pinned
+	attempt := wr.Request
+	var again bool
+	attempt.Body, again = body.next()
+	attempt.Epoch, attempt.HasEpoch = choice.Epoch, choice.HasEpoch
+	attempt.Server, attempt.Gen, attempt.Pinned = choice.Server, choice.Server.RoleGen(), choice.Pinned
 	if moved(g, choice) {
 		// The decision that picked the server was replaced before the try
 		// began: pick again rather than send to a former active server.
 		return nil, errRepick
 	}
-	attempt.stallAfter, attempt.onStall = g.Cfg.Passive.NoProgressAfter(), p.onStall
-	if wr.upgrade {
-		return p.up.upgrade(&attempt, choice.Server.Address, now, now.Add(wait))
+	attempt.StallAfter, attempt.OnStall = g.Cfg.Passive.NoProgressAfter(), p.onStall
+	if wr.Upgrade {
+		return p.up.Upgrade(&attempt, choice.Server.Address, now, now.Add(wait))
 	}
-	attempt.resendable = mayResend(wr.idempotent, attempt.body == nil || attempt.rewind != nil)
-	return p.up.roundTrip(&attempt, choice.Server.Address, now, now.Add(wait))
+	attempt.Resendable = mayResend(wr.idempotent, again)
+	return p.up.RoundTrip(&attempt, choice.Server.Address, now, now.Add(wait))
 }
 
 // moved reports whether the group's committed decision changed since
@@ -271,17 +272,17 @@ func newReplayBody(rb io.ReadCloser, contentLength int64, idem bool, limit int64
 	return b, nil
 }
 
-// next returns the body for one try (nil for none), and a rewind function
-// when it can be sent again.
-func (b *replayBody) next() (io.Reader, func() io.Reader) {
+// next returns the body for one try (nil for none), and whether the try
+// could send it again (on a new connection) once it was read: a buffered
+// body or none.
+func (b *replayBody) next() (io.Reader, bool) {
 	if b.buffered {
 		if b.orig == nil {
-			return nil, nil // noReplayBody: newReplayBody took http.NoBody for none
+			return nil, true // noReplayBody: newReplayBody took http.NoBody for none
 		}
-		rewind := func() io.Reader { return bytes.NewReader(b.buf) }
-		return rewind(), rewind
+		return bytes.NewReader(b.buf), true
 	}
-	return &trackedBody{r: b.rest, body: b}, nil
+	return &trackedBody{r: b.rest, body: b}, false
 }
 
 // replayable reports whether another try can send the body again.

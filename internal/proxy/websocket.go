@@ -19,6 +19,7 @@ import (
 	"github.com/tandemproxy/tandem/internal/backend"
 	"github.com/tandemproxy/tandem/internal/bufpool"
 	"github.com/tandemproxy/tandem/internal/httpsyntax"
+	"github.com/tandemproxy/tandem/internal/upstream"
 )
 
 // Websocket close codes (RFC 6455 and IANA registry).
@@ -51,12 +52,12 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqStat
 		return
 	}
 	st.status, st.answered = resp.StatusCode, true
-	up, ok := resp.Body.(*upgraded)
+	up, ok := resp.Body.(*upstream.Upgraded)
 	if !ok {
 		p.relayResponse(w, resp, st)
 		return
 	}
-	p.relayUpgrade(w, r, st, st.server, st.pinned, up.conn, up.br, resp)
+	p.relayUpgrade(w, r, st, st.server, st.pinned, up.Conn, up.Reader, resp)
 }
 
 // relayResponse passes on a server's refusal to upgrade, its body cut at 1 MiB.

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tandemproxy/tandem/internal/servertest"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection.
@@ -103,13 +105,13 @@ func TestUpgradeThroughProxy(t *testing.T) {
 	hello := frame(0x1, []byte("hello"), false)
 	fromClient := frame(0x1, []byte("hi there"), true)
 	got := make(chan []byte, 1)
-	srv := newRawServer(t, func(c net.Conn, req *rawRequest, _ int) bool {
+	srv := servertest.New(t, func(c net.Conn, req *servertest.Request, _ int) bool {
 		switch {
-		case strings.HasPrefix(req.head, "GET /refuse "):
+		case strings.HasPrefix(req.Head, "GET /refuse "):
 			io.WriteString(c, "HTTP/1.1 403 Forbidden\r\nConnection: X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\n"+
 				"Content-Length: 6\r\n\r\nno way")
 			return true
-		case req.header("Upgrade") != "":
+		case req.Header("Upgrade") != "":
 			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 				"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"+string(hello))
 			b := make([]byte, len(fromClient))
@@ -121,9 +123,9 @@ func TestUpgradeThroughProxy(t *testing.T) {
 			got <- b
 			return false
 		}
-		return answer(c, "plain")
+		return servertest.Answer(c, "plain")
 	})
-	h := newHarness(t, "", srv.addr(), closedAddr(t))
+	h := newHarness(t, "", srv.Addr(), servertest.ClosedAddr(t))
 	front := h.serve(t).Listener.Addr().String()
 
 	c, err := net.Dial("tcp", front)
@@ -151,18 +153,18 @@ func TestUpgradeThroughProxy(t *testing.T) {
 		t.Errorf("the server got %q, want the client's frame %q", b, fromClient)
 	}
 
-	hs := srv.requests()[0]
+	hs := srv.Requests()[0]
 	for name, want := range map[string]string{
 		"Connection": "Upgrade", "Upgrade": "websocket", "User-Agent": "", "X-Hop": "", "X-Tandem-Role": "",
 		"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Host": "app.test", "X-Tandem-Epoch": "1",
 		"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
 	} {
-		if v := hs.header(name); v != want {
-			t.Errorf("the handshake the server got has %s %q, want %q:\n%s", name, v, want, hs.head)
+		if v := hs.Header(name); v != want {
+			t.Errorf("the handshake the server got has %s %q, want %q:\n%s", name, v, want, hs.Head)
 		}
 	}
-	if !strings.HasPrefix(hs.head, "GET /ws HTTP/1.1\r\nHost: app.test\r\n") {
-		t.Errorf("handshake sent as\n%s", hs.head)
+	if !strings.HasPrefix(hs.Head, "GET /ws HTTP/1.1\r\nHost: app.test\r\n") {
+		t.Errorf("handshake sent as\n%s", hs.Head)
 	}
 
 	// A refusal, then a plain request: the refusal's connection is closed,
@@ -175,11 +177,11 @@ func TestUpgradeThroughProxy(t *testing.T) {
 		t.Errorf("refusal relayed with the server's connection-specific headers: %v", refusal.Header)
 	}
 	h.finished(t)
-	before := srv.accepted()
+	before := srv.Accepted()
 	if status, body := exchangeVia(t, front, "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n"); status != 200 || body != "plain" {
 		t.Errorf("plain request: %d %q", status, body)
 	}
-	if srv.accepted() != before+1 {
+	if srv.Accepted() != before+1 {
 		t.Errorf("the connection of a refused upgrade was reused")
 	}
 }

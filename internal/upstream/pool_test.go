@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"context"
@@ -8,30 +8,28 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tandemproxy/tandem/internal/servertest"
 )
 
-// testClient is an upstream client that dials loopback as the proxy does.
-func testClient() *upstream {
+// testClient is a client that dials loopback.
+func testClient() *Client {
 	d := &net.Dialer{}
-	return newUpstream(func(ctx context.Context, addr string) (net.Conn, error) {
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return nil, &dialError{err: err}
-		}
-		return c, nil
+	return New(func(ctx context.Context, addr string) (net.Conn, error) {
+		return d.DialContext(ctx, "tcp", addr)
 	})
 }
 
 // testRequest sends a request of method (with body) through u to addr and returns
 // the response body read to its end, or the error of the exchange.
-func (u *upstream) testRequest(addr, method string, resendable bool, body string) (string, error) {
-	wr := &wireRequest{ctx: context.Background(), method: method, head: []byte(method + " / HTTP/1.1\r\nHost: app.test\r\n"),
-		connect: time.Second, idempotent: resendable, resendable: resendable, contentLength: int64(len(body))}
+func (u *Client) testRequest(addr, method string, resendable bool, body string) (string, error) {
+	wr := &Request{Ctx: context.Background(), Method: method, Head: []byte(method + " / HTTP/1.1\r\nHost: app.test\r\n"),
+		Connect: time.Second, Resendable: resendable, ContentLength: int64(len(body))}
 	if body != "" {
-		wr.body = strings.NewReader(body)
+		wr.Body = strings.NewReader(body)
 	}
 	now := time.Now()
-	resp, err := u.roundTrip(wr, addr, now, now.Add(2*time.Second))
+	resp, err := u.RoundTrip(wr, addr, now, now.Add(2*time.Second))
 	if err != nil {
 		return "", err
 	}
@@ -41,7 +39,7 @@ func (u *upstream) testRequest(addr, method string, resendable bool, body string
 }
 
 // idleTo returns how many idle connections u keeps to addr.
-func (u *upstream) idleTo(addr string) int {
+func (u *Client) idleTo(addr string) int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return len(u.idle[addr])
@@ -71,16 +69,16 @@ func TestPoolReuse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := newRawServer(t, func(c net.Conn, _ *rawRequest, _ int) bool {
+			srv := servertest.New(t, func(c net.Conn, _ *servertest.Request, _ int) bool {
 				_, err := io.WriteString(c, tt.answer)
 				return err == nil
 			})
 			u := testClient()
-			wr := &wireRequest{ctx: context.Background(), method: "GET", head: []byte("GET / HTTP/1.1\r\nHost: app.test\r\n"),
-				connect: time.Second, idempotent: true, resendable: true}
+			wr := &Request{Ctx: context.Background(), Method: "GET", Head: []byte("GET / HTTP/1.1\r\nHost: app.test\r\n"),
+				Connect: time.Second, Resendable: true}
 			for range 2 {
 				now := time.Now()
-				resp, err := u.roundTrip(wr, srv.addr(), now, now.Add(2*time.Second))
+				resp, err := u.RoundTrip(wr, srv.Addr(), now, now.Add(2*time.Second))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -95,7 +93,7 @@ func TestPoolReuse(t *testing.T) {
 			if tt.reused {
 				want = 1
 			}
-			if got := srv.accepted(); got != want {
+			if got := srv.Accepted(); got != want {
 				t.Errorf("two requests took %d connections, want %d", got, want)
 			}
 		})
@@ -106,16 +104,16 @@ func TestPoolReuse(t *testing.T) {
 // at most maxIdle are kept per server, and one idle longer than
 // idleTimeout is closed rather than reused.
 func TestPoolOrderAndBounds(t *testing.T) {
-	srv := newRawServer(t, func(c net.Conn, req *rawRequest, _ int) bool {
-		return answer(c, string(rune('0'+req.conn)))
+	srv := servertest.New(t, func(c net.Conn, req *servertest.Request, _ int) bool {
+		return servertest.Answer(c, string(rune('0'+req.Conn)))
 	})
 	u := testClient()
 	u.maxIdle = 2
-	open := func() (*wireRequest, func() string) {
-		wr := &wireRequest{ctx: context.Background(), method: "GET", head: []byte("GET / HTTP/1.1\r\nHost: app.test\r\n"),
-			connect: time.Second, idempotent: true, resendable: true}
+	open := func() (*Request, func() string) {
+		wr := &Request{Ctx: context.Background(), Method: "GET", Head: []byte("GET / HTTP/1.1\r\nHost: app.test\r\n"),
+			Connect: time.Second, Resendable: true}
 		now := time.Now()
-		resp, err := u.roundTrip(wr, srv.addr(), now, now.Add(2*time.Second))
+		resp, err := u.RoundTrip(wr, srv.Addr(), now, now.Add(2*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +130,7 @@ func TestPoolOrderAndBounds(t *testing.T) {
 	if got := a() + b() + c(); got != "123" {
 		t.Fatalf("three exchanges at once: connections %q, want 123", got)
 	}
-	if n := u.idleTo(srv.addr()); n != 2 {
+	if n := u.idleTo(srv.Addr()); n != 2 {
 		t.Errorf("%d idle connections kept, want maxIdle 2", n)
 	}
 	// The last one back (3) goes first, then 2; 1 was closed.
@@ -144,32 +142,32 @@ func TestPoolOrderAndBounds(t *testing.T) {
 	}
 	u.idleTimeout = 20 * time.Millisecond
 	time.Sleep(40 * time.Millisecond)
-	if got, err := u.testRequest(srv.addr(), "GET", true, ""); err != nil || got != "5" {
+	if got, err := u.testRequest(srv.Addr(), "GET", true, ""); err != nil || got != "5" {
 		t.Errorf("after the idle timeout: connection %q (%v), want a new one (5)", got, err)
 	}
-	u.closeIdle()
-	if n := u.idleTo(srv.addr()); n != 0 {
+	u.CloseIdle()
+	if n := u.idleTo(srv.Addr()); n != 0 {
 		t.Errorf("%d idle connections after closeIdle", n)
 	}
-	if got, _ := u.testRequest(srv.addr(), "GET", true, ""); got != "6" {
+	if got, _ := u.testRequest(srv.Addr(), "GET", true, ""); got != "6" {
 		t.Errorf("after closeIdle: connection %q, want a new one (6)", got)
 	}
 }
 
 // TestStaleConnection: the server closes a kept-alive connection while it
 // is idle in the pool. A request that may be sent again goes on it and
-// fails with errStale (nothing was processed: the caller may send it
+// fails with ErrStale (nothing was processed: the caller may send it
 // again); one that may not is sent on a connection checked first, so
 // the close is found before anything is written, and a new one is dialed.
 // A fresh connection that closes before an answer is not stale.
 func TestStaleConnection(t *testing.T) {
 	closed := make(chan struct{}, 8)
-	srv := newRawServer(t, func(c net.Conn, req *rawRequest, n int) bool {
-		if strings.Contains(req.head, "X-Hang-Up: 1") {
+	srv := servertest.New(t, func(c net.Conn, req *servertest.Request, n int) bool {
+		if strings.Contains(req.Head, "X-Hang-Up: 1") {
 			c.Close()
 			return false
 		}
-		answer(c, "fine "+string(req.body))
+		servertest.Answer(c, "fine "+string(req.Body))
 		// Keep-alive said nothing against reuse; close it anyway.
 		c.Close()
 		closed <- struct{}{}
@@ -178,17 +176,17 @@ func TestStaleConnection(t *testing.T) {
 	u := testClient()
 	prime := func() {
 		t.Helper()
-		if got, err := u.testRequest(srv.addr(), "GET", true, ""); err != nil || got != "fine " {
+		if got, err := u.testRequest(srv.Addr(), "GET", true, ""); err != nil || got != "fine " {
 			t.Fatalf("first request: %q %v", got, err)
 		}
 		<-closed
-		if n := u.idleTo(srv.addr()); n != 1 {
+		if n := u.idleTo(srv.Addr()); n != 1 {
 			t.Fatalf("%d idle connections, want the one the server closed", n)
 		}
 		// The server's FIN reaches the gateway's end of it.
 		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
 			u.mu.Lock()
-			alive := u.idle[srv.addr()][0].alive()
+			alive := u.idle[srv.Addr()][0].alive()
 			u.mu.Unlock()
 			if !alive {
 				break
@@ -200,24 +198,24 @@ func TestStaleConnection(t *testing.T) {
 	}
 
 	prime()
-	if _, err := u.testRequest(srv.addr(), "GET", true, ""); !errors.Is(err, errStale) {
-		t.Errorf("GET on a connection the server closed: %v, want errStale", err)
+	if _, err := u.testRequest(srv.Addr(), "GET", true, ""); !errors.Is(err, ErrStale) {
+		t.Errorf("GET on a connection the server closed: %v, want ErrStale", err)
 	}
 
 	prime()
-	got, err := u.testRequest(srv.addr(), "POST", false, "once")
+	got, err := u.testRequest(srv.Addr(), "POST", false, "once")
 	if err != nil || got != "fine once" {
 		t.Errorf("POST after the server closed the idle connection: %q %v, want it sent on a new connection", got, err)
 	}
-	if n := len(srv.requests()); n != 3 {
+	if n := len(srv.Requests()); n != 3 {
 		t.Errorf("the server got %d requests, want 3 (the stale GET never reached it)", n)
 	}
 
-	u.closeIdle()
-	wr := &wireRequest{ctx: context.Background(), method: "GET", head: []byte("GET / HTTP/1.1\r\nHost: app.test\r\nX-Hang-Up: 1\r\n"),
-		connect: time.Second, idempotent: true, resendable: true}
+	u.CloseIdle()
+	wr := &Request{Ctx: context.Background(), Method: "GET", Head: []byte("GET / HTTP/1.1\r\nHost: app.test\r\nX-Hang-Up: 1\r\n"),
+		Connect: time.Second, Resendable: true}
 	now := time.Now()
-	if _, err := u.roundTrip(wr, srv.addr(), now, now.Add(2*time.Second)); err == nil || errors.Is(err, errStale) {
-		t.Errorf("a new connection closed before the answer: %v, want an error other than errStale", err)
+	if _, err := u.RoundTrip(wr, srv.Addr(), now, now.Add(2*time.Second)); err == nil || errors.Is(err, ErrStale) {
+		t.Errorf("a new connection closed before the answer: %v, want an error other than ErrStale", err)
 	}
 }
