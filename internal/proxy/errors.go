@@ -1,29 +1,41 @@
 package proxy
 
 import (
-	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
+	"github.com/tandemproxy/tandem/internal/upstream"
 )
 
 // Errors that decide the status a client gets.
 var (
-	errTimeout    = errors.New("server did not answer in time")
-	errClientGone = errors.New("client went away")
+	errTimeout = upstream.ErrTimeout
+	// errNoTimeLeft: the request's time ran out before a try began.
+	errNoTimeLeft = fmt.Errorf("%w: no time left for another try", errTimeout)
 	// errAbandoned: the try was waiting for a response head when its
 	// server was marked down or lost the active role.
-	errAbandoned = errors.New("abandoned: the server was marked down or lost the active role")
+	errAbandoned = upstream.ErrAbandoned
 	// errLocal: the gateway ran short of its own resources (fds, buffers).
 	errLocal = errors.New("gateway out of local resources")
-	// errRepick: the same, found before anything was sent: pick again.
-	errRepick = errors.New("the server was marked down or lost the active role before the request was sent")
+	// errRepick: nothing was sent, for the server was marked down or lost
+	// the active role, or the decision that picked it changed: pick again.
+	errRepick = upstream.ErrUnsent
+	// errStale: a kept-alive connection the server had closed.
+	errStale = upstream.ErrStale
 )
+
+// isTimeout reports whether err is a socket's (or a context's) timeout.
+func isTimeout(err error) bool {
+	ne, ok := errors.AsType[net.Error](err)
+	return ok && ne.Timeout()
+}
 
 // dialError marks a failure to connect: the request was not sent, so it is
 // always safe to try the next server.
@@ -33,27 +45,25 @@ func (e *dialError) Error() string { return "connect: " + e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
 func isDialError(err error) bool {
-	var d *dialError
-	return errors.As(err, &d)
+	_, ok := errors.AsType[*dialError](err)
+	return ok
 }
 
 // reason shortens an error to what an operator needs in a log line.
 func reason(err error) string {
-	s := err.Error()
-	var ne net.Error
 	switch {
 	case backend.LocalError(err):
-		return "local: " + s
-	case strings.Contains(s, "connection refused"):
+		return "local: " + err.Error()
+	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
-	case strings.Contains(s, "connection reset"):
+	case errors.Is(err, syscall.ECONNRESET):
 		return "connection reset"
-	case errors.Is(err, errTimeout), errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+	case errors.Is(err, errTimeout), isTimeout(err): // context.DeadlineExceeded is a net.Error timeout too
 		return "timeout"
-	case strings.Contains(s, "EOF"):
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "connection closed"
 	}
-	return s
+	return err.Error()
 }
 
 // statusFor maps the final error of a request to the status the client gets.
@@ -62,6 +72,8 @@ func statusFor(err error) int {
 	switch {
 	case errors.As(err, &mb):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, errBadRequest):
+		return http.StatusBadRequest
 	case errors.Is(err, errNoServer), errors.Is(err, errLocal):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, errAbandoned):

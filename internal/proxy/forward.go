@@ -1,155 +1,203 @@
 package proxy
 
 import (
-	"net"
+	"errors"
+	"io"
 	"net/http"
-	"net/netip"
+	"strconv"
 	"strings"
-	"unicode/utf8"
+	"time"
+
+	"github.com/tandemproxy/tandem/internal/httpsyntax"
+	"github.com/tandemproxy/tandem/internal/route"
+	"github.com/tandemproxy/tandem/internal/upstream"
 )
 
-// peerAddr returns the address of the TCP peer of r.
-func peerAddr(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		host, _, _ := net.SplitHostPort(r.RemoteAddr)
-		a, _ := netip.ParseAddr(host)
-		return a.Unmap()
+// forward sends a plain request to the group's server (with the retries
+// that are safe) and relays the answer.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, st *reqState) {
+	resp, ok := p.sendOrFail(w, r, st, false)
+	if !ok {
+		return
 	}
-	return ap.Addr().Unmap()
+	defer resp.Body.Close()
+	p.respond(w, r, resp, st)
 }
 
-func trusted(peer netip.Addr, prefixes []netip.Prefix) bool {
-	for _, p := range prefixes {
-		if p.Contains(peer) {
-			return true
+// sendOrFail renders r for the servers (outbound) and sends it (send),
+// or answers the client with why it could not.
+func (p *Proxy) sendOrFail(w http.ResponseWriter, r *http.Request, st *reqState, upgrade bool) (*http.Response, bool) {
+	wr, err := outbound(r, st, upgrade)
+	if err == nil {
+		var resp *http.Response
+		resp, err = p.send(r, wr, st)
+		wr.release() // the response holds nothing of it
+		if err == nil {
+			return resp, true
 		}
 	}
-	return false
+	p.fail(w, r, st, err)
+	return nil, false
 }
 
-// setForwarded writes X-Forwarded-For/-Host/-Proto and Forwarded on out.
-// The client's own values are kept (and appended to) only when the peer is
-// a trusted proxy; otherwise they are replaced, so a client cannot forge
-// its address. out must not carry the inbound values already.
-func setForwarded(out, in *http.Request, prefixes []netip.Prefix) {
-	setForwardedHeader(out.Header, in, prefixes)
-}
-
-// setForwardedHeader is setForwarded on a header map (the websocket
-// handshake); plain requests render the same values straight onto the
-// wire (forwarded.appendTo).
-func setForwardedHeader(h http.Header, in *http.Request, prefixes []netip.Prefix) {
-	f := forwardedOf(in, prefixes)
-	h["X-Forwarded-For"] = []string{string(f.appendFor(nil))}
-	h["X-Forwarded-Host"] = []string{f.xfHost}
-	h["X-Forwarded-Proto"] = []string{f.xfProto}
-	h["Forwarded"] = []string{string(f.appendForwarded(nil))}
-}
-
-// forwarded is what the forwarding headers of one request say.
-type forwarded struct {
-	peer     netip.Addr
-	host     string // the request's Host
-	proto    string // this hop's: http or https
-	priorFor string // a trusted peer's X-Forwarded-For, joined; else ""
-	xfHost   string // X-Forwarded-Host to send
-	xfProto  string // X-Forwarded-Proto to send
-	priorFwd string // a trusted peer's Forwarded elements, joined, and ", "; else ""
-}
-
-func forwardedOf(in *http.Request, prefixes []netip.Prefix) forwarded {
-	peer := peerAddr(in)
-	proto := "http"
-	if in.TLS != nil {
-		proto = "https"
+// respond relays the server's response: headers (minus connection-specific
+// ones, with the listener's HSTS, sticky cookie and debug header), body
+// and trailers. A body cut off midway aborts the client's response too, so
+// the client does not take a truncated body for a whole one; one that
+// fails before anything was sent gets 502 instead.
+func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Response, st *reqState) {
+	g := st.group
+	st.status, st.answered = resp.StatusCode, true
+	if resp.StatusCode >= 500 && g.Cfg.Passive.Count5xx {
+		st.server.Failure("answered "+strconv.Itoa(resp.StatusCode), g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D(), ejection(g.Cfg.Passive))
 	}
-	f := forwarded{peer: peer, host: in.Host, proto: proto, xfHost: in.Host, xfProto: proto}
-	if trusted(peer, prefixes) {
-		if prior := strings.Join(in.Header["X-Forwarded-For"], ", "); strings.TrimSpace(prior) != "" {
-			f.priorFor = prior
+	// Stream answers of unknown length (server-sent events, long polls) as
+	// they come; buffer the others.
+	flush := resp.ContentLength < 0
+	bp := bufs.Get().(*[]byte)
+	defer bufs.Put(bp)
+	var first []byte
+	var firstErr error
+	if !flush || bodyBuffered(resp.Body) {
+		// The first bytes of the body come before the head goes out, when
+		// they are already here or the answer is buffered anyway: a body
+		// that fails at once (a malformed first chunk, a close after the
+		// head) gets a 502, not an empty reply.
+		n, err := resp.Body.Read(*bp)
+		if n == 0 && err != nil && err != io.EOF {
+			p.bodyFailed(r, st, err)
+			if r.Context().Err() == nil {
+				st.status, st.answered = http.StatusBadGateway, false
+				writeError(w, http.StatusBadGateway)
+			}
+			return
 		}
-		if v := in.Header["X-Forwarded-Host"]; len(v) > 0 && v[0] != "" {
-			f.xfHost = v[0]
-		}
-		if v := in.Header["X-Forwarded-Proto"]; len(v) > 0 && v[0] != "" {
-			f.xfProto = v[0]
-		}
-		if prior := in.Header["Forwarded"]; len(prior) > 0 {
-			f.priorFwd = strings.Join(prior, ", ") + ", "
+		first, firstErr = (*bp)[:n], err
+	}
+	h := w.Header()
+	responseHeader(h, resp, st)
+	if sc := g.Cfg.Sticky; sc != nil {
+		if v := route.CookieValue(g.Name, st.server.Name); v != st.cookie {
+			c := &http.Cookie{Name: sc.Cookie, Value: v, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil}
+			h.Add("Set-Cookie", c.String())
 		}
 	}
-	return f
-}
-
-// appendTo appends the four header lines.
-func (f *forwarded) appendTo(b []byte) []byte {
-	b = append(b, "X-Forwarded-For: "...)
-	b = f.appendFor(b)
-	b = append(b, "\r\nX-Forwarded-Host: "...)
-	b = append(b, f.xfHost...)
-	b = append(b, "\r\nX-Forwarded-Proto: "...)
-	b = append(b, f.xfProto...)
-	b = append(b, "\r\nForwarded: "...)
-	b = f.appendForwarded(b)
-	return append(b, "\r\n"...)
-}
-
-// appendFor appends the X-Forwarded-For value.
-func (f *forwarded) appendFor(b []byte) []byte {
-	if f.priorFor != "" {
-		b = append(b, f.priorFor...)
-		b = append(b, ", "...)
-	}
-	return appendAddr(b, f.peer)
-}
-
-// appendForwarded appends the Forwarded value: the trusted prior elements
-// and this hop's RFC 7239 element; IPv6 and hosts are quoted.
-func (f *forwarded) appendForwarded(b []byte) []byte {
-	b = append(b, f.priorFwd...)
-	b = append(b, "for="...)
-	if f.peer.Is6() {
-		b = append(b, `"[`...)
-		b = appendAddr(b, f.peer)
-		b = append(b, `]"`...)
-	} else {
-		b = appendAddr(b, f.peer)
-	}
-	b = append(b, ";host="...)
-	b = appendQuoted(b, f.host)
-	b = append(b, ";proto="...)
-	return append(b, f.proto...)
-}
-
-// appendAddr appends a.String().
-func appendAddr(b []byte, a netip.Addr) []byte {
-	if !a.IsValid() {
-		return append(b, a.String()...)
-	}
-	return a.AppendTo(b)
-}
-
-// appendQuoted appends s as a quoted-string, dropping control characters.
-func appendQuoted(b []byte, s string) []byte {
-	plain := true
-	for i := 0; i < len(s) && plain; i++ {
-		c := s[i]
-		plain = c >= 0x20 && c != 0x7f && c != '"' && c != '\\'
-	}
-	b = append(b, '"')
-	if plain {
-		b = append(b, s...)
-		return append(b, '"')
-	}
-	for _, r := range s {
-		if r == '"' || r == '\\' {
-			b = append(b, '\\')
+	if len(resp.Trailer) > 0 {
+		names := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			names = append(names, k)
 		}
-		if r < 0x20 || r == 0x7f {
+		h["Trailer"] = []string{strings.Join(names, ", ")}
+	}
+	w.WriteHeader(resp.StatusCode)
+	if err := copyBody(w, resp.Body, flush, *bp, first, firstErr); err != nil {
+		var be *bodyError
+		if errors.As(err, &be) {
+			p.bodyFailed(r, st, be.err)
+		}
+		// Counted and logged now: the abort skips what follows the handler.
+		p.record(r, st, false)
+		st.recorded = true
+		panic(http.ErrAbortHandler)
+	}
+	for k, vv := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vv
+	}
+}
+
+// responseHeader copies the header of a server's response to h, the
+// client's, minus what concerns one connection only, and the listener's
+// HSTS over the server's; with the server's name when the group shows it.
+func responseHeader(h http.Header, resp *http.Response, st *reqState) {
+	conn := resp.Header["Connection"]
+	for k, vv := range resp.Header {
+		if httpsyntax.HopByHop(k) || k == "Strict-Transport-Security" && st.hsts != "" || len(conn) > 0 && httpsyntax.HasToken(conn, k) {
 			continue
 		}
-		b = utf8.AppendRune(b, r)
+		h[k] = vv
 	}
-	return append(b, '"')
+	if st.group.Cfg.ExposeServer {
+		h.Set("X-Tandem-Server", st.server.Name)
+	}
+}
+
+// bodyBuffered reports whether bytes of a server's body were read already.
+func bodyBuffered(body io.Reader) bool {
+	b, ok := body.(*upstream.Body)
+	return ok && b.Buffered() > 0
+}
+
+// bodyError is a failure reading the server's response body (rather than
+// writing it to the client).
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "reading the response body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+// bodyFailed records a failure of the server's response body: a soft
+// failure of the server (unless the client's leaving caused it), a
+// sampled warning, and the reason in the request's metrics and access log.
+func (p *Proxy) bodyFailed(r *http.Request, st *reqState, err error) {
+	if r.Context().Err() != nil {
+		return // the client went away: no fault of the server's
+	}
+	g := st.group
+	st.bodyErr = "response body: " + reason(err)
+	st.server.Failure("passive: "+st.bodyErr, g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D(), ejection(g.Cfg.Passive))
+	if n, ok := p.failLog.allow(time.Now()); ok {
+		p.log.Warn("response body failed", "group", g.Name, "server", st.server.Name, "method", r.Method,
+			"path", r.URL.Path, "status", st.status, "error", st.bodyErr, "suppressed", n)
+	}
+}
+
+// copyBody copies a response body with buf, after the first bytes already
+// read (and the error that came with them), flushing after each read when
+// asked. A failure to read the body is a *bodyError.
+func copyBody(w http.ResponseWriter, body io.Reader, flush bool, buf, first []byte, firstErr error) error {
+	rc := http.NewResponseController(w)
+	n, err := len(first), firstErr
+	if first == nil && err == nil {
+		n, err = body.Read(buf)
+	}
+	for {
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if flush {
+				if ferr := rc.Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
+					return ferr
+				}
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return &bodyError{err: err}
+		}
+		n, err = body.Read(buf)
+	}
+}
+
+// fail answers a request that no try could complete.
+func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
+	if r.Context().Err() != nil {
+		// The client went away: not the server's fault, nobody to answer.
+		st.status = 499
+		return
+	}
+	code := statusFor(err)
+	st.status = code
+	server := ""
+	if st.server != nil {
+		server = st.server.Name
+	}
+	if n, ok := p.failLog.allow(time.Now()); ok {
+		// Failures come in storms (both servers down: every request);
+		// the metrics count each one, the log samples them.
+		p.log.Warn("request failed", "group", st.group.Name, "server", server, "method", r.Method,
+			"path", r.URL.Path, "status", code, "retries", st.retries, "error", reason(err), "suppressed", n)
+	}
+	writeError(w, code)
 }

@@ -4,19 +4,16 @@ package proxy
 
 import (
 	"io"
-	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tandemproxy/tandem/internal/backend"
-	"github.com/tandemproxy/tandem/internal/config"
-	"github.com/tandemproxy/tandem/internal/failover"
-	"github.com/tandemproxy/tandem/internal/metrics"
-	"github.com/tandemproxy/tandem/internal/route"
 )
 
 // TestLocalErrorIsNoServersFault: the gateway runs out of its own file
@@ -24,28 +21,29 @@ import (
 // and neither server is marked down nor is there a switch: every server
 // would have failed the same way.
 func TestLocalErrorIsNoServersFault(t *testing.T) {
+	// open counts the servers' connections: each server closes its end
+	// of a connection the gateway closed in its own time, and an fd freed
+	// so after the fds were used up would let the gateway's dial through.
+	var open atomic.Int32
 	hello := func(name string) *httptest.Server {
-		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }))
+		s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }))
+		s.Config.ConnState = func(_ net.Conn, cs http.ConnState) {
+			switch cs {
+			case http.StateNew:
+				open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				open.Add(-1)
+			}
+		}
+		s.Start()
+		return s
 	}
 	master, failover_ := hello("master"), hello("failover")
 	defer master.Close()
 	defer failover_.Close()
-	yaml := "listeners:\n  - {name: web, address: \"127.0.0.1:0\"}\ngroups:\n  - name: app\n    health: {disabled: true}\n    servers:\n" +
-		"      - {name: master, address: \"" + master.Listener.Addr().String() + "\"}\n" +
-		"      - {name: failover, address: \"" + failover_.Listener.Addr().String() + "\", backup: true}\n"
-	cfg, err := config.Parse("t.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var switches []failover.Switch
-	tbl := route.Build(cfg, backend.NewRegistry(nil), func(name string) *failover.Elector {
-		return failover.NewElector(name, func(sw failover.Switch) { switches = append(switches, sw) })
-	})
-	grp := tbl.Group("app")
-	grp.Elector.SetView(grp.View, "test")
-	p := New(func() *route.Table { return tbl }, slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()))
-	front := httptest.NewServer(p)
-	defer front.Close()
+	h := newHarness(t, "", master.Listener.Addr().String(), failover_.Listener.Addr().String())
+	front := h.serve(t)
+	p, grp := h.p, h.group
 	c := front.Client()
 	get := func() (int, string) {
 		resp, err := c.Get(front.URL + "/")
@@ -59,8 +57,13 @@ func TestLocalErrorIsNoServersFault(t *testing.T) {
 	if code, body := get(); code != 200 || body != "master" {
 		t.Fatalf("before: %d %q", code, body)
 	}
-	switches = nil
+	h.switched()
 	p.CloseIdle() // the next request dials
+	for deadline := time.Now().Add(5 * time.Second); open.Load() > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the servers kept %d connections the gateway closed", open.Load())
+		}
+	}
 
 	// Use up every fd the soft limit leaves, on the gateway's side.
 	var old syscall.Rlimit
@@ -99,8 +102,8 @@ func TestLocalErrorIsNoServersFault(t *testing.T) {
 			t.Errorf("%s marked down for the gateway's own shortage", s.Name)
 		}
 	}
-	if len(switches) > 0 {
-		t.Errorf("switched for the gateway's own shortage: %+v", switches)
+	if sw := h.switched(); len(sw) > 0 {
+		t.Errorf("switched for the gateway's own shortage: %+v", sw)
 	}
 	if code, body := get(); code != 200 || body != "master" {
 		t.Errorf("after: %d %q, want the master still", code, body)

@@ -13,6 +13,7 @@ import (
 	"github.com/tandemproxy/tandem/internal/backend"
 	"github.com/tandemproxy/tandem/internal/metrics"
 	"github.com/tandemproxy/tandem/internal/route"
+	"github.com/tandemproxy/tandem/internal/upstream"
 )
 
 var errNoServer = route.ErrNoServer
@@ -22,7 +23,7 @@ type Proxy struct {
 	table   func() *route.Table
 	log     *slog.Logger
 	metrics *metrics.Metrics
-	up      *upstream
+	up      *upstream.Client
 	dialer  *net.Dialer
 
 	// upgraded tracks every websocket, for shutdown.
@@ -34,18 +35,20 @@ type Proxy struct {
 // New returns a proxy routing with the table that table returns at each request.
 func New(table func() *route.Table, log *slog.Logger, m *metrics.Metrics) *Proxy {
 	p := &Proxy{table: table, log: log, metrics: m, dialer: &net.Dialer{KeepAlive: 30 * time.Second}}
-	p.up = newUpstream(func(ctx context.Context, addr string) (net.Conn, error) { return p.dial(ctx, "tcp", addr) })
+	p.up = upstream.New(func(ctx context.Context, addr string) (net.Conn, error) { return p.dial(ctx, "tcp", addr) })
 	return p
 }
 
 // reqState is what one request learns on its way: group, tries, answer.
 type reqState struct {
-	table   *route.Table
-	group   *route.Group
-	host    string
-	cookie  string
-	tried   []*backend.Server
-	server  *backend.Server // the server that answered, or the last tried
+	table  *route.Table
+	group  *route.Group
+	host   string
+	cookie string
+	server *backend.Server // the server that answered, or the last tried
+	// pinned: a Host pin chose server (its websockets do not follow the
+	// active role).
+	pinned  bool
 	retries int
 	status  int
 	// answered is true when the server's response was relayed (not an
@@ -133,9 +136,6 @@ func (p *Proxy) record(r *http.Request, st *reqState, upgrade bool) {
 	}
 }
 
-// Upgraded returns every tracked websocket, for shutdown.
-func (p *Proxy) Upgraded() *backend.Conns { return &p.upgraded }
-
 // CloseUpgraded closes every websocket with code and waits until their
 // sessions ended or ctx is done.
 func (p *Proxy) CloseUpgraded(ctx context.Context, code uint16, reason string) {
@@ -149,7 +149,7 @@ func (p *Proxy) CloseUpgraded(ctx context.Context, code uint16, reason string) {
 }
 
 // CloseIdle drops idle connections to servers (after a reload).
-func (p *Proxy) CloseIdle() { p.up.closeIdle() }
+func (p *Proxy) CloseIdle() { p.up.CloseIdle() }
 
 func (p *Proxy) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	c, err := p.dialer.DialContext(ctx, network, addr)

@@ -13,13 +13,8 @@ import (
 	"github.com/tandemproxy/tandem/internal/route"
 )
 
-// send delivers wr to the server the group picks and, when that fails, to
-// the next one, as far as replaying is safe:
-//   - a request that could not be sent (dial error) is always retried;
-//   - once sent, only an idempotent request whose body is buffered is;
-//   - a client that went away ends the request, and is no server's fault.
-//
-// idempotent reports whether r may be replayed after it was sent.
+// idempotent reports whether r may be processed twice: its method says
+// so (RFC 9110 9.2.2), or the client gave it an Idempotency-Key.
 func idempotent(r *http.Request) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
@@ -28,9 +23,76 @@ func idempotent(r *http.Request) bool {
 	return r.Header.Get("Idempotency-Key") != ""
 }
 
+// failedTry is what the retry rule is told of a try that failed.
+type failedTry struct {
+	err error
+	// idempotent: the request may be processed twice (see idempotent).
+	idempotent bool
+	// replayable: its body can be sent again: none, buffered, or none of
+	// it read yet.
+	replayable bool
+	// clientGone: the client went away, or reading its body failed.
+	clientGone bool
+	// expired: the request's time for response headers ran out.
+	expired bool
+}
+
+// verdict is what follows a failed try.
+type verdict uint8
+
+const (
+	giveUp verdict = iota // the request fails with the try's error
+	again                 // the same server, on a new connection: not another attempt
+	repick                // pick again (nothing was sent): not another attempt
+	next                  // the next server, as another attempt
+)
+
+var verdicts = [...]string{giveUp: "give up", again: "again", repick: "repick", next: "next"}
+
+func (v verdict) String() string { return verdicts[v] }
+
+// retry is the one rule that decides whether a failed try may be
+// repeated, for plain requests and upgrades alike:
+//   - never for a client that went away (no server's fault, nobody to
+//     answer), nor for the gateway's own shortage (the next server would
+//     fail alike);
+//   - always when nothing was sent: a failure to connect goes to the next
+//     server; a pick that the decision overtook is made again;
+//   - once sent, within the request's time and only for an idempotent
+//     request whose body can be sent again: on a new connection to the
+//     same server when a kept-alive one turned out closed (the server
+//     may have acted on it before closing: RFC 9110 9.2.2), else on the
+//     next server (a timeout, a reset, a server that went down or lost
+//     the role while the try waited).
+func retry(f failedTry) verdict {
+	switch {
+	case f.clientGone, backend.LocalError(f.err):
+		return giveUp
+	case errors.Is(f.err, errRepick):
+		return repick
+	case isDialError(f.err):
+		return next
+	case f.expired, !mayResend(f.idempotent, f.replayable):
+		return giveUp
+	case errors.Is(f.err, errStale):
+		return again
+	}
+	return next
+}
+
+// mayResend is the rule's word on a request that was sent: it may be sent
+// again when it is idempotent and its body can be sent again. A request
+// that may not goes on a kept-alive connection only once that connection
+// was checked for a close from the server.
+func mayResend(idem, replayable bool) bool { return idem && replayable }
+
+// send delivers wr to the server the group picks and, as far as the
+// retry rule lets it, to the next one (or again, on a new connection).
+// wr is a plain request, or one to switch protocols (wr.Upgrade), whose
+// 101 answer's Body is the connection (see upstream.Client.Upgrade).
 func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Response, error) {
 	g := st.group
-	body, err := newReplayBody(r.Body, r.ContentLength, idempotent(r), int64(g.Cfg.Retry.BufferBytes))
+	body, err := newReplayBody(r.Body, r.ContentLength, wr.idempotent, int64(g.Cfg.Retry.BufferBytes))
 	if err != nil {
 		return nil, err
 	}
@@ -47,60 +109,77 @@ func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Resp
 		}
 		s := choice.Server
 		tried = append(tried, s)
-		st.server = s
+		st.server, st.pinned = s, choice.Pinned
 		if try > 0 {
 			st.retries++
 		}
-		resp, err := p.try(g, wr, choice, body, deadline, g.Cfg.Retry.PerTryTimeout.D())
-		if err == nil {
-			return resp, nil
+		v := again
+		for v == again {
+			resp, err := p.try(g, wr, choice, body, deadline, g.Cfg.Retry.PerTryTimeout.D())
+			if err == nil {
+				return resp, nil
+			}
+			lastErr = err
+			f := failedTry{err: err, idempotent: wr.idempotent, replayable: body.replayable(),
+				clientGone: r.Context().Err() != nil || body.clientErr.Load() != nil, expired: !time.Now().Before(deadline)}
+			if !f.clientGone {
+				p.blame(g, s, err, wr.Upgrade)
+			}
+			v = retry(f)
 		}
-		lastErr = err
-		if r.Context().Err() != nil {
-			return nil, fmt.Errorf("%w: %w", errClientGone, r.Context().Err())
-		}
-		if ce := body.clientErr.Load(); ce != nil {
-			return nil, *ce
-		}
-		pc := g.Cfg.Passive
-		switch {
-		case errors.Is(err, errRepick):
-			// Nothing was sent: s was not tried, and the pick does not
-			// count as an attempt (a few times: decisions settle).
+		switch v {
+		case giveUp:
+			return nil, givenUp(r, body, lastErr)
+		case repick:
+			// s was not tried, and the pick does not count as an attempt
+			// (a few times: decisions settle).
 			if repicks < maxRepicks {
 				repicks++
 				tried = tried[:len(tried)-1]
 				try--
 			}
-			continue
-		case errors.Is(err, errAbandoned):
-			// The server went down or lost the active role while this try
-			// waited: not a failure of its own to count. Replay what the
-			// rules allow on the server now active; the rest gets 502.
-			if !wr.idempotent || !body.replayable() || time.Now().After(deadline) {
-				return nil, err
-			}
-			continue
-		case backend.LocalError(err):
-			// The gateway is short of fds, buffers or ports: no server's
-			// fault, and the next would fail alike. Nothing was marked.
-			return nil, fmt.Errorf("%w: %w", errLocal, err)
-		case isDialError(err):
-			// Refused, reset or timed out before anything was sent: the
-			// server is down now, not at the next check.
-			s.Eject("passive: "+reason(err), dialEjection(pc, g.Cfg.Health, s))
-			continue
-		default:
-			// Timed out or broken after sending: count it, and have the
-			// prober look now rather than at its next interval.
-			s.Failure("passive: "+reason(err), pc.MaxFails, pc.Window.D(), failureEjection(g, s, err))
-			s.Kick()
-		}
-		if !body.replayable() || time.Now().After(deadline) {
-			return nil, err
 		}
 	}
 	return nil, noServer(lastErr)
+}
+
+// givenUp is the error of a request the retry rule gave up on.
+func givenUp(r *http.Request, body *replayBody, err error) error {
+	if r.Context().Err() != nil {
+		return err // nobody to answer
+	}
+	if ce := body.clientErr.Load(); ce != nil {
+		return *ce // the client's body (too large, cut off), not the server's doing
+	}
+	if backend.LocalError(err) {
+		return fmt.Errorf("%w: %w", errLocal, err)
+	}
+	return err
+}
+
+// blame counts a failed try against its server when the failure is the
+// server's: a failure to connect takes it down now rather than at the next
+// check; a timeout or a broken exchange counts towards its passive
+// limit, and has the prober look now. What is no server's doing counts
+// for nothing (nor does a client gone, which the caller sees): the
+// gateway's own shortage, a try given up before it began (the decision
+// moved, no time left), a try abandoned because its server went down or
+// lost the role meanwhile, a kept-alive connection the server had closed.
+func (p *Proxy) blame(g *route.Group, s *backend.Server, err error, upgrade bool) {
+	switch {
+	case backend.LocalError(err), errors.Is(err, errRepick), errors.Is(err, errNoTimeLeft),
+		errors.Is(err, errAbandoned), errors.Is(err, errStale):
+	case isDialError(err):
+		s.Eject("passive: "+reason(err), dialEjection(g.Cfg.Passive, g.Cfg.Health, s))
+	default:
+		what := "passive: "
+		if upgrade {
+			what = "passive: websocket handshake: "
+		}
+		pc := g.Cfg.Passive
+		s.Failure(what+reason(err), pc.MaxFails, pc.Window.D(), failureEjection(g, s, err))
+		s.Kick()
+	}
 }
 
 // maxRepicks bounds the picks made again, per request, because the
@@ -129,19 +208,24 @@ func (p *Proxy) try(g *route.Group, wr *wireRequest, choice route.Choice, body *
 		wait = perTry
 	}
 	if wait <= 0 {
-		return nil, errTimeout
+		return nil, errNoTimeLeft
 	}
-	attempt := *wr
-	attempt.body, attempt.rewind = body.next()
-	attempt.epoch, attempt.hasEpoch = choice.Epoch, choice.HasEpoch
-	attempt.server, attempt.gen, attempt.pinned = choice.Server, choice.Server.RoleGen(), choice.Pinned
+	attempt := wr.Request
+	var again bool
+	attempt.Body, again = body.next()
+	attempt.Epoch, attempt.HasEpoch = choice.Epoch, choice.HasEpoch
+	attempt.Server, attempt.Gen, attempt.Pinned = choice.Server, choice.Server.RoleGen(), choice.Pinned
 	if moved(g, choice) {
 		// The decision that picked the server was replaced before the try
 		// began: pick again rather than send to a former active server.
 		return nil, errRepick
 	}
-	attempt.stallAfter, attempt.onStall = g.Cfg.Passive.NoProgressAfter(), p.onStall
-	return p.up.roundTrip(&attempt, choice.Server.Address, now, now.Add(wait))
+	attempt.StallAfter, attempt.OnStall = g.Cfg.Passive.NoProgressAfter(), p.onStall
+	if wr.Upgrade {
+		return p.up.Upgrade(&attempt, choice.Server.Address, now, now.Add(wait))
+	}
+	attempt.Resendable = mayResend(wr.idempotent, again)
+	return p.up.RoundTrip(&attempt, choice.Server.Address, now, now.Add(wait))
 }
 
 // moved reports whether the group's committed decision changed since
@@ -188,17 +272,17 @@ func newReplayBody(rb io.ReadCloser, contentLength int64, idem bool, limit int64
 	return b, nil
 }
 
-// next returns the body for one try (nil for none), and a rewind function
-// when it can be sent again.
-func (b *replayBody) next() (io.Reader, func() io.Reader) {
+// next returns the body for one try (nil for none), and whether the try
+// could send it again (on a new connection) once it was read: a buffered
+// body or none.
+func (b *replayBody) next() (io.Reader, bool) {
 	if b.buffered {
-		if b.orig == nil || b.orig == http.NoBody {
-			return nil, nil
+		if b.orig == nil {
+			return nil, true // noReplayBody: newReplayBody took http.NoBody for none
 		}
-		rewind := func() io.Reader { return bytes.NewReader(b.buf) }
-		return rewind(), rewind
+		return bytes.NewReader(b.buf), true
 	}
-	return &trackedBody{r: b.rest, body: b}, nil
+	return &trackedBody{r: b.rest, body: b}, false
 }
 
 // replayable reports whether another try can send the body again.

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +18,8 @@ import (
 
 	"github.com/tandemproxy/tandem/internal/backend"
 	"github.com/tandemproxy/tandem/internal/bufpool"
-	"github.com/tandemproxy/tandem/internal/route"
+	"github.com/tandemproxy/tandem/internal/httpsyntax"
+	"github.com/tandemproxy/tandem/internal/upstream"
 )
 
 // Websocket close codes (RFC 6455 and IANA registry).
@@ -29,24 +28,9 @@ const (
 	CloseServiceRestart uint16 = 1012
 )
 
-// hopHeaders are connection-specific and never forwarded as is.
-var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // isUpgrade reports whether the request asks to switch protocols.
 func isUpgrade(h http.Header) bool {
-	return headerHasToken(h, "Connection", "upgrade") && h.Get("Upgrade") != ""
+	return httpsyntax.HasToken(h["Connection"], "upgrade") && h.Get("Upgrade") != ""
 }
 
 // IsWebsocketHandshake reports whether r is a websocket opening handshake:
@@ -54,152 +38,32 @@ func isUpgrade(h http.Header) bool {
 // 403 to anything else on a websocket path.
 func IsWebsocketHandshake(r *http.Request) bool {
 	return r.Method == http.MethodGet && r.ProtoMajor == 1 && r.ProtoMinor >= 1 &&
-		headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+		httpsyntax.HasToken(r.Header["Connection"], "upgrade") && httpsyntax.HasToken(r.Header["Upgrade"], "websocket")
 }
 
 // serveUpgrade proxies a protocol upgrade itself rather than through
 // the plain request path, so that it owns both connections: it can track them per
-// server and close them with a websocket close frame on a switch.
+// server and close them with a websocket close frame on a switch. The
+// handshake goes the way of any request (send: the same outbound request,
+// tries and retry rule), on a connection of its own.
 func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, st *reqState) {
-	g := st.group
-	var lastErr error
-	repicks := 0
-	for try := 0; try < g.Cfg.Retry.Attempts; try++ {
-		choice, err := g.Pick(r.Context(), st.host, st.cookie, st.tried)
-		if err != nil {
-			break
-		}
-		s := choice.Server
-		st.tried, st.server = append(st.tried, s), s
-		if try > 0 {
-			st.retries++
-		}
-		backConn, br, resp, err := p.handshake(r, st, choice)
-		if err != nil {
-			lastErr = err
-			if r.Context().Err() != nil {
-				st.status = 499
-				return
-			}
-			if backend.LocalError(err) {
-				// The gateway's own shortage: no server's fault.
-				lastErr = fmt.Errorf("%w: %w", errLocal, err)
-				break
-			}
-			if errors.Is(err, errRepick) && repicks < maxRepicks {
-				// Nothing was sent: not a try of s.
-				repicks++
-				st.tried = st.tried[:len(st.tried)-1]
-				try--
-				continue
-			}
-			if errors.Is(err, errAbandoned) || errors.Is(err, errRepick) {
-				// The server went down or lost the role meanwhile: not a
-				// failure of its own; the next try goes to the one active now.
-				continue
-			}
-			if isDialError(err) {
-				s.Eject("passive: "+reason(err), dialEjection(g.Cfg.Passive, g.Cfg.Health, s))
-			} else {
-				s.Failure("passive: websocket handshake: "+reason(err), g.Cfg.Passive.MaxFails, g.Cfg.Passive.Window.D(), failureEjection(g, s, err))
-				s.Kick()
-			}
-			// The handshake is a GET with no body: safe to send again.
-			continue
-		}
-		st.status, st.answered = resp.StatusCode, true
-		if resp.StatusCode != http.StatusSwitchingProtocols {
-			p.relayResponse(w, resp, st)
-			backConn.Close()
-			return
-		}
-		p.relayUpgrade(w, r, st, s, choice.Pinned, backConn, br, resp)
+	resp, ok := p.sendOrFail(w, r, st, true)
+	if !ok {
 		return
 	}
-	p.fail(w, r, st, noServer(lastErr))
+	st.status, st.answered = resp.StatusCode, true
+	up, ok := resp.Body.(*upstream.Upgraded)
+	if !ok {
+		p.relayResponse(w, resp, st)
+		return
+	}
+	p.relayUpgrade(w, r, st, st.server, st.pinned, up.Conn, up.Reader, resp)
 }
 
-// handshake dials s and sends the upgrade request, returning the server's answer.
-func (p *Proxy) handshake(r *http.Request, st *reqState, choice route.Choice) (net.Conn, *bufio.Reader, *http.Response, error) {
-	g, s := st.group, choice.Server
-	gen := s.RoleGen()
-	if moved(g, choice) {
-		return nil, nil, nil, errRepick
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), g.Cfg.Timeouts.Connect.D())
-	defer cancel()
-	c, err := p.dialer.DialContext(ctx, "tcp", s.Address)
-	if err != nil {
-		return nil, nil, nil, &dialError{err: err}
-	}
-	wait := g.Cfg.Timeouts.Response.D()
-	if pt := g.Cfg.Retry.PerTryTimeout.D(); pt > 0 {
-		wait = pt
-	}
-	c.SetDeadline(time.Now().Add(wait))
-	out := r.Clone(r.Context())
-	out.RequestURI = ""
-	out.URL.Scheme, out.URL.Host = "http", s.Address
-	upgrade := r.Header.Get("Upgrade")
-	for _, h := range hopHeaders {
-		out.Header.Del(h)
-	}
-	for _, h := range r.Header.Values("Connection") {
-		for _, t := range strings.Split(h, ",") {
-			out.Header.Del(strings.TrimSpace(t))
-		}
-	}
-	out.Header.Set("Connection", "Upgrade")
-	out.Header.Set("Upgrade", upgrade)
-	setForwarded(out, r, st.table.Trusted)
-	out.Header.Del("X-Tandem-Epoch") // the gateway's word only, never a client's
-	out.Header.Del("X-Tandem-Role")
-	if choice.HasEpoch {
-		out.Header.Set("X-Tandem-Epoch", strconv.FormatUint(choice.Epoch, 10))
-	}
-	// Through a pooled writer: Request.Write makes a 4 KiB one otherwise.
-	bw := bufpool.Writer(c)
-	err = out.Write(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	bufpool.PutWriter(bw)
-	if err != nil {
-		c.Close()
-		return nil, nil, nil, err
-	}
-	br := bufpool.Reader(c)
-	w := s.Wait(gen, choice.Pinned, g.Cfg.Passive.NoProgressAfter(), p.onStall, func() { c.SetDeadline(aLongTimeAgo) })
-	resp, err := http.ReadResponse(br, out)
-	s.Done(w, err == nil)
-	if err != nil {
-		c.Close()
-		bufpool.PutReader(br)
-		if w.Abandoned() {
-			return nil, nil, nil, fmt.Errorf("%w: %w", errAbandoned, err)
-		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			err = fmt.Errorf("%w: %w", errTimeout, err)
-		}
-		return nil, nil, nil, err
-	}
-	c.SetDeadline(time.Time{})
-	return c, br, resp, nil
-}
-
-// relayResponse passes on a server's refusal to upgrade.
+// relayResponse passes on a server's refusal to upgrade, its body cut at 1 MiB.
 func (p *Proxy) relayResponse(w http.ResponseWriter, resp *http.Response, st *reqState) {
 	defer resp.Body.Close()
-	for _, h := range hopHeaders {
-		resp.Header.Del(h)
-	}
-	for k, v := range resp.Header {
-		w.Header()[k] = v
-	}
-	if st.group.Cfg.ExposeServer {
-		w.Header().Set("X-Tandem-Server", st.server.Name)
-	}
+	responseHeader(w.Header(), resp, st)
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, io.LimitReader(resp.Body, 1<<20))
 }

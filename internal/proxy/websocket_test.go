@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tandemproxy/tandem/internal/servertest"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection.
@@ -87,5 +91,97 @@ func copyFrames(dst io.Writer, src *bufio.Reader, lock frameLock, closing, sentC
 		if err := p.frame(); err != nil {
 			return err
 		}
+	}
+}
+
+// TestUpgradeThroughProxy: a websocket handshake goes to the server as
+// any request does (the outbound request: no User-Agent of the gateway's
+// own, connection-specific headers dropped, the forwarding headers and
+// the epoch), its 101 is relayed with the bytes the server sent right
+// after it, and frames pass both ways. A refusal is relayed as an answer
+// is (connection-specific headers dropped), and its connection is not
+// pooled.
+func TestUpgradeThroughProxy(t *testing.T) {
+	hello := frame(0x1, []byte("hello"), false)
+	fromClient := frame(0x1, []byte("hi there"), true)
+	got := make(chan []byte, 1)
+	srv := servertest.New(t, func(c net.Conn, req *servertest.Request, _ int) bool {
+		switch {
+		case strings.HasPrefix(req.Head, "GET /refuse "):
+			io.WriteString(c, "HTTP/1.1 403 Forbidden\r\nConnection: X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\n"+
+				"Content-Length: 6\r\n\r\nno way")
+			return true
+		case req.Header("Upgrade") != "":
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+				"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"+string(hello))
+			b := make([]byte, len(fromClient))
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err := io.ReadFull(c, b)
+			if err != nil {
+				b = nil
+			}
+			got <- b
+			return false
+		}
+		return servertest.Answer(c, "plain")
+	})
+	h := newHarness(t, "", srv.Addr(), servertest.ClosedAddr(t))
+	front := h.serve(t).Listener.Addr().String()
+
+	c, err := net.Dial("tcp", front)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade, X-Hop\r\nX-Hop: 1\r\nUpgrade: websocket\r\n"+
+		"X-Tandem-Role: active\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-Websocket-Accept") == "" {
+		t.Fatalf("handshake answered %d %v", resp.StatusCode, resp.Header)
+	}
+	first := make([]byte, len(hello))
+	if _, err := io.ReadFull(br, first); err != nil || string(first) != string(hello) {
+		t.Errorf("the frame sent with the 101: %q %v, want %q", first, err, hello)
+	}
+	c.Write(fromClient)
+	if b := <-got; string(b) != string(fromClient) {
+		t.Errorf("the server got %q, want the client's frame %q", b, fromClient)
+	}
+
+	hs := srv.Requests()[0]
+	for name, want := range map[string]string{
+		"Connection": "Upgrade", "Upgrade": "websocket", "User-Agent": "", "X-Hop": "", "X-Tandem-Role": "",
+		"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Host": "app.test", "X-Tandem-Epoch": "1",
+		"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+	} {
+		if v := hs.Header(name); v != want {
+			t.Errorf("the handshake the server got has %s %q, want %q:\n%s", name, v, want, hs.Head)
+		}
+	}
+	if !strings.HasPrefix(hs.Head, "GET /ws HTTP/1.1\r\nHost: app.test\r\n") {
+		t.Errorf("handshake sent as\n%s", hs.Head)
+	}
+
+	// A refusal, then a plain request: the refusal's connection is closed,
+	// not reused.
+	refusal, body := exchangeHeader(t, front, "GET /refuse HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	if refusal.StatusCode != http.StatusForbidden || body != "no way" {
+		t.Errorf("refusal relayed as %d %q", refusal.StatusCode, body)
+	}
+	if refusal.Header.Get("X-Hop") != "" || refusal.Header.Get("Keep-Alive") != "" {
+		t.Errorf("refusal relayed with the server's connection-specific headers: %v", refusal.Header)
+	}
+	h.finished(t)
+	before := srv.Accepted()
+	if status, body := exchangeVia(t, front, "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n"); status != 200 || body != "plain" {
+		t.Errorf("plain request: %d %q", status, body)
+	}
+	if srv.Accepted() != before+1 {
+		t.Errorf("the connection of a refused upgrade was reused")
 	}
 }

@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"context"
@@ -34,16 +34,16 @@ func TestNameChangeDrainsPool(t *testing.T) {
 	set("127.0.0.1")
 	addr := "app.test:" + strconv.Itoa(port)
 	d := &net.Dialer{}
-	u := newUpstream(func(ctx context.Context, _ string) (net.Conn, error) {
+	u := New(func(ctx context.Context, _ string) (net.Conn, error) {
 		return d.DialContext(ctx, "tcp", netip.AddrPortFrom(*ip.Load(), uint16(port)).String())
 	})
 	u.names.every = 20 * time.Millisecond
 	u.names.lookup = func(context.Context, string) ([]netip.Addr, error) { return []netip.Addr{*ip.Load()}, nil }
 	get := func() string {
-		wr := &wireRequest{ctx: context.Background(), method: "GET", head: []byte("GET / HTTP/1.1\r\nHost: app.test\r\n"),
-			connect: time.Second, idempotent: true}
+		wr := &Request{Ctx: context.Background(), Method: "GET", Head: []byte("GET / HTTP/1.1\r\nHost: app.test\r\n"),
+			Connect: time.Second}
 		now := time.Now()
-		resp, err := u.roundTrip(wr, addr, now, now.Add(2*time.Second))
+		resp, err := u.RoundTrip(wr, addr, now, now.Add(2*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
