@@ -2,11 +2,13 @@ package health
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"sync"
@@ -236,5 +238,39 @@ func TestCheckPanicCostsOneCheck(t *testing.T) {
 	healthy.Store(true)
 	if !waitState(s, backend.Up, 2*time.Second) {
 		t.Fatal("the server was not brought back: the prober stopped")
+	}
+}
+
+// TestAnswerWatch: a check's timeout that finds the answer's head already
+// read waits once more, then ends the check; with no answer it ends it at
+// once.
+func TestAnswerWatch(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		head    bool
+		aborted []bool // after each expiry
+	}{
+		{"no answer", false, []bool{true}},
+		{"head read", true, []bool{false, true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, abort := context.WithCancelCause(context.Background())
+			defer abort(nil)
+			w := &answerWatch{start: time.Now(), timeout: time.Hour, abort: abort, connected: 0, wrote: -1, head: -1}
+			w.wroteRequest(httptrace.WroteRequestInfo{})
+			defer w.stop()
+			if tc.head {
+				w.gotHead()
+			}
+			for i, want := range tc.aborted {
+				w.expire()
+				if got := errors.Is(context.Cause(ctx), errCheckTimeout); got != want {
+					t.Fatalf("expiry %d: aborted %v, want %v", i+1, got, want)
+				}
+			}
+			if !strings.HasPrefix(w.describe(), "timeout: connected in ") {
+				t.Errorf("detail %q does not say how far the check got", w.describe())
+			}
+		})
 	}
 }
