@@ -18,11 +18,12 @@ type i9Setup struct {
 	// MaxConn: tandem limits.maxConnections (0: its default, 10000);
 	// HAProxy global and frontend maxconn (0: 4096, the bench's usual).
 	MaxConn   int
-	Access    bool   // an access log line per request
-	Websocket bool   // tandem: guard and close-on-switch for /websocket; HAProxy: timeout tunnel
-	Passive   string // tandem's passive: flow map, "" for its defaults
-	HAExtra   string // appended to HAProxy's server lines
-	HAGlobal  string // lines added to HAProxy's global section
+	Access    bool          // an access log line per request
+	Websocket bool          // tandem: guard and close-on-switch for /websocket; HAProxy: timeout tunnel
+	Passive   string        // tandem's passive: flow map, "" for its defaults
+	PerTry    time.Duration // tandem's retry.perTryTimeout; 0: none (its default)
+	HAExtra   string        // appended to HAProxy's server lines
+	HAGlobal  string        // lines added to HAProxy's global section
 	// NoFile, if set, is the RLIMIT_NOFILE (soft and hard) of the proxy
 	// process, set with prlimit(1) before it starts.
 	NoFile uint64
@@ -83,7 +84,13 @@ func (s i9Setup) tandemYAML(addr, admin string) string {
 			fmt.Fprintf(&b, "      - {name: %s, address: %q%s}\n", sv.Name, sv.Addr, map[bool]string{true: ", backup: true"}[i > 0])
 		}
 		fmt.Fprintf(&b, "    health: %s\n", i9Health)
-		b.WriteString("    failback: {policy: auto, after: 0s}\n    retry: {attempts: 3, perTryTimeout: 1s}\n    timeouts: {connect: 2s, response: 60s}\n")
+		// tandem's defaults but for a fail back as soon as the checks pass
+		// and a connect timeout of 2s, as HAProxy's here; no per-try
+		// timeout unless the setup asks (HAProxy has none either).
+		b.WriteString("    failback: {policy: auto, after: 0s}\n    timeouts: {connect: 2s, response: 60s}\n")
+		if s.PerTry > 0 {
+			fmt.Fprintf(&b, "    retry: {perTryTimeout: %v}\n", s.PerTry)
+		}
 		if s.Passive != "" {
 			fmt.Fprintf(&b, "    passive: %s\n", s.Passive)
 		}

@@ -37,6 +37,9 @@ type i9Opts struct {
 	// (the issue's 10,000; the storm's 9,900); -quick shrinks it.
 	WS     int
 	Repeat int // runs of each scenario behind each proxy; medians reported
+	// StormPerTry is tandem's retry.perTryTimeout in the storm (0: none,
+	// its default), to show what a per-try timeout does to the handshakes.
+	StormPerTry time.Duration
 	// Proxies are those to run behind (both unless -proxies says less).
 	Proxies []proxyKind
 }
@@ -443,24 +446,41 @@ func goroutines(ctx context.Context, g *gateway) int64 {
 // downs counts the proxy's "server went down" events in its log.
 func downs(kind proxyKind, log string) (int, string) {
 	m := map[string]int{}
+	evs := downEvents(kind, log)
+	for _, d := range evs {
+		m[shortName(d.server)]++
+	}
+	return len(evs), summarize(m)
+}
+
+// downEvent is a server going down, as the proxy logged it.
+type downEvent struct{ server, why string }
+
+// downEvents reads the proxy's log: tandem's "server state changed ...
+// to=down reason=...", HAProxy's "Server bench/NAME is DOWN, reason: ...".
+// why is the kind of evidence: "passive: ..." or the check's failure.
+func downEvents(kind proxyKind, log string) []downEvent {
+	var out []downEvent
 	for line := range strings.Lines(log) {
 		switch {
 		case kind == kindTandem && strings.Contains(line, "server state changed") && strings.Contains(line, "to=down"):
-			if _, rest, ok := strings.Cut(line, "server="); ok {
-				name, _, _ := strings.Cut(rest, " ")
-				m[shortName(name)]++
+			_, rest, _ := strings.Cut(line, " server=")
+			name, _, _ := strings.Cut(rest, " ")
+			_, why, _ := strings.Cut(line, "reason=")
+			why = strings.Trim(strings.TrimSpace(why), `"`)
+			if p, _, ok := strings.Cut(why, " ("); ok {
+				why = p
 			}
+			out = append(out, downEvent{name, why})
 		case kind == kindHAProxy && strings.Contains(line, " is DOWN"):
 			if name, up, ok := serverEvent(line); ok && !up {
-				m[shortName(name)]++
+				_, why, _ := strings.Cut(line, "reason: ")
+				why, _, _ = strings.Cut(why, ",")
+				out = append(out, downEvent{name, strings.TrimSpace(why)})
 			}
 		}
 	}
-	n := 0
-	for _, v := range m {
-		n += v
-	}
-	return n, summarize(m)
+	return out
 }
 
 // runFDs: item 6.

@@ -73,6 +73,7 @@ func parseFlags(args []string) (*options, error) {
 		"; issue9, or some of "+strings.Join(i9Scenarios, ",")+" (issue 9 items 4-9)")
 	fs.IntVar(&o.i9.WS, "ws", 10_000, "issue 9 scenarios: websockets of fds and idle (the storm opens 99% of them)")
 	fs.IntVar(&o.i9.Repeat, "repeat", 1, "issue 9 scenarios: runs behind each proxy (medians reported)")
+	fs.DurationVar(&o.i9.StormPerTry, "storm-pertry", 0, "issue 9 storm: tandem's retry.perTryTimeout (0: none, its default)")
 	proxies := fs.String("proxies", "tandem,HAProxy", "issue 9 scenarios: behind which proxies (tandem, HAProxy or both)")
 	fs.DurationVar(&o.soak.Length, "soak", 0, "run the soak this long instead of the default run (e.g. 10m)")
 	fs.DurationVar(&o.soak.Every, "soak-sample", 10*time.Second, "soak: how often to sample the gateway's memory, goroutines and fds")

@@ -59,15 +59,19 @@ func stormLength(o i9Opts) time.Duration {
 }
 
 func stormSetup(o i9Opts) string {
+	perTry := "no per-try timeout (its default)"
+	if o.StormPerTry > 0 {
+		perTry = fmt.Sprintf("retry.perTryTimeout %v (which bounds a websocket handshake too)", o.StormPerTry)
+	}
 	return fmt.Sprintf("Helper backends that tick each websocket every %v. %d clients open a websocket each "+
 		"to the master (%d at a time), then the master is SIGKILLed and every client reconnects with appkit's "+
 		"policy (appkit/hub.js: at once with 0-100ms on 1012, 200ms±20%% on 1001 and 1013, else 250ms doubling "+
 		"to 5s ±20%% per failure in a row; a handshake taking over %v fails; at most %d dials each), "+
-		"watched for %v after the kill. The master stays dead. tandem: websocket close on switch, its default "+
+		"watched for %v after the kill. The master stays dead. tandem: websocket close on switch, %s, its default "+
 		"maxConnections (10000, lowered to what the fd limit allows); HAProxy: maxconn %d, timeout tunnel 1h. "+
 		"Both: RLIMIT_NOFILE %d (prlimit), "+
 		"the checks of the other scenarios (interval 1s, fast 250ms, timeout 500ms, rise 2, fall 2).",
-		stormTick, stormN(o), stormRamp, stormDialWait, stormMaxDials, stormLength(o), stormN(o)+20, wsNoFile(stormN(o)))
+		stormTick, stormN(o), stormRamp, stormDialWait, stormMaxDials, stormLength(o), perTry, stormN(o)+20, wsNoFile(stormN(o)))
 }
 
 // stormClient is one client's record, on the kill's clock.
@@ -178,7 +182,9 @@ func runStorm(ctx context.Context, e *env, kind proxyKind, o i9Opts) ([]figure, 
 	}
 	defer b.kill()
 	defer m.kill()
-	g, err := e.startI9Proxy(ctx, kind, wsSetup(kind, n, ma, ba), masterName)
+	setup := wsSetup(kind, n, ma, ba)
+	setup.PerTry = o.StormPerTry
+	g, err := e.startI9Proxy(ctx, kind, setup, masterName)
 	if err != nil {
 		return nil, err
 	}
@@ -304,17 +310,15 @@ func runStorm(ctx context.Context, e *env, kind proxyKind, o i9Opts) ([]figure, 
 		allBack = backs[n-1]
 	}
 	dn, dwhy := downs(kind, log)
-	backupDowns := 0
-	for line := range strings.Lines(log) {
-		if name, up, ok := serverEvent(line); ok && !up && name == backupName {
+	backupDowns, downWhy := 0, map[string]int{}
+	for _, d := range downEvents(kind, log) {
+		if d.server == backupName {
 			backupDowns++
-		}
-		if strings.Contains(line, "server state changed") && strings.Contains(line, "server="+backupName+" ") && strings.Contains(line, "to=down") {
-			backupDowns++
+			downWhy[d.why]++
 		}
 	}
 	figs := []figure{
-		num("backup declared down", "%.0f", float64(backupDowns)),
+		num("backup declared down", "%.0f", float64(backupDowns), summarize(downWhy)),
 		num("servers marked down (all)", "%.0f", float64(dn), dwhy),
 		switchFig(sw),
 		num("websockets open at the end", "%.0f", float64(openEnd), fmt.Sprintf("of %d (%d on the backup, which counts %d)", n, onBackup, backSt.Websockets)),
