@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
@@ -60,8 +61,7 @@ func NewCheck(g config.Health, address string) (*Check, error) {
 		// apart (answerWatch).
 		// A new connection per check: a check must see what a new client
 		// sees (a frozen process still accepts on a kept-alive socket's peer).
-		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil,
-			DialContext: (&net.Dialer{Timeout: g.Timeout.D()}).DialContext},
+		Transport:     &http.Transport{DisableKeepAlives: true, Proxy: nil, DialContext: dialWithin(g.Timeout.D())},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return c, nil
@@ -69,6 +69,48 @@ func NewCheck(g config.Health, address string) (*Check, error) {
 
 // errCheckTimeout is the cause of a check ended by its timeout.
 var errCheckTimeout = errors.New("timeout")
+
+// dialTimeout is the error of a check's dial that its timeout ended.
+type dialTimeout struct{}
+
+func (dialTimeout) Error() string   { return "dial: timeout" }
+func (dialTimeout) Timeout() bool   { return true }
+func (dialTimeout) Temporary() bool { return true }
+
+var errDialTimeout error = dialTimeout{}
+
+// dialWithin dials a check's connection within timeout, unless by then
+// the kernel has connected it and only the gateway's goroutine, starved,
+// has not seen it yet (the dial then goes on, within the check's
+// backstop): a server that accepted in time is not late.
+func dialWithin(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var mu sync.Mutex
+		var raw syscall.RawConn
+		d := net.Dialer{ControlContext: func(_ context.Context, _, _ string, rc syscall.RawConn) error {
+			mu.Lock()
+			raw = rc
+			mu.Unlock()
+			return nil
+		}}
+		dctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		t := time.AfterFunc(timeout, func() {
+			mu.Lock()
+			rc := raw
+			mu.Unlock()
+			if rc == nil || !connected(rc) {
+				cancel(errDialTimeout)
+			}
+		})
+		defer t.Stop()
+		c, err := d.DialContext(dctx, network, addr)
+		if err != nil && errors.Is(context.Cause(dctx), errDialTimeout) {
+			return nil, errDialTimeout
+		}
+		return c, err
+	}
+}
 
 // Do runs the check once. The timeout bounds the connection (the dial)
 // and, from the moment the request was written, the answer: the time the
@@ -120,6 +162,9 @@ func (c *Check) Do(ctx context.Context) backend.CheckResult {
 		}
 		res.Detail = describe(err)
 		res.Reason = reasonOf(res.Detail)
+		if errors.Is(err, errDialTimeout) {
+			res.Reason = "timeout"
+		}
 		if res.Reason == "timeout" && w.phase() == "" {
 			res.Detail = fmt.Sprintf("timeout: no connection within %v", to)
 		}

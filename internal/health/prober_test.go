@@ -274,3 +274,31 @@ func TestAnswerWatch(t *testing.T) {
 		})
 	}
 }
+
+// TestConnected: a socket the kernel connected says so, which lets a
+// check's dial that ran out of time while its goroutine was starved go on.
+func TestConnected(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := dialWithin(time.Second)(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !connected(rc) {
+		t.Error("an established connection is not connected")
+	}
+	c.Close()
+	if connected(rc) {
+		t.Error("a closed connection is still connected")
+	}
+	if _, err := dialWithin(time.Second)(context.Background(), "tcp", "127.0.0.1:1"); err == nil || errors.Is(err, errDialTimeout) {
+		t.Errorf("dial to a closed port: %v, want refused", err)
+	}
+}

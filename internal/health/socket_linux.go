@@ -24,3 +24,19 @@ func unread(c net.Conn) int {
 	}
 	return n
 }
+
+// connected reports whether the socket of a dial still under way is in
+// fact connected: the kernel finished the handshake, and only the
+// gateway's goroutine, starved, has not seen it yet.
+func connected(rc syscall.RawConn) bool {
+	ok := false
+	err := rc.Control(func(fd uintptr) {
+		soErr, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
+		if err != nil || soErr != 0 {
+			return
+		}
+		_, err = unix.Getpeername(int(fd))
+		ok = err == nil
+	})
+	return err == nil && ok
+}
