@@ -80,9 +80,11 @@ func i9Scenario(name string, o i9Opts) *i9Def {
 			Setup: "Two helper backends (the bench's own binary): the master answers /cut with Content-Length 100000 " +
 				"and closes after 10000 bytes, /midchunk with a good 10000-byte chunk then a malformed one, " +
 				"/badchunk with a malformed first chunk (nothing sent yet); the backup answers them whole. " +
-				"4 rounds of the three, each on a new connection. tandem: access log on, passive defaults " +
-				"(maxFails 3 in 10s, ejection 5s); HAProxy: option httplog to stderr, observe layer7 " +
-				"error-limit 3 on-error mark-down.",
+				"4 rounds of the three, each on a new connection, twice on fresh proxies: first with no passive " +
+				"ejection (tandem passive.maxFails 1000; HAProxy no observe), so that every try reaches the master " +
+				"(what the client sees, what is counted and logged: tandem access log on, HAProxy option httplog " +
+				"to stderr); then with ejection on (tandem's passive defaults: maxFails 3 in 10s, ejection 5s; " +
+				"HAProxy observe layer7 error-limit 3 on-error mark-down) for the last two rows.",
 			Run: runCut}
 	case scStall:
 		return &i9Def{Item: "5", Title: "stalled response bodies, clients giving up",
@@ -333,6 +335,9 @@ func haproxyTermStates(log string) string {
 			m[g[6]+" "+g[3]+" "+g[5]]++
 		}
 	}
+	if len(m) == 0 {
+		return "none read"
+	}
 	return summarize(m)
 }
 
@@ -553,23 +558,41 @@ func runFDs(ctx context.Context, e *env, kind proxyKind, o i9Opts) ([]figure, er
 	stopLoad()
 	load.Wait()
 	closedN, closedWhy := f.closed()
+	held := e.logSince(g, off)
+	closeAt := time.Since(t0)
+	// Then every websocket closes at once, as when a fleet of browsers
+	// goes: the proxy's checks must not blame the servers for that either.
 	f.close()
+	sleepUntil(ctx, time.Now().Add(5*time.Second))
 	failedN, failedWhy := f.failedDials()
 	log := e.logSince(g, off)
 	recs, err := switches()
 	if err != nil {
 		return nil, err
 	}
-	dn, dwhy := downs(kind, log)
+	var during, after []switchRec
+	for _, r := range recs {
+		if r.At < closeAt {
+			during = append(during, r)
+		} else {
+			after = append(after, r)
+		}
+	}
+	dn, dwhy := downs(kind, held)
+	an, awhy := downs(kind, strings.TrimPrefix(log, held))
 	figs = append(figs, []figure{
 		txt("fd limit of the proxy (soft/hard)", fdLimit(g.cmd.Process.Pid)),
 		num("websockets opened", "%.0f", float64(opened)),
 		num("failed to open", "%.0f", float64(failedN), failedWhy),
 		num("closed by the proxy while held (10s)", "%.0f", float64(closedN), closedWhy),
 		num("open at the end", "%.0f", float64(openEnd)),
-		num("servers marked down", "%.0f", float64(dn), dwhy),
+		num("servers marked down (opening, holding)", "%.0f", float64(dn), dwhy),
 	}...)
-	figs = append(figs, switchFig(recs))
+	sw := switchFig(during)
+	sw.Label = "switches (opening, holding)"
+	aw := switchFig(after)
+	aw.Label = "switches when they all closed at once (5s)"
+	figs = append(figs, sw, num("servers marked down when they all closed at once (5s)", "%.0f", float64(an), awhy), aw)
 	whyMu.Lock()
 	figs = append(figs, num("GET /hello on a kept-alive connection: failed", "%.0f", float64(getFails.Load()),
 		fmt.Sprintf("of %d", gets.Load()), summarize(why)))
