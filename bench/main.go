@@ -9,6 +9,7 @@
 //	go run ./bench                  # full run, a few minutes; writes bench/RESULTS.md
 //	go run ./bench -quick           # under a minute
 //	go run ./bench -scenarios all   # every fault scenario, about 6 minutes (-quick: 3)
+//	go run ./bench -scenarios issue9 -repeat 3  # issue 9 items 4-9 beside HAProxy (-quick: 1,000 websockets)
 //	go run ./bench -soak 10m        # the soak
 //	go run ./bench -kube            # 3 replicas on a Kubernetes test bed: master and leader SIGKILL, planned switch, API cut; ~2 min
 //
@@ -46,6 +47,7 @@ type options struct {
 	scen    []string
 	soak    soakOpts
 	kube    kubeOpts
+	i9      i9Opts
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -71,7 +73,12 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&o.noTput, "skip-throughput", false, "only run the failover scenarios")
 	fs.BoolVar(&o.tls, "tls", true, "measure throughput over HTTPS (HTTP/1.1) as well")
 	fs.StringVar(&o.faults, "faults", "kill,stop", "failover scenarios of the default run, comma-separated; empty: none")
-	scen := fs.String("scenarios", "", "run these fault scenarios instead of the default run: all, or some of "+strings.Join(allScenarios, ","))
+	scen := fs.String("scenarios", "", "run these fault scenarios instead of the default run: all, or some of "+strings.Join(allScenarios, ",")+
+		"; issue9, or some of "+strings.Join(i9Scenarios, ",")+" (issue 9 items 4-9)")
+	fs.IntVar(&o.i9.WS, "ws", 10_000, "issue 9 scenarios: websockets of fds and idle (the storm opens 99% of them)")
+	fs.IntVar(&o.i9.Repeat, "repeat", 1, "issue 9 scenarios: runs behind each proxy (medians reported)")
+	fs.DurationVar(&o.i9.StormPerTry, "storm-pertry", 0, "issue 9 storm: tandem's retry.perTryTimeout (0: none, its default)")
+	proxies := fs.String("proxies", "tandem,HAProxy", "issue 9 scenarios: behind which proxies (tandem, HAProxy or both)")
 	fs.DurationVar(&o.soak.Length, "soak", 0, "run the soak this long instead of the default run (e.g. 10m)")
 	fs.DurationVar(&o.soak.Every, "soak-sample", 10*time.Second, "soak: how often to sample the gateway's memory, goroutines and fds")
 	fs.DurationVar(&o.soak.SwitchEvery, "soak-switch", 20*time.Second, "soak: how often to switch to the backup or fail back")
@@ -84,6 +91,14 @@ func parseFlags(args []string) (*options, error) {
 		return nil, err
 	}
 	var err error
+	for p := range strings.SplitSeq(*proxies, ",") {
+		switch k := proxyKind(strings.TrimSpace(p)); k {
+		case kindTandem, kindHAProxy:
+			o.i9.Proxies = append(o.i9.Proxies, k)
+		default:
+			return nil, fmt.Errorf("-proxies: unknown proxy %q (want tandem or HAProxy)", p)
+		}
+	}
 	if o.scen, err = scenarioList(*scen); err != nil {
 		return nil, err
 	}
@@ -108,6 +123,7 @@ func parseFlags(args []string) (*options, error) {
 		shrink("fault-at", func() { o.fo.FaultAt = time.Second })
 		shrink("outage", func() { o.fo.Outage = 3 * time.Second })
 		shrink("timeout", func() { o.fo.Timeout = 5 * time.Second })
+		shrink("ws", func() { o.i9.WS = 1000 })
 	}
 	o.tput.Timeout = 5 * time.Second
 	if o.fo.FaultAt+o.fo.Outage >= o.fo.Length {
@@ -118,8 +134,8 @@ func parseFlags(args []string) (*options, error) {
 			return nil, fmt.Errorf("-faults: unknown fault %q (want kill or stop)", f)
 		}
 	}
-	if o.tput.Clients < 1 || o.fo.Clients < 1 || o.tput.Runs < 1 {
-		return nil, errors.New("-clients, -fo-clients and -runs must be at least 1")
+	if o.tput.Clients < 1 || o.fo.Clients < 1 || o.tput.Runs < 1 || o.i9.WS < 1 || o.i9.Repeat < 1 {
+		return nil, errors.New("-clients, -fo-clients, -runs, -ws and -repeat must be at least 1")
 	}
 	return o, nil
 }
@@ -135,6 +151,14 @@ func (o *options) faultList() []fault {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == helperCmd {
+		// A helper backend of the issue 9 scenarios (helper.go).
+		if err := runHelper(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench backend:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	o, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		return
@@ -202,8 +226,24 @@ func run(ctx context.Context, o *options) (err error) {
 		}
 		return nil
 	case len(o.scen) > 0:
-		if rep.Scenarios, err = runScenarios(ctx, e, o.scen, o.fo); err != nil {
-			return fmt.Errorf("scenarios: %w", err)
+		var fo, i9 []string
+		for _, name := range o.scen {
+			if i9Scenario(name, o.i9) != nil {
+				i9 = append(i9, name)
+			} else {
+				fo = append(fo, name)
+			}
+		}
+		if len(fo) > 0 {
+			if rep.Scenarios, err = runScenarios(ctx, e, fo, o.fo); err != nil {
+				return fmt.Errorf("scenarios: %w", err)
+			}
+		}
+		rep.I9Opts = o.i9
+		if len(i9) > 0 {
+			if rep.I9, err = runI9(ctx, e, i9, o.i9); err != nil {
+				return fmt.Errorf("issue 9 scenarios: %w", err)
+			}
 		}
 		rep.LoadPost = loadavg()
 		return publish(rep, root, o.out)

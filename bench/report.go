@@ -28,6 +28,8 @@ type report struct {
 	// first part of RESULTS.md.
 	Main      bool
 	Scenarios []*scResult // -scenarios
+	I9        []*i9Result // -scenarios with issue 9's (cut, stall, fds, storm, dns, idle)
+	I9Opts    i9Opts
 	Soak      *soakResult // -soak
 }
 
@@ -38,6 +40,9 @@ func (r *report) tables(w io.Writer) {
 	}
 	if len(r.Scenarios) > 0 {
 		r.scenarioTable(w)
+	}
+	if len(r.I9) > 0 {
+		r.i9Tables(w)
 	}
 	if r.Soak != nil {
 		r.soakTable(w)

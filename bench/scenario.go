@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -96,10 +97,13 @@ func scenarioList(s string) ([]string, error) {
 		case name == "":
 		case name == "all":
 			out = append(out, allScenarios...)
-		case scenarioDef(name, foOpts{}) != nil:
+		case name == "issue9":
+			out = append(out, i9Scenarios...)
+		case scenarioDef(name, foOpts{}) != nil, i9Scenario(name, i9Opts{}) != nil:
 			out = append(out, name)
 		default:
-			return nil, fmt.Errorf("-scenarios: unknown scenario %q (want all or some of %s)", name, strings.Join(allScenarios, ","))
+			return nil, fmt.Errorf("-scenarios: unknown scenario %q (want all, issue9 or some of %s)", name,
+				strings.Join(append(slices.Clone(allScenarios), i9Scenarios...), ","))
 		}
 	}
 	return out, nil

@@ -34,6 +34,11 @@ func (r *report) merge(old []byte) []byte {
 		r.scenarioMarkdown(&b)
 		secs[markScenarios] = b.String()
 	}
+	if len(r.I9) > 0 {
+		b.Reset()
+		r.i9Markdown(&b)
+		secs[markI9] = b.String()
+	}
 	if r.Soak != nil {
 		b.Reset()
 		r.soakMarkdown(&b)

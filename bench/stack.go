@@ -188,6 +188,11 @@ func (e *env) startApp(ctx context.Context, name, addr string, s site) (*proc, e
 		args = append([]string{"netns", "exec", s.ns, e.tandem}, args...)
 		bin = "ip"
 	}
+	return e.startListening(ctx, name, addr, bin, args...)
+}
+
+// startListening starts a child that serves on addr and waits until it does.
+func (e *env) startListening(ctx context.Context, name, addr, bin string, args ...string) (*proc, error) {
 	p, err := e.ps.start(name, bin, args...)
 	if err != nil {
 		return nil, err

@@ -4,16 +4,19 @@ package health
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"regexp"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
@@ -54,20 +57,91 @@ func NewCheck(g config.Health, address string) (*Check, error) {
 		}
 	}
 	c.client = &http.Client{
-		Timeout: g.Timeout.D(),
+		// No Client.Timeout: Do bounds the connection and the answer
+		// apart (answerWatch).
 		// A new connection per check: a check must see what a new client
 		// sees (a frozen process still accepts on a kept-alive socket's peer).
-		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil,
-			DialContext: (&net.Dialer{Timeout: g.Timeout.D()}).DialContext},
+		Transport:     &http.Transport{DisableKeepAlives: true, Proxy: nil, DialContext: dialWithin(g.Timeout.D())},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return c, nil
 }
 
-// Do runs the check once.
+// errCheckTimeout is the cause of a check ended by its timeout.
+var errCheckTimeout = errors.New("timeout")
+
+// dialTimeout is the error of a check's dial that its timeout ended.
+type dialTimeout struct{}
+
+func (dialTimeout) Error() string   { return "dial: timeout" }
+func (dialTimeout) Timeout() bool   { return true }
+func (dialTimeout) Temporary() bool { return true }
+
+var errDialTimeout error = dialTimeout{}
+
+// dialWithin dials a check's connection within timeout, unless by then
+// the kernel has connected it and only the gateway's goroutine, starved,
+// has not seen it yet (the dial then goes on, within the check's
+// backstop): a server that accepted in time is not late.
+func dialWithin(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var mu sync.Mutex
+		var raw syscall.RawConn
+		d := net.Dialer{ControlContext: func(_ context.Context, _, _ string, rc syscall.RawConn) error {
+			mu.Lock()
+			raw = rc
+			mu.Unlock()
+			return nil
+		}}
+		dctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		t := time.AfterFunc(timeout, func() {
+			mu.Lock()
+			rc := raw
+			mu.Unlock()
+			if rc == nil || !connected(rc) {
+				cancel(errDialTimeout)
+			}
+		})
+		defer t.Stop()
+		c, err := d.DialContext(dctx, network, addr)
+		if err != nil && errors.Is(context.Cause(dctx), errDialTimeout) {
+			return nil, errDialTimeout
+		}
+		return c, err
+	}
+}
+
+// Do runs the check once. The timeout bounds the connection (the dial)
+// and, from the moment the request was written, the answer: the time the
+// gateway's own goroutines waited to run before that is not the server's
+// (issue 9 item 7: a reconnect storm on two cores starved the checks).
+// A timeout that finds the answer already there (its head read, or bytes
+// waiting unread in the socket: the gateway was too busy to read them)
+// waits once more, as the server did answer in time. A backstop of three
+// timeouts bounds the whole check.
 func (c *Check) Do(ctx context.Context) backend.CheckResult {
 	start := time.Now()
 	res := backend.CheckResult{At: start}
+	to := c.Cfg.Timeout.D()
+	ctx, cancel := context.WithTimeoutCause(ctx, 3*to, errCheckTimeout)
+	defer cancel()
+	ctx, abort := context.WithCancelCause(ctx)
+	defer abort(nil)
+	w := &answerWatch{start: start, timeout: to, abort: abort, connected: -1, wrote: -1, head: -1}
+	defer w.stop()
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn:              w.gotConn,
+		WroteRequest:         w.wroteRequest,
+		GotFirstResponseByte: w.gotHead,
+	})
+	timedOut := func(err error) bool {
+		if errors.Is(context.Cause(ctx), errCheckTimeout) {
+			res.Reason, res.Detail = "timeout", w.describe()
+			return true
+		}
+		return false
+	}
 	req, err := http.NewRequestWithContext(ctx, c.Method, c.URL, nil)
 	if err != nil {
 		res.Reason, res.Detail = "error", err.Error()
@@ -83,8 +157,17 @@ func (c *Check) Do(ctx context.Context) backend.CheckResult {
 	resp, err := c.client.Do(req)
 	if err != nil {
 		res.Latency = time.Since(start)
+		if timedOut(err) {
+			return res
+		}
 		res.Detail = describe(err)
 		res.Reason = reasonOf(res.Detail)
+		if errors.Is(err, errDialTimeout) {
+			res.Reason = "timeout"
+		}
+		if res.Reason == "timeout" && w.phase() == "" {
+			res.Detail = fmt.Sprintf("timeout: no connection within %v", to)
+		}
 		if backend.LocalError(err) {
 			res.Reason = ReasonLocal
 		}
@@ -92,9 +175,12 @@ func (c *Check) Do(ctx context.Context) backend.CheckResult {
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	w.stop()
 	res.Latency = time.Since(start)
 	res.Status = resp.StatusCode
 	switch {
+	case err != nil && timedOut(err):
+		res.Detail = "reading body: " + res.Detail
 	case err != nil:
 		res.Detail = "reading body: " + describe(err)
 		res.Reason = reasonOf(describe(err))
@@ -109,6 +195,93 @@ func (c *Check) Do(ctx context.Context) backend.CheckResult {
 		res.Detail = excerpt(body)
 	}
 	return res
+}
+
+// answerWatch times one check's phases (httptrace) and bounds its wait
+// for an answer from the moment the request was written.
+type answerWatch struct {
+	start   time.Time
+	timeout time.Duration
+	abort   context.CancelCauseFunc
+
+	mu                     sync.Mutex
+	conn                   net.Conn
+	connected, wrote, head time.Duration // since start; -1: not yet
+	timer                  *time.Timer
+	extended, done         bool
+}
+
+func (w *answerWatch) gotConn(i httptrace.GotConnInfo) {
+	w.mu.Lock()
+	w.conn, w.connected = i.Conn, time.Since(w.start)
+	w.mu.Unlock()
+}
+
+// wroteRequest starts the wait for the answer.
+func (w *answerWatch) wroteRequest(httptrace.WroteRequestInfo) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.wrote = time.Since(w.start)
+	if !w.done && w.timer == nil {
+		w.timer = time.AfterFunc(w.timeout, w.expire)
+	}
+}
+
+func (w *answerWatch) gotHead() {
+	w.mu.Lock()
+	w.head = time.Since(w.start)
+	w.mu.Unlock()
+}
+
+// expire ends the check, unless the answer is already there: then it
+// waits once more for the gateway to read it.
+func (w *answerWatch) expire() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return
+	}
+	if !w.extended && (w.head >= 0 || unread(w.conn) > 0) {
+		w.extended = true
+		w.timer.Reset(w.timeout)
+		return
+	}
+	w.done = true
+	w.abort(errCheckTimeout)
+}
+
+// stop ends the watch: the answer is read, or the check is over.
+func (w *answerWatch) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.done = true
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+}
+
+// phase says how far the check got, "" if not connected.
+func (w *answerWatch) phase() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
+	switch {
+	case w.connected < 0:
+		return ""
+	case w.wrote < 0:
+		return "connected in " + ms(w.connected) + ", request not written"
+	case w.head < 0:
+		return "connected in " + ms(w.connected) + ", request written at " + ms(w.wrote) + ", no answer"
+	}
+	return "connected in " + ms(w.connected) + ", request written at " + ms(w.wrote) + ", head at " + ms(w.head) + ", body unfinished"
+}
+
+// describe is the detail of a check ended by its timeout.
+func (w *answerWatch) describe() string {
+	if p := w.phase(); p != "" {
+		return "timeout: " + p + " within " + w.timeout.String()
+	}
+	return "timeout: no connection within " + w.timeout.String()
 }
 
 func excerpt(b []byte) string {

@@ -2,11 +2,13 @@ package health
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"sync"
@@ -236,5 +238,67 @@ func TestCheckPanicCostsOneCheck(t *testing.T) {
 	healthy.Store(true)
 	if !waitState(s, backend.Up, 2*time.Second) {
 		t.Fatal("the server was not brought back: the prober stopped")
+	}
+}
+
+// TestAnswerWatch: a check's timeout that finds the answer's head already
+// read waits once more, then ends the check; with no answer it ends it at
+// once.
+func TestAnswerWatch(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		head    bool
+		aborted []bool // after each expiry
+	}{
+		{"no answer", false, []bool{true}},
+		{"head read", true, []bool{false, true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, abort := context.WithCancelCause(context.Background())
+			defer abort(nil)
+			w := &answerWatch{start: time.Now(), timeout: time.Hour, abort: abort, connected: 0, wrote: -1, head: -1}
+			w.wroteRequest(httptrace.WroteRequestInfo{})
+			defer w.stop()
+			if tc.head {
+				w.gotHead()
+			}
+			for i, want := range tc.aborted {
+				w.expire()
+				if got := errors.Is(context.Cause(ctx), errCheckTimeout); got != want {
+					t.Fatalf("expiry %d: aborted %v, want %v", i+1, got, want)
+				}
+			}
+			if !strings.HasPrefix(w.describe(), "timeout: connected in ") {
+				t.Errorf("detail %q does not say how far the check got", w.describe())
+			}
+		})
+	}
+}
+
+// TestConnected: a socket the kernel connected says so, which lets a
+// check's dial that ran out of time while its goroutine was starved go on.
+func TestConnected(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := dialWithin(time.Second)(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !connected(rc) {
+		t.Error("an established connection is not connected")
+	}
+	c.Close()
+	if connected(rc) {
+		t.Error("a closed connection is still connected")
+	}
+	if _, err := dialWithin(time.Second)(context.Background(), "tcp", "127.0.0.1:1"); err == nil || errors.Is(err, errDialTimeout) {
+		t.Errorf("dial to a closed port: %v, want refused", err)
 	}
 }
