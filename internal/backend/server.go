@@ -168,7 +168,7 @@ func (s *Server) ReportCheck(r CheckResult, rise, fall int) {
 	// A check that timed out while the server answered live traffic (a
 	// response head came after the check began) is weak evidence: the
 	// gateway's own load may have starved it. It counts half.
-	weak := !r.OK && r.Reason == "timeout" && !r.At.IsZero() && s.wait.lastHead.Load() >= r.At.UnixNano()
+	weak := !r.OK && r.Reason == "timeout" && !r.At.IsZero() && s.AnsweredSince(r.At)
 	s.mu.Lock()
 	switch {
 	case r.OK:

@@ -45,6 +45,9 @@ func (s *Server) RoleGen() uint64 { return s.wait.gen.Load() }
 // Answered records that a response head came from the server.
 func (s *Server) Answered(at time.Time) { s.wait.lastHead.Store(at.UnixNano()) }
 
+// AnsweredSince reports whether a response head came from s at t or later.
+func (s *Server) AnsweredSince(t time.Time) bool { return s.wait.lastHead.Load() >= t.UnixNano() }
+
 // Wait registers a try waiting for a response head. abort must interrupt
 // the try (move its connection's deadline to the past) and must not
 // block; it runs at most once, under the set's lock, either now (the

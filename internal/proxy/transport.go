@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
+	"github.com/tandemproxy/tandem/internal/config"
 	"github.com/tandemproxy/tandem/internal/route"
 )
 
@@ -169,6 +170,12 @@ func (p *Proxy) blame(g *route.Group, s *backend.Server, err error, upgrade bool
 	switch {
 	case backend.LocalError(err), errors.Is(err, errRepick), errors.Is(err, errNoTimeLeft),
 		errors.Is(err, errAbandoned), errors.Is(err, errStale):
+	case errors.Is(err, errTimeout) && lastAvailable(g, s):
+		// Slow, but the last server of its group that can answer at all
+		// (a reconnect storm of websocket handshakes on the backup: issue
+		// 9): ejecting it would only turn slow answers into 503s. Not
+		// counted; a check looks at once, and its verdict stands.
+		s.Kick()
 	case isDialError(err):
 		s.Eject("passive: "+reason(err), dialEjection(g.Cfg.Passive, g.Cfg.Health, s))
 	default:
@@ -180,6 +187,20 @@ func (p *Proxy) blame(g *route.Group, s *backend.Server, err error, upgrade bool
 		s.Failure(what+reason(err), pc.MaxFails, pc.Window.D(), failureEjection(g, s, err))
 		s.Kick()
 	}
+}
+
+// lastAvailable reports whether s is the only available server of a
+// failover group.
+func lastAvailable(g *route.Group, s *backend.Server) bool {
+	if g.Cfg.Mode != config.ModeFailover {
+		return false
+	}
+	for _, o := range g.Servers {
+		if o != s && o.Available() {
+			return false
+		}
+	}
+	return true
 }
 
 // maxRepicks bounds the picks made again, per request, because the

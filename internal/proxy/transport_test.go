@@ -292,7 +292,8 @@ func TestSendOnSockets(t *testing.T) {
 		request string
 		// leave: the client hangs up after this long.
 		leave      time.Duration
-		status     int // 0: no answer (the client left)
+		backupDown bool // the backup is down before the request
+		status     int  // 0: no answer (the client left)
 		body       string
 		replayed   bool // the backup got the request
 		blamed     bool
@@ -310,6 +311,10 @@ func TestSendOnSockets(t *testing.T) {
 			group:   "    retry: {perTryTimeout: 100ms}\n    passive: {maxFails: 1}\n",
 			request: "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n",
 			status:  200, body: "backup ", replayed: true, blamed: true, masterGot: 1, masterConn: 1},
+		{name: "slow master, its backup down: the last server is not ejected for a timeout", master: slow(300 * time.Millisecond),
+			group:      "    retry: {perTryTimeout: 100ms}\n    passive: {maxFails: 1}\n",
+			request:    "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n",
+			backupDown: true, status: 504, body: "Gateway Timeout\n", masterGot: 1, masterConn: 1},
 		{name: "slow master, POST not replayed", master: slow(300 * time.Millisecond),
 			group:   "    retry: {perTryTimeout: 100ms}\n    passive: {maxFails: 1}\n",
 			request: "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4\r\n\r\ndata",
@@ -334,6 +339,9 @@ func TestSendOnSockets(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			master, backup := servertest.New(t, tt.master), backupServer(t)
 			h := newHarness(t, tt.group, master.Addr(), backup.Addr())
+			if tt.backupDown {
+				h.group.Servers[1].MarkDown("test: down")
+			}
 			front := h.serve(t)
 			c, err := net.Dial("tcp", front.Listener.Addr().String())
 			if err != nil {
