@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	gwstate "github.com/tandemproxy/tandem/internal/gateway"
+	"github.com/tandemproxy/tandem/internal/admin"
 	"github.com/tandemproxy/tandem/internal/kubetest"
 	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -101,17 +101,17 @@ type kubeReplica struct {
 	poll  *http.Client
 }
 
-func (r *kubeReplica) state(ctx context.Context) (gwstate.State, error) {
+func (r *kubeReplica) state(ctx context.Context) (admin.State, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.admin+"/api/v1/state", nil)
 	if err != nil {
-		return gwstate.State{}, err
+		return admin.State{}, err
 	}
 	resp, err := r.poll.Do(req)
 	if err != nil {
-		return gwstate.State{}, err
+		return admin.State{}, err
 	}
 	defer resp.Body.Close()
-	var st gwstate.State
+	var st admin.State
 	if resp.StatusCode != http.StatusOK {
 		return st, fmt.Errorf("%s: state: status %d", r.id, resp.StatusCode)
 	}

@@ -59,10 +59,6 @@ func (g *Gateway) State() admin.State {
 	return out
 }
 
-// State is admin.State under the name bench/kube.go still uses; remove
-// it once bench imports internal/admin.
-type State = admin.State
-
 // Drain takes server out of service: no new requests or websockets, the
 // requests in flight finish, its websockets are closed with 1012 after a
 // grace period. In failover mode the group switches away from it.

@@ -29,12 +29,6 @@ func (p *Proxy) Abandoned(s *backend.Server, cause string, n int) {
 		"server", s.Name, "cause", cause, "count", n)
 }
 
-// AbandonRole interrupts the tries that wait on s, which lost the
-// active role (pinned ones stay), and counts them.
-func (p *Proxy) AbandonRole(s *backend.Server) {
-	p.Abandoned(s, AbandonRole, s.Abandon(true))
-}
-
 // onStall marks s down passively: n requests waited for a response head
 // for waited and none came from it (it accepts requests and answers
 // none, while its checks may pass). Going down abandons those requests.
