@@ -90,15 +90,24 @@ func exchangeVia(t *testing.T, front string, raw string) (int, string) {
 	return resp.StatusCode, body
 }
 
-// exchangeHeader is exchangeVia with the whole response.
-func exchangeHeader(t *testing.T, front string, raw string) (*http.Response, string) {
+// dialFront connects to front, the whole exchange bounded by 5s; the
+// connection closes as the test ends.
+func dialFront(t *testing.T, front string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", front)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c
+}
+
+// exchangeHeader is exchangeVia with the whole response.
+func exchangeHeader(t *testing.T, front string, raw string) (*http.Response, string) {
+	t.Helper()
+	c := dialFront(t, front)
+	defer c.Close()
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
 	}

@@ -128,12 +128,7 @@ func TestUpgradeThroughProxy(t *testing.T) {
 	h := newHarness(t, "", srv.Addr(), servertest.ClosedAddr(t))
 	front := h.serve(t).Listener.Addr().String()
 
-	c, err := net.Dial("tcp", front)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dialFront(t, front)
 	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade, X-Hop\r\nX-Hop: 1\r\nUpgrade: websocket\r\n"+
 		"X-Tandem-Role: active\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
 	br := bufio.NewReader(c)
