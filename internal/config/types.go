@@ -22,6 +22,17 @@ type Config struct {
 	File string `yaml:"-"`
 }
 
+// Engines: what serves the listeners and talks to the servers.
+const (
+	// EngineTandem: tandem's own HTTP/1.1 server on every listener
+	// (internal/h1, which hands unusual requests and HTTP/2 to net/http's)
+	// and its own client towards the servers (internal/upstream).
+	EngineTandem = "tandem"
+	// EngineNetHTTP: net/http's http.Server alone on every listener and
+	// net/http's http.Transport towards the servers, with the same limits.
+	EngineNetHTTP = "net/http"
+)
+
 // Listener is one public socket: plain HTTP, HTTPS, or HTTP that only redirects to HTTPS.
 type Listener struct {
 	Name          string `yaml:"name"`

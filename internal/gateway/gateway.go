@@ -74,7 +74,7 @@ func New(cfg *config.Config, path string, log *slog.Logger, reg prometheus.Regis
 	reg.MustRegister(stateCollector{g})
 	g.reg = backend.NewRegistry(g.onTransition)
 	g.health = health.NewManager(log, g.metrics)
-	g.proxy = proxy.New(g.table.Load, log, g.metrics)
+	g.proxy = proxy.New(g.table.Load, log, g.metrics, config.EngineTandem)
 	ls, err := listenerStates(cfg)
 	if err != nil {
 		return nil, err

@@ -101,7 +101,9 @@ func copyFrames(dst io.Writer, src *bufio.Reader, lock frameLock, closing, sentC
 // after it, and frames pass both ways. A refusal is relayed as an answer
 // is (connection-specific headers dropped), and its connection is not
 // pooled.
-func TestUpgradeThroughProxy(t *testing.T) {
+func TestUpgradeThroughProxy(t *testing.T) { forEngines(t, testUpgradeThroughProxy) }
+
+func testUpgradeThroughProxy(t *testing.T, engine string) {
 	hello := frame(0x1, []byte("hello"), false)
 	fromClient := frame(0x1, []byte("hi there"), true)
 	got := make(chan []byte, 1)
@@ -125,7 +127,7 @@ func TestUpgradeThroughProxy(t *testing.T) {
 		}
 		return servertest.Answer(c, "plain")
 	})
-	h := newHarness(t, "", srv.Addr(), servertest.ClosedAddr(t))
+	h := newEngineHarness(t, engine, "", srv.Addr(), servertest.ClosedAddr(t))
 	front := h.serve(t).Listener.Addr().String()
 
 	c := dialFront(t, front)
