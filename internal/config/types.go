@@ -8,6 +8,11 @@ import "time"
 // Config is one immutable snapshot of the gateway's configuration. Once
 // returned by Load it is never mutated: reloads build a new one.
 type Config struct {
+	// Engine is the HTTP/1.1 code that serves: tandem's own (EngineTandem,
+	// the default) or net/http's server and Transport (EngineNetHTTP), a
+	// kill switch should a parser bug be found in tandem's. Changing it
+	// takes a restart.
+	Engine         string     `yaml:"engine"`
 	Listeners      []Listener `yaml:"listeners"`
 	Admin          Admin      `yaml:"admin"`
 	Log            Log        `yaml:"log"`

@@ -56,6 +56,7 @@ func forEngines(t *testing.T, test func(t *testing.T, engine string)) {
 func newEngineHarness(tb testing.TB, engine, groupYAML string, addrs ...string) *harness {
 	tb.Helper()
 	var b strings.Builder
+	b.WriteString("engine: " + engine + "\n")
 	b.WriteString("listeners:\n  - {name: web, address: \"127.0.0.1:0\"}\ngroups:\n  - name: app\n    health: {disabled: true}\n")
 	b.WriteString(groupYAML)
 	b.WriteString("    servers:\n")
@@ -80,7 +81,7 @@ func newEngineHarness(tb testing.TB, engine, groupYAML string, addrs ...string) 
 	})
 	h.group = h.table.Group("app")
 	h.group.Elector.SetView(h.group.View, "test")
-	h.p = New(func() *route.Table { return h.table }, slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()), engine)
+	h.p = New(func() *route.Table { return h.table }, slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()), cfg.Engine)
 	return h
 }
 
