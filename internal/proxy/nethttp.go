@@ -53,7 +53,11 @@ func newNetHTTP(dial func(ctx context.Context, network, addr string) (net.Conn, 
 				ctx, cancel = context.WithTimeout(ctx, d)
 				defer cancel()
 			}
-			return dial(ctx, network, addr)
+			c, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &countedConn{Conn: c}, nil
 		},
 		MaxIdleConnsPerHost:    upstream.MaxIdlePerServer,
 		IdleConnTimeout:        upstream.IdleTimeout,
@@ -120,7 +124,7 @@ func (n *netHTTP) Upgrade(wr *upstream.Request, addr string, now, headerDeadline
 		return nil, context.Cause(wr.Ctx)
 	}
 	x.release()
-	c := x.conn
+	c := x.conn.Conn // the socket itself: the relay counts nothing
 	if pre := readBuffered(rwc, c); len(pre) > 0 {
 		c = &preConn{Conn: c, pre: pre}
 	}
@@ -143,11 +147,16 @@ type netTry struct {
 	// timer ends the try at its deadline for the response head, from the
 	// moment it has a connection (the dial has its own bound).
 	timer    *time.Timer
-	conn     net.Conn
+	conn     *countedConn
 	reused   bool
 	answered atomic.Bool
-	// informational counts the 1xx answers before the real one.
+	// readBefore is what was read of conn before this try.
+	readBefore int64
+	// informational counts the 1xx answers before the real one; tooMany:
+	// there were more than upstream.MaxInformational (the Transport may
+	// report the request's write, cut by the close, instead).
 	informational int
+	tooMany       atomic.Bool
 
 	// mu guards the try's registration as waiting on its server (w),
 	// which a bodiless try makes only once it waited upstream.FastAnswer,
@@ -222,7 +231,11 @@ func (n *netHTTP) exchange(wr *upstream.Request, addr string, now, headerDeadlin
 		GotConn: func(info httptrace.GotConnInfo) {
 			// Once per connection the Transport tries (it sends a request
 			// again by itself on a new one when a kept-alive one was closed).
-			x.conn, x.reused = info.Conn, info.Reused
+			x.conn, _ = info.Conn.(*countedConn)
+			x.reused = info.Reused
+			if x.conn != nil {
+				x.readBefore = x.conn.read.Load()
+			}
 			if x.timer != nil {
 				x.timer.Stop()
 			}
@@ -233,6 +246,7 @@ func (n *netHTTP) exchange(wr *upstream.Request, addr string, now, headerDeadlin
 			// Given this hook, the Transport bounds each head by
 			// MaxResponseHeaderBytes, and the count of 1xx answers is ours.
 			if x.informational++; x.informational > upstream.MaxInformational {
+				x.tooMany.Store(true)
 				return upstream.ErrTooManyInformational
 			}
 			return nil
@@ -298,6 +312,12 @@ func (x *netTry) failed(wr *upstream.Request, err error) error {
 			return err
 		}
 		return fmt.Errorf("%w: %w", upstream.ErrAbandoned, err)
+	case x.tooMany.Load() && !errors.Is(err, upstream.ErrTooManyInformational):
+		return fmt.Errorf("%w: %w", upstream.ErrTooManyInformational, err)
+	case x.conn != nil && x.conn.read.Load()-x.readBefore >= upstream.MaxResponseHead:
+		// No head came, and as much as one may hold was read: the
+		// Transport's bound ended the try.
+		return fmt.Errorf("%w: %w", upstream.ErrHeadTooLarge, err)
 	case errors.Is(err, upstream.ErrTimeout):
 		return err
 	case isTimeout(err):
@@ -422,6 +442,21 @@ func readBuffered(rwc io.Reader, c net.Conn) []byte {
 		return nil
 	}
 	return bytes.Clone(buf[:n])
+}
+
+// countedConn is a connection to a server through the Transport, with the
+// bytes read of it counted: a try that failed having read more than a
+// head may hold was ended by the Transport's bound on heads, whatever
+// error it reports (the request's write, which the close cut, may win).
+type countedConn struct {
+	net.Conn
+	read atomic.Int64
+}
+
+func (c *countedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
 }
 
 // aLongTimeAgo is a deadline in the past, to have a read return at once.

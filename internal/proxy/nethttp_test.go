@@ -2,14 +2,19 @@ package proxy
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tandemproxy/tandem/internal/config"
 	"github.com/tandemproxy/tandem/internal/servertest"
+	"github.com/tandemproxy/tandem/internal/upstream"
 )
 
 // TestEnginesSendTheSame: a server gets the same request from either
@@ -76,6 +81,53 @@ func TestEnginesSendTheSame(t *testing.T) {
 		}
 		if ua := std.header["User-Agent"]; !strings.Contains(raw, "User-Agent") && ua != nil {
 			t.Errorf("request %q: net/http sent User-Agent %q", strings.SplitN(raw, "\r\n", 2)[0], ua)
+		}
+	}
+}
+
+// TestBoundsNamedAlike: a server that sends an endless head or endless
+// 1xx answers to a POST fails the try with upstream's error for that
+// bound from either engine's client, though net/http's Transport may
+// report the request's write, which the close cut, instead.
+func TestBoundsNamedAlike(t *testing.T) {
+	filler := "X-Filler: " + strings.Repeat("a", 100) + "\r\n"
+	srv := servertest.New(t, func(c net.Conn, req *servertest.Request, _ int) bool {
+		line := "HTTP/1.1 100 Continue\r\n\r\n"
+		if strings.HasPrefix(req.Head, "POST /head ") {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+			line = filler
+		}
+		for range 20_000 { // 2 MB at most
+			if _, err := io.WriteString(c, line); err != nil {
+				break
+			}
+		}
+		c.Close()
+		return false
+	})
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	clients := map[string]exchanger{
+		config.EngineTandem:  upstream.New(func(ctx context.Context, addr string) (net.Conn, error) { return dial(ctx, "tcp", addr) }),
+		config.EngineNetHTTP: newNetHTTP(dial),
+	}
+	for engine, up := range clients {
+		for path, want := range map[string]error{"/head": upstream.ErrHeadTooLarge, "/1xx": upstream.ErrTooManyInformational} {
+			for range 10 {
+				head := "POST " + path + " HTTP/1.1\r\nHost: app.test\r\n"
+				wr := &upstream.Request{Ctx: context.Background(), Method: "POST", Head: []byte(head),
+					Body: strings.NewReader("x"), ContentLength: 1, Connect: time.Second}
+				now := time.Now()
+				resp, err := up.RoundTrip(wr, srv.Addr(), now, now.Add(5*time.Second))
+				if err == nil {
+					resp.Body.Close()
+				}
+				if !errors.Is(err, want) {
+					t.Errorf("%s: POST %s: %v, want %v", engine, path, err, want)
+					break
+				}
+			}
 		}
 	}
 }

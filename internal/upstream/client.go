@@ -57,7 +57,8 @@ const (
 )
 
 var (
-	errHeadTooLarge = fmt.Errorf("server's response head is larger than %d bytes", MaxResponseHead)
+	// ErrHeadTooLarge: the response head is larger than MaxResponseHead.
+	ErrHeadTooLarge = fmt.Errorf("server's response head is larger than %d bytes", MaxResponseHead)
 	// ErrTooManyInformational: more than MaxInformational 1xx answers came
 	// before the real one.
 	ErrTooManyInformational = fmt.Errorf("server sent more than %d informational (1xx) responses", MaxInformational)
@@ -72,7 +73,7 @@ type headLimit struct {
 
 func (l *headLimit) Read(p []byte) (int, error) {
 	if l.left <= 0 {
-		return 0, errHeadTooLarge
+		return 0, ErrHeadTooLarge
 	}
 	if int64(len(p)) > l.left {
 		p = p[:l.left]
