@@ -50,3 +50,36 @@ func TestDocs(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineRunList: every test scripts/test runs again with engine
+// net/http is a test of this package (a renamed one would drop out of
+// that run without a word).
+func TestEngineRunList(t *testing.T) {
+	script, err := os.ReadFile("../scripts/test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range regexp.MustCompile(`engine_e2e\+?='([^']*)'`).FindAllStringSubmatch(string(script), -1) {
+		for n := range strings.SplitSeq(strings.Trim(m[1], "|"), "|") {
+			names = append(names, n)
+		}
+	}
+	if len(names) < 10 {
+		t.Fatalf("scripts/test names %d tests for the net/http engine's run, want the core e2e tests", len(names))
+	}
+	files, _ := filepath.Glob("*_test.go")
+	var src strings.Builder
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.Write(b)
+	}
+	for _, n := range names {
+		if !strings.Contains(src.String(), "\nfunc "+n+"(t *testing.T)") {
+			t.Errorf("scripts/test runs %s with engine net/http: no such test in e2e", n)
+		}
+	}
+}

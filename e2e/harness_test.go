@@ -190,13 +190,27 @@ func gwConfig(apps ...*app) string {
 	return b.String()
 }
 
-// startGateway writes cfg (with LISTEN and ADMIN placeholders filled) and
-// starts the gateway, waiting until it serves.
+// engine is the gateway's engine the tests run with: TANDEM_E2E_ENGINE
+// (net/http: net/http's server and Transport serve; scripts/test runs the
+// core tests a second time so), else the config's default, tandem's own.
+var engine = os.Getenv("TANDEM_E2E_ENGINE")
+
+// withEngine returns cfg with the engine of the run, unless it names one.
+func withEngine(cfg string) string {
+	if engine == "" || strings.HasPrefix(cfg, "engine:") || strings.Contains(cfg, "\nengine:") {
+		return cfg
+	}
+	return "engine: " + engine + "\n" + cfg
+}
+
+// startGateway writes cfg (with LISTEN and ADMIN placeholders filled, and
+// the run's engine) and starts the gateway, waiting until it serves.
 func startGateway(t testing.TB, cfg string, files ...string) *gw {
 	t.Helper()
 	g := &gw{addr: freePort(t), admin: freePort(t)}
 	cfg = strings.ReplaceAll(cfg, "LISTEN", g.addr)
 	cfg = strings.ReplaceAll(cfg, "ADMIN", g.admin)
+	cfg = withEngine(cfg)
 	dir := t.TempDir()
 	g.path = filepath.Join(dir, "tandem.yaml")
 	if err := os.WriteFile(g.path, []byte(cfg), 0o600); err != nil {
@@ -229,6 +243,13 @@ func startGateway(t testing.TB, cfg string, files ...string) *gw {
 			t.Fatalf("gateway does not listen on %s", g.addr)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// Its listeners say which engine serves them (logged as each is bound).
+	if engine != "" && !untilTrue(2*time.Second, func() bool {
+		out := g.out.String()
+		return strings.Contains(out, "engine="+engine) || strings.Contains(out, `"engine":"`+engine+`"`)
+	}) {
+		t.Fatalf("the gateway does not say it serves with engine %s:\n%s", engine, g.out.String())
 	}
 	return g
 }
@@ -422,7 +443,7 @@ func untilTrue(d time.Duration, cond func() bool) bool {
 // a reload.
 func writeConfig(t testing.TB, g *gw, cfg string) {
 	t.Helper()
-	cfg = strings.ReplaceAll(strings.ReplaceAll(cfg, "LISTEN", g.addr), "ADMIN", g.admin)
+	cfg = withEngine(strings.ReplaceAll(strings.ReplaceAll(cfg, "LISTEN", g.addr), "ADMIN", g.admin))
 	if err := os.WriteFile(g.path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -387,8 +387,19 @@ func TestBodyFailures(t *testing.T) {
 	if err != nil {
 		t.Fatalf("malformed first chunk: %v, want a 502", err)
 	}
+	_, bodyErr := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadGateway {
+	// net/http's Transport does not tell whether a body's first bytes
+	// came with its head: a body of unknown length is relayed as it comes,
+	// so one that fails at its first chunk reaches the client as a cut
+	// (its head, then the abort), not as a 502.
+	cuts, gateway5xx := 2.0, 1.0
+	if engine == "net/http" {
+		cuts, gateway5xx = 3, 0
+		if resp.StatusCode != http.StatusOK || bodyErr == nil {
+			t.Errorf("malformed first chunk: status %d, body error %v, want 200 and the cut", resp.StatusCode, bodyErr)
+		}
+	} else if resp.StatusCode != http.StatusBadGateway {
 		t.Errorf("malformed first chunk: status %d, want 502", resp.StatusCode)
 	}
 	for i := range 2 {
@@ -402,11 +413,11 @@ func TestBodyFailures(t *testing.T) {
 		resp.Body.Close()
 	}
 	m := scrape(t, g)
-	if n := m[`tandem_requests_total{code="cut",group="app",server="master"}`]; n != 2 {
-		t.Errorf(`tandem_requests_total{code="cut",server="master"} = %v, want 2`, n)
+	if n := m[`tandem_requests_total{code="cut",group="app",server="master"}`]; n != cuts {
+		t.Errorf(`tandem_requests_total{code="cut",server="master"} = %v, want %v`, n, cuts)
 	}
-	if n := m[`tandem_requests_total{code="5xx",group="app",server=""}`]; n != 1 {
-		t.Errorf(`tandem_requests_total{code="5xx",server=""} = %v, want 1 (the 502)`, n)
+	if n := m[`tandem_requests_total{code="5xx",group="app",server=""}`]; n != gateway5xx {
+		t.Errorf(`tandem_requests_total{code="5xx",server=""} = %v, want %v (the 502)`, n, gateway5xx)
 	}
 	// Three body failures within the window: the master is ejected.
 	if v := serverView(t, g, "master"); v.State != "down" {

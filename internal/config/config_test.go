@@ -846,6 +846,18 @@ groups:
 			},
 		},
 		{
+			name: "unknown engine",
+			yaml: `engine: nginx
+listeners:
+  - {name: web, address: ":8080"}
+groups:
+  - name: app
+    servers:
+      - {name: a, address: "a.local:80"}
+`,
+			want: []string{`t.yaml:1: engine: "nginx": want tandem or net/http`},
+		},
+		{
 			name: "bad log format and level",
 			yaml: `listeners:
   - {name: web, address: ":8080"}
@@ -1010,6 +1022,7 @@ admin: {address: "127.0.0.1:9901"}      # loopback by default; tokenFile is requ
 log: {format: json, level: info, access: false}
 limits: {maxHeaderBytes: 64KiB, readHeaderTimeout: 10s, idleTimeout: 120s, drain: 10s}
 trustedProxies: [10.0.0.0/8]            # whose X-Forwarded-* / Forwarded are believed
+engine: tandem                          # or net/http: net/http's server and Transport serve instead (a kill switch)
 groups:
   - name: sense
     hosts: [sense.domain.com, master.domain.com, failover.domain.com]   # none = every other host
@@ -1044,7 +1057,8 @@ func TestParseReadmeExample(t *testing.T) {
 		t.Fatalf("Parse: %v", err)
 	}
 	want := &config.Config{
-		File: "tandem.yaml",
+		File:   "tandem.yaml",
+		Engine: config.EngineTandem,
 		Listeners: []config.Listener{
 			{Name: "https", Address: ":8443", TLS: &config.TLS{Cert: "tls.crt", Key: "tls.key", MinVersion: "1.2"},
 				HSTS: &config.HSTS{MaxAge: 16000000, Preload: true}},
@@ -1119,6 +1133,9 @@ groups: [{name: app, servers: [{name: a, address: "a.local:80"}]}]
 				}
 				if c.Admin.Address != "127.0.0.1:9901" || c.Log.Format != "text" || c.Log.Level != "info" {
 					t.Errorf("admin/log defaults: %+v %+v", c.Admin, c.Log)
+				}
+				if c.Engine != config.EngineTandem {
+					t.Errorf("engine default %q, want %q", c.Engine, config.EngineTandem)
 				}
 				wantLimits := config.Limits{MaxHeaderBytes: 64 << 10, ReadHeaderTimeout: config.Duration(10 * time.Second),
 					IdleTimeout: config.Duration(2 * time.Minute), MaxConnections: 10000, Drain: config.Duration(10 * time.Second)}

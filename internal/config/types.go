@@ -8,6 +8,11 @@ import "time"
 // Config is one immutable snapshot of the gateway's configuration. Once
 // returned by Load it is never mutated: reloads build a new one.
 type Config struct {
+	// Engine is the HTTP/1.1 code that serves: tandem's own (EngineTandem,
+	// the default) or net/http's server and Transport (EngineNetHTTP), a
+	// kill switch should a parser bug be found in tandem's. Changing it
+	// takes a restart.
+	Engine         string     `yaml:"engine"`
 	Listeners      []Listener `yaml:"listeners"`
 	Admin          Admin      `yaml:"admin"`
 	Log            Log        `yaml:"log"`
@@ -21,6 +26,17 @@ type Config struct {
 	// File is the path the config was read from, for messages.
 	File string `yaml:"-"`
 }
+
+// Engines: what serves the listeners and talks to the servers.
+const (
+	// EngineTandem: tandem's own HTTP/1.1 server on every listener
+	// (internal/h1, which hands unusual requests and HTTP/2 to net/http's)
+	// and its own client towards the servers (internal/upstream).
+	EngineTandem = "tandem"
+	// EngineNetHTTP: net/http's http.Server alone on every listener and
+	// net/http's http.Transport towards the servers, with the same limits.
+	EngineNetHTTP = "net/http"
+)
 
 // Listener is one public socket: plain HTTP, HTTPS, or HTTP that only redirects to HTTPS.
 type Listener struct {

@@ -11,6 +11,9 @@ import (
 )
 
 func applyDefaults(cfg *Config) {
+	if cfg.Engine == "" {
+		cfg.Engine = EngineTandem
+	}
 	if cfg.Admin.Address == "" {
 		cfg.Admin.Address = "127.0.0.1:9901"
 	}
@@ -268,6 +271,9 @@ func validDNSLabel(s string) bool {
 func validate(cfg *Config, c *collector) {
 	if len(cfg.Listeners) == 0 {
 		c.at("listeners", "at least one listener is required")
+	}
+	if cfg.Engine != EngineTandem && cfg.Engine != EngineNetHTTP {
+		c.at("engine", "%q: want tandem or net/http", cfg.Engine)
 	}
 	if cfg.Limits.MaxConnections < 1 {
 		c.at("limits.maxConnections", "%d: want at least 1", cfg.Limits.MaxConnections)

@@ -74,7 +74,7 @@ func New(cfg *config.Config, path string, log *slog.Logger, reg prometheus.Regis
 	reg.MustRegister(stateCollector{g})
 	g.reg = backend.NewRegistry(g.onTransition)
 	g.health = health.NewManager(log, g.metrics)
-	g.proxy = proxy.New(g.table.Load, log, g.metrics)
+	g.proxy = proxy.New(g.table.Load, log, g.metrics, cfg.Engine)
 	ls, err := listenerStates(cfg)
 	if err != nil {
 		return nil, err
@@ -340,6 +340,9 @@ func (g *Gateway) Reload(by string) error {
 	if err == nil {
 		err = sameListeners(g.table.Load().Config, cfg)
 	}
+	if err == nil {
+		err = sameEngine(g.table.Load().Config, cfg)
+	}
 	var ls map[string]*listenerState
 	if err == nil {
 		ls, err = listenerStates(cfg)
@@ -370,6 +373,15 @@ func sameListeners(old, cur *config.Config) error {
 	}
 	if key(old) != key(cur) {
 		return errors.New("listeners or admin address changed: restart tandem to apply them")
+	}
+	return nil
+}
+
+// sameEngine refuses a reload that changes the engine: the listeners'
+// servers and the servers' client are built for one at start.
+func sameEngine(old, cur *config.Config) error {
+	if old.Engine != cur.Engine {
+		return fmt.Errorf("%s: engine: changed from %s to %s: restart tandem to apply it", cur.File, old.Engine, cur.Engine)
 	}
 	return nil
 }
@@ -452,7 +464,7 @@ func (g *Gateway) Run(ctx context.Context, cfg *config.Config) error {
 	errc := make(chan error, len(cfg.Listeners)+1)
 	lim := fitFDs(cfg.Limits, len(cfg.Listeners), g.log)
 	for _, l := range cfg.Listeners {
-		srv, ln, err := g.listen(l, lim)
+		srv, ln, err := g.listen(l, lim, cfg.Engine)
 		if err != nil {
 			for _, s := range servers {
 				s.Close()
@@ -461,7 +473,8 @@ func (g *Gateway) Run(ctx context.Context, cfg *config.Config) error {
 		}
 		servers = append(servers, srv)
 		g.addrs.Store(l.Name, ln.Addr().String())
-		g.log.Info("listening", "listener", l.Name, "address", ln.Addr().String(), "tls", l.TLS != nil, "redirectHTTPS", l.RedirectHTTPS)
+		g.log.Info("listening", "listener", l.Name, "address", ln.Addr().String(), "tls", l.TLS != nil, "redirectHTTPS", l.RedirectHTTPS,
+			"engine", cfg.Engine)
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("listener %s: %w", l.Name, err)
@@ -504,16 +517,23 @@ func (g *Gateway) Run(ctx context.Context, cfg *config.Config) error {
 	return nil
 }
 
-// listen binds one public listener and builds its server.
 // server is what serves one listener: the fast HTTP/1.1 server, with
-// net/http's behind it (HTTP/2, and whatever the fast path leaves).
+// net/http's behind it (HTTP/2, and whatever the fast path leaves), or
+// with engine net/http, net/http's alone.
 type server interface {
 	Serve(net.Listener) error
 	Shutdown(context.Context) error
 	Close() error
 }
 
-func (g *Gateway) listen(l config.Listener, lim config.Limits) (server, net.Listener, error) {
+// tlsServer is net/http's server on a TLS listener (engine net/http):
+// it does the handshakes itself, with its TLSConfig.
+type tlsServer struct{ *http.Server }
+
+func (s tlsServer) Serve(ln net.Listener) error { return s.ServeTLS(ln, "", "") }
+
+// listen binds one public listener and builds its server for engine.
+func (g *Gateway) listen(l config.Listener, lim config.Limits, engine string) (server, net.Listener, error) {
 	name := l.Name
 	state := func() *listenerState { return (*g.lsn.Load())[name] }
 	var h http.Handler
@@ -544,7 +564,11 @@ func (g *Gateway) listen(l config.Listener, lim config.Limits) (server, net.List
 		IdleTimeout:       lim.IdleTimeout.D(),
 		Log:               g.log,
 	}
+	netOnly := engine == config.EngineNetHTTP
 	if l.TLS == nil {
+		if netOnly {
+			return srv, ln, nil
+		}
 		// Plain HTTP/1.1: the fast path, with net/http for what it leaves.
 		return fast, ln, nil
 	}
@@ -565,6 +589,9 @@ func (g *Gateway) listen(l config.Listener, lim config.Limits) (server, net.List
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetHTTP2(true)
+	if netOnly {
+		return tlsServer{srv}, ln, nil
+	}
 	fast.TLSConfig = srv.TLSConfig
 	return fast, ln, nil
 }

@@ -94,6 +94,11 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Respo
 		var be *bodyError
 		if errors.As(err, &be) {
 			p.bodyFailed(r, st, be.err)
+			// The client gets what came, then the cut: the head and the
+			// bytes relayed, rather than nothing at all if the listener's
+			// server drops what it buffered on an abort (net/http's does;
+			// h1's flushes it as it closes).
+			_ = http.NewResponseController(w).Flush()
 		}
 		// Counted and logged now: the abort skips what follows the handler.
 		p.record(r, st, false)

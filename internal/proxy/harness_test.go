@@ -38,7 +38,25 @@ type harness struct {
 // to the group (indented by four spaces).
 func newHarness(tb testing.TB, groupYAML string, addrs ...string) *harness {
 	tb.Helper()
+	return newEngineHarness(tb, config.EngineTandem, groupYAML, addrs...)
+}
+
+// engines are the values of config.Engine: the tests of the exchange
+// with the servers run with each.
+var engines = []string{config.EngineTandem, config.EngineNetHTTP}
+
+// forEngines runs test once with each engine, as a subtest named for it.
+func forEngines(t *testing.T, test func(t *testing.T, engine string)) {
+	for _, e := range engines {
+		t.Run(strings.ReplaceAll(e, "/", ""), func(t *testing.T) { test(t, e) })
+	}
+}
+
+// newEngineHarness is newHarness with the servers' client of engine.
+func newEngineHarness(tb testing.TB, engine, groupYAML string, addrs ...string) *harness {
+	tb.Helper()
 	var b strings.Builder
+	b.WriteString("engine: " + engine + "\n")
 	b.WriteString("listeners:\n  - {name: web, address: \"127.0.0.1:0\"}\ngroups:\n  - name: app\n    health: {disabled: true}\n")
 	b.WriteString(groupYAML)
 	b.WriteString("    servers:\n")
@@ -63,7 +81,7 @@ func newHarness(tb testing.TB, groupYAML string, addrs ...string) *harness {
 	})
 	h.group = h.table.Group("app")
 	h.group.Elector.SetView(h.group.View, "test")
-	h.p = New(func() *route.Table { return h.table }, slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()))
+	h.p = New(func() *route.Table { return h.table }, slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()), cfg.Engine)
 	return h
 }
 

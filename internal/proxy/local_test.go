@@ -20,7 +20,9 @@ import (
 // descriptors (EMFILE on the dial to the master). The request gets 503,
 // and neither server is marked down nor is there a switch: every server
 // would have failed the same way.
-func TestLocalErrorIsNoServersFault(t *testing.T) {
+func TestLocalErrorIsNoServersFault(t *testing.T) { forEngines(t, testLocalErrorIsNoServersFault) }
+
+func testLocalErrorIsNoServersFault(t *testing.T, engine string) {
 	// open counts the servers' connections: each server closes its end
 	// of a connection the gateway closed in its own time, and an fd freed
 	// so after the fds were used up would let the gateway's dial through.
@@ -41,7 +43,7 @@ func TestLocalErrorIsNoServersFault(t *testing.T) {
 	master, failover_ := hello("master"), hello("failover")
 	defer master.Close()
 	defer failover_.Close()
-	h := newHarness(t, "", master.Listener.Addr().String(), failover_.Listener.Addr().String())
+	h := newEngineHarness(t, engine, "", master.Listener.Addr().String(), failover_.Listener.Addr().String())
 	front := h.serve(t)
 	p, grp := h.p, h.group
 	c := front.Client()

@@ -236,9 +236,11 @@ func FuzzOutbound(f *testing.F) {
 // TestUnfitRequestNotSent: a request net/http's server hands over that
 // could not be written as it means (an opaque URL: its target would lose
 // its leading slash) gets 400, and no server is tried or blamed.
-func TestUnfitRequestNotSent(t *testing.T) {
+func TestUnfitRequestNotSent(t *testing.T) { forEngines(t, testUnfitRequestNotSent) }
+
+func testUnfitRequestNotSent(t *testing.T, engine string) {
 	srv := servertest.New(t, func(c net.Conn, _ *servertest.Request, _ int) bool { return servertest.Answer(c, "ok") })
-	h := newHarness(t, "    passive: {maxFails: 1}\n", srv.Addr())
+	h := newEngineHarness(t, engine, "    passive: {maxFails: 1}\n", srv.Addr())
 	front := h.serve(t).Listener.Addr().String()
 	if status, _ := exchangeVia(t, front, "GET http:opaque HTTP/1.1\r\nHost: app.test\r\n\r\n"); status != http.StatusBadRequest {
 		t.Errorf("status %d, want 400", status)

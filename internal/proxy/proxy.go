@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
+	"github.com/tandemproxy/tandem/internal/config"
 	"github.com/tandemproxy/tandem/internal/metrics"
 	"github.com/tandemproxy/tandem/internal/route"
 	"github.com/tandemproxy/tandem/internal/upstream"
@@ -23,8 +24,9 @@ type Proxy struct {
 	table   func() *route.Table
 	log     *slog.Logger
 	metrics *metrics.Metrics
-	up      *upstream.Client
-	dialer  *net.Dialer
+	// up makes each exchange with a server: the engine's client.
+	up     exchanger
+	dialer *net.Dialer
 
 	// upgraded tracks every websocket, for shutdown.
 	upgraded backend.Conns
@@ -32,10 +34,16 @@ type Proxy struct {
 	wsWait   sync.WaitGroup
 }
 
-// New returns a proxy routing with the table that table returns at each request.
-func New(table func() *route.Table, log *slog.Logger, m *metrics.Metrics) *Proxy {
+// New returns a proxy routing with the table that table returns at each
+// request, talking to the servers with engine's client (config.Engine*:
+// tandem's own, or net/http's Transport).
+func New(table func() *route.Table, log *slog.Logger, m *metrics.Metrics, engine string) *Proxy {
 	p := &Proxy{table: table, log: log, metrics: m, dialer: &net.Dialer{KeepAlive: 30 * time.Second}}
-	p.up = upstream.New(func(ctx context.Context, addr string) (net.Conn, error) { return p.dial(ctx, "tcp", addr) })
+	if engine == config.EngineNetHTTP {
+		p.up = newNetHTTP(p.dial)
+	} else {
+		p.up = upstream.New(func(ctx context.Context, addr string) (net.Conn, error) { return p.dial(ctx, "tcp", addr) })
+	}
 	return p
 }
 

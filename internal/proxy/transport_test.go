@@ -90,15 +90,24 @@ func exchangeVia(t *testing.T, front string, raw string) (int, string) {
 	return resp.StatusCode, body
 }
 
-// exchangeHeader is exchangeVia with the whole response.
-func exchangeHeader(t *testing.T, front string, raw string) (*http.Response, string) {
+// dialFront connects to front, the whole exchange bounded by 5s; the
+// connection closes as the test ends.
+func dialFront(t *testing.T, front string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", front)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c
+}
+
+// exchangeHeader is exchangeVia with the whole response.
+func exchangeHeader(t *testing.T, front string, raw string) (*http.Response, string) {
+	t.Helper()
+	c := dialFront(t, front)
+	defer c.Close()
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
 	}
@@ -155,24 +164,26 @@ func TestRetryOnSockets(t *testing.T) {
 		{name: "websocket handshake, refused", request: handshake, status: 101, replayed: true},
 		{name: "websocket handshake, reset once sent", master: resetAfterRead, request: handshake, status: 101, replayed: true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			master := servertest.ClosedAddr(t)
-			if tt.master != nil {
-				master = servertest.New(t, tt.master).Addr()
-			}
-			backup := backupServer(t)
-			h := newHarness(t, tt.group, master, backup.Addr())
-			front := h.serve(t)
-			status, body := exchangeVia(t, front.Listener.Addr().String(), tt.request)
-			if status != tt.status || body != tt.body {
-				t.Errorf("got %d %q, want %d %q", status, body, tt.status, tt.body)
-			}
-			if got := len(backup.Requests()) > 0; got != tt.replayed {
-				t.Errorf("backup got the request: %v, want %v", got, tt.replayed)
-			}
-		})
-	}
+	forEngines(t, func(t *testing.T, engine string) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				master := servertest.ClosedAddr(t)
+				if tt.master != nil {
+					master = servertest.New(t, tt.master).Addr()
+				}
+				backup := backupServer(t)
+				h := newEngineHarness(t, engine, tt.group, master, backup.Addr())
+				front := h.serve(t)
+				status, body := exchangeVia(t, front.Listener.Addr().String(), tt.request)
+				if status != tt.status || body != tt.body {
+					t.Errorf("got %d %q, want %d %q", status, body, tt.status, tt.body)
+				}
+				if got := len(backup.Requests()) > 0; got != tt.replayed {
+					t.Errorf("backup got the request: %v, want %v", got, tt.replayed)
+				}
+			})
+		}
+	})
 }
 
 // TestReplayBody: what each try of a request is given as its body, and
@@ -335,58 +346,60 @@ func TestSendOnSockets(t *testing.T) {
 			request: "PUT / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
 			status:  200, body: "backup abcde", replayed: true, masterGot: 1, masterConn: 1},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			master, backup := servertest.New(t, tt.master), backupServer(t)
-			h := newHarness(t, tt.group, master.Addr(), backup.Addr())
-			if tt.backupDown {
-				h.group.Servers[1].MarkDown("test: down")
-			}
-			front := h.serve(t)
-			c, err := net.Dial("tcp", front.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			br := bufio.NewReader(c)
-			if tt.first != "" {
-				io.WriteString(c, tt.first)
-				resp, err := http.ReadResponse(br, nil)
+	forEngines(t, func(t *testing.T, engine string) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				master, backup := servertest.New(t, tt.master), backupServer(t)
+				h := newEngineHarness(t, engine, tt.group, master.Addr(), backup.Addr())
+				if tt.backupDown {
+					h.group.Servers[1].MarkDown("test: down")
+				}
+				front := h.serve(t)
+				c, err := net.Dial("tcp", front.Listener.Addr().String())
 				if err != nil {
 					t.Fatal(err)
 				}
-				io.Copy(io.Discard, resp.Body)
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				br := bufio.NewReader(c)
+				if tt.first != "" {
+					io.WriteString(c, tt.first)
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					io.Copy(io.Discard, resp.Body)
+					h.finished(t)
+				}
+				io.WriteString(c, tt.request)
+				if tt.leave > 0 {
+					time.Sleep(tt.leave)
+					c.Close()
+				} else {
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					b, _ := io.ReadAll(resp.Body)
+					if resp.StatusCode != tt.status || string(b) != tt.body {
+						t.Errorf("got %d %q, want %d %q", resp.StatusCode, b, tt.status, tt.body)
+					}
+				}
 				h.finished(t)
-			}
-			io.WriteString(c, tt.request)
-			if tt.leave > 0 {
-				time.Sleep(tt.leave)
-				c.Close()
-			} else {
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
-					t.Fatal(err)
+				if got := len(backup.Requests()) > 0; got != tt.replayed {
+					t.Errorf("backup got the request: %v, want %v", got, tt.replayed)
 				}
-				b, _ := io.ReadAll(resp.Body)
-				if resp.StatusCode != tt.status || string(b) != tt.body {
-					t.Errorf("got %d %q, want %d %q", resp.StatusCode, b, tt.status, tt.body)
+				if got := h.group.Servers[0].State() == backend.Down; got != tt.blamed {
+					t.Errorf("master counted as failing: %v, want %v", got, tt.blamed)
 				}
-			}
-			h.finished(t)
-			if got := len(backup.Requests()) > 0; got != tt.replayed {
-				t.Errorf("backup got the request: %v, want %v", got, tt.replayed)
-			}
-			if got := h.group.Servers[0].State() == backend.Down; got != tt.blamed {
-				t.Errorf("master counted as failing: %v, want %v", got, tt.blamed)
-			}
-			got := len(master.Requests())
-			if tt.first != "" {
-				got--
-			}
-			if got != tt.masterGot || master.Accepted() != tt.masterConn {
-				t.Errorf("master read %d requests on %d connections, want %d on %d", got, master.Accepted(), tt.masterGot, tt.masterConn)
-			}
-		})
-	}
+				got := len(master.Requests())
+				if tt.first != "" {
+					got--
+				}
+				if got != tt.masterGot || master.Accepted() != tt.masterConn {
+					t.Errorf("master read %d requests on %d connections, want %d on %d", got, master.Accepted(), tt.masterGot, tt.masterConn)
+				}
+			})
+		}
+	})
 }

@@ -101,7 +101,9 @@ func copyFrames(dst io.Writer, src *bufio.Reader, lock frameLock, closing, sentC
 // after it, and frames pass both ways. A refusal is relayed as an answer
 // is (connection-specific headers dropped), and its connection is not
 // pooled.
-func TestUpgradeThroughProxy(t *testing.T) {
+func TestUpgradeThroughProxy(t *testing.T) { forEngines(t, testUpgradeThroughProxy) }
+
+func testUpgradeThroughProxy(t *testing.T, engine string) {
 	hello := frame(0x1, []byte("hello"), false)
 	fromClient := frame(0x1, []byte("hi there"), true)
 	got := make(chan []byte, 1)
@@ -125,15 +127,10 @@ func TestUpgradeThroughProxy(t *testing.T) {
 		}
 		return servertest.Answer(c, "plain")
 	})
-	h := newHarness(t, "", srv.Addr(), servertest.ClosedAddr(t))
+	h := newEngineHarness(t, engine, "", srv.Addr(), servertest.ClosedAddr(t))
 	front := h.serve(t).Listener.Addr().String()
 
-	c, err := net.Dial("tcp", front)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dialFront(t, front)
 	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade, X-Hop\r\nX-Hop: 1\r\nUpgrade: websocket\r\n"+
 		"X-Tandem-Role: active\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
 	br := bufio.NewReader(c)

@@ -40,17 +40,28 @@ type Client struct {
 }
 
 // Bounds on what a server may send before its real response head, as
-// net/http's Transport has (MaxResponseHeaderBytes, its limit on 1xx
-// answers): an endless head or endless 100-continues cost a bounded amount
-// of memory and time, end the exchange and count against the server.
+// net/http's Transport has (MaxResponseHeaderBytes; it once had a limit
+// of 5 on 1xx answers too): an endless head or endless 100-continues cost
+// a bounded amount of memory and time, end the exchange and count against
+// the server. The net/http engine's Transport is held to the same.
 const (
-	maxResponseHead  = 1 << 20
-	maxInformational = 5
+	MaxResponseHead  = 1 << 20
+	MaxInformational = 5
+)
+
+// The pool's bounds, which the net/http engine's Transport is given too:
+// idle connections kept per server, and how long one stays reusable.
+const (
+	MaxIdlePerServer = 256
+	IdleTimeout      = 30 * time.Second
 )
 
 var (
-	errHeadTooLarge         = fmt.Errorf("server's response head is larger than %d bytes", maxResponseHead)
-	errTooManyInformational = fmt.Errorf("server sent more than %d informational (1xx) responses", maxInformational)
+	// ErrHeadTooLarge: the response head is larger than MaxResponseHead.
+	ErrHeadTooLarge = fmt.Errorf("server's response head is larger than %d bytes", MaxResponseHead)
+	// ErrTooManyInformational: more than MaxInformational 1xx answers came
+	// before the real one.
+	ErrTooManyInformational = fmt.Errorf("server sent more than %d informational (1xx) responses", MaxInformational)
 )
 
 // headLimit is the connection as br reads it: while a response head is
@@ -62,7 +73,7 @@ type headLimit struct {
 
 func (l *headLimit) Read(p []byte) (int, error) {
 	if l.left <= 0 {
-		return 0, errHeadTooLarge
+		return 0, ErrHeadTooLarge
 	}
 	if int64(len(p)) > l.left {
 		p = p[:l.left]
@@ -78,9 +89,11 @@ const unlimited = math.MaxInt64
 // aLongTimeAgo is a deadline in the past, to interrupt a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// fastAnswer is how long a bodiless request waits for its answer before the
-// client's context is watched.
-const fastAnswer = 20 * time.Millisecond
+// FastAnswer is how long after its try began a bodiless request waits for
+// its answer before the client's context is watched and the try registers
+// as waiting on its server (to be abandoned if the server goes down or
+// loses the active role): most answers come sooner.
+const FastAnswer = 20 * time.Millisecond
 
 func isTimeout(err error) bool {
 	ne, ok := errors.AsType[net.Error](err)
@@ -104,7 +117,7 @@ var (
 // New returns a client that connects with dial (how to dial, and how to
 // mark its failures, is the caller's).
 func New(dial func(ctx context.Context, addr string) (net.Conn, error)) *Client {
-	return &Client{dial: dial, maxIdle: 256, idleTimeout: 30 * time.Second, idle: map[string][]*pconn{}, names: newNames()}
+	return &Client{dial: dial, maxIdle: MaxIdlePerServer, idleTimeout: IdleTimeout, idle: map[string][]*pconn{}, names: newNames()}
 }
 
 // RoundTrip sends wr to addr and reads the response headers before
@@ -203,7 +216,7 @@ func (pc *pconn) exchange(wr *Request, now, headerDeadline time.Time) (*http.Res
 	// away while the server thinks needs. short: the read deadline is that
 	// moment, and nothing watches the client (nor the server's health).
 	short := false
-	if fast := now.Add(fastAnswer); wr.Body == nil && fast.Before(headerDeadline) {
+	if fast := now.Add(FastAnswer); wr.Body == nil && fast.Before(headerDeadline) {
 		pc.c.SetReadDeadline(fast)
 		_, err := pc.br.Peek(1)
 		short = !isTimeout(err)
@@ -219,7 +232,7 @@ func (pc *pconn) exchange(wr *Request, now, headerDeadline time.Time) (*http.Res
 	// took the request: on a kept-alive connection that is a stale one,
 	// which http.ReadResponse would report as an unexpected EOF, like a
 	// response cut short. (When the short wait saw the byte, it is buffered.)
-	pc.lim.left = maxResponseHead
+	pc.lim.left = MaxResponseHead
 	defer func() { pc.lim.left = unlimited }()
 	if _, err := pc.br.Peek(1); err != nil {
 		stop()
@@ -230,8 +243,8 @@ func (pc *pconn) exchange(wr *Request, now, headerDeadline time.Time) (*http.Res
 	var resp *http.Response
 	var err error
 	for informational := 0; ; informational++ {
-		if informational > maxInformational {
-			err = errTooManyInformational
+		if informational > MaxInformational {
+			err = ErrTooManyInformational
 			break
 		}
 		// Headers already in the buffer are parsed without another read:
