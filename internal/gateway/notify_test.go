@@ -164,6 +164,16 @@ func TestSwitchDoesNotBlockTheRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.CloseNow()
+	// An echo first: the master's handler is past its hijack, so the
+	// connection is no longer its server's to close below (coder/websocket
+	// writes the 101 before it hijacks, and httptest forgets a connection
+	// only once hijacked).
+	if err := ws.Write(ctx, websocket.MessageText, []byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if _, b, err := ws.Read(ctx); err != nil || string(b) != "ping" {
+		t.Fatalf("echo: %q %v", b, err)
+	}
 	wsClosed := make(chan error, 1)
 	go func() {
 		_, _, err := ws.Read(ctx)
