@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -108,8 +109,41 @@ func dialWithin(timeout time.Duration) func(ctx context.Context, network, addr s
 		if err != nil && errors.Is(context.Cause(dctx), errDialTimeout) {
 			return nil, errDialTimeout
 		}
-		return c, err
+		if err != nil {
+			return nil, err
+		}
+		return &markConn{Conn: c}, nil
 	}
+}
+
+// markConn notes that bytes of the answer came: the Transport reads them
+// before it says so (GotFirstResponseByte follows its read), and a timer
+// firing in between would find the socket empty and no head yet.
+type markConn struct {
+	net.Conn
+	read atomic.Bool
+}
+
+func (c *markConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.read.Store(true)
+	}
+	return n, err
+}
+
+// SyscallConn reaches the socket, for unread.
+func (c *markConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
+}
+
+// answered reports whether bytes of an answer came on c.
+func answered(c net.Conn) bool {
+	mc, ok := c.(*markConn)
+	return ok && mc.read.Load()
 }
 
 // Do runs the check once. The timeout bounds the connection (the dial)
@@ -241,7 +275,7 @@ func (w *answerWatch) expire() {
 	if w.done {
 		return
 	}
-	if !w.extended && (w.head >= 0 || unread(w.conn) > 0) {
+	if !w.extended && (w.head >= 0 || answered(w.conn) || unread(w.conn) > 0) {
 		w.extended = true
 		w.timer.Reset(w.timeout)
 		return

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -287,7 +288,7 @@ func TestConnected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := c.(*net.TCPConn).SyscallConn()
+	rc, err := c.(syscall.Conn).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,5 +301,40 @@ func TestConnected(t *testing.T) {
 	}
 	if _, err := dialWithin(time.Second)(context.Background(), "tcp", "127.0.0.1:1"); err == nil || errors.Is(err, errDialTimeout) {
 		t.Errorf("dial to a closed port: %v, want refused", err)
+	}
+}
+
+// TestExpireAfterFirstRead: the timer that fires after the Transport read
+// the answer's first bytes, but before it reported them (the socket is
+// empty, no head yet), waits once more instead of ending the check (a
+// race TestStarvedChecks showed once in a loaded run).
+func TestExpireAfterFirstRead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Write([]byte("HTTP/1.1 200 OK\r\n"))
+			defer c.Close()
+			time.Sleep(time.Second)
+		}
+	}()
+	c, err := dialWithin(time.Second)(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var buf [64]byte
+	if _, err := c.Read(buf[:]); err != nil { // the socket is empty now
+		t.Fatal(err)
+	}
+	aborted := false
+	w := &answerWatch{start: time.Now(), timeout: time.Hour, abort: func(error) { aborted = true }, connected: 0, wrote: 0, head: -1, conn: c}
+	w.timer = time.NewTimer(time.Hour)
+	w.expire()
+	if aborted || !w.extended {
+		t.Fatalf("a timer after the first bytes were read ended the check (extended %v)", w.extended)
 	}
 }
