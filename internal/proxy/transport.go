@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
-	"github.com/tandemproxy/tandem/internal/config"
 	"github.com/tandemproxy/tandem/internal/route"
 )
 
@@ -170,7 +169,7 @@ func (p *Proxy) blame(g *route.Group, s *backend.Server, err error, upgrade bool
 	switch {
 	case backend.LocalError(err), errors.Is(err, errRepick), errors.Is(err, errNoTimeLeft),
 		errors.Is(err, errAbandoned), errors.Is(err, errStale):
-	case errors.Is(err, errTimeout) && lastAvailable(g, s):
+	case errors.Is(err, errTimeout) && g.LastAvailable(s):
 		// Slow, but the last server of its group that can answer at all
 		// (a reconnect storm of websocket handshakes on the backup: issue
 		// 9): ejecting it would only turn slow answers into 503s. Not
@@ -189,19 +188,6 @@ func (p *Proxy) blame(g *route.Group, s *backend.Server, err error, upgrade bool
 	}
 }
 
-// lastAvailable reports whether s is the only available server of a
-// failover group.
-func lastAvailable(g *route.Group, s *backend.Server) bool {
-	if g.Cfg.Mode != config.ModeFailover {
-		return false
-	}
-	for _, o := range g.Servers {
-		if o != s && o.Available() {
-			return false
-		}
-	}
-	return true
-}
 
 // maxRepicks bounds the picks made again, per request, because the
 // decision changed between a pick and its try.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
+	"github.com/tandemproxy/tandem/internal/config"
 	"github.com/tandemproxy/tandem/internal/failover"
 )
 
@@ -101,11 +102,21 @@ func (g *Group) pickActive(ctx context.Context, c *failover.Committed, tried []*
 
 // anyAvailable reports whether some server of the group could take
 // traffic, so that waiting for the leader's decision could help.
-func (g *Group) anyAvailable() bool {
-	for _, s := range g.Servers {
-		if s.Available() {
+func (g *Group) anyAvailable() bool { return g.availableBesides(nil) }
+
+// availableBesides reports whether a server of the group other than s
+// could take traffic.
+func (g *Group) availableBesides(s *backend.Server) bool {
+	for _, o := range g.Servers {
+		if o != s && o.Available() {
 			return true
 		}
 	}
 	return false
+}
+
+// LastAvailable reports whether s is the only server of a failover group
+// that could take traffic: taking it out leaves the group none.
+func (g *Group) LastAvailable(s *backend.Server) bool {
+	return g.Cfg.Mode == config.ModeFailover && !g.availableBesides(s)
 }
