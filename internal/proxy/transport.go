@@ -188,7 +188,6 @@ func (p *Proxy) blame(g *route.Group, s *backend.Server, err error, upgrade bool
 	}
 }
 
-
 // maxRepicks bounds the picks made again, per request, because the
 // decision changed between a pick and its try.
 const maxRepicks = 3
