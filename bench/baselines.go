@@ -191,10 +191,14 @@ func parseWrk(out []byte) (tputRun, error) {
 	return r, nil
 }
 
-// toolVersion is the first line name prints for its version flag (nginx
-// and wrk print it on stderr).
-func toolVersion(ctx context.Context, bin string, flag string) string {
-	out, _ := exec.CommandContext(ctx, bin, flag).CombinedOutput()
+// toolVersion is the first line bin prints for -v (HAProxy on stdout;
+// nginx on stderr; wrk on stdout, exiting 1 as after a usage error): an
+// error only when it printed nothing.
+func toolVersion(ctx context.Context, bin string) (string, error) {
+	out, err := exec.CommandContext(ctx, bin, "-v").CombinedOutput()
 	line, _, _ := bytes.Cut(out, []byte("\n"))
-	return strings.TrimSpace(string(line))
+	if v := strings.TrimSpace(string(line)); v != "" {
+		return v, nil
+	}
+	return "", fmt.Errorf("%s -v printed nothing: %v", bin, err)
 }

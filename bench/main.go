@@ -285,7 +285,7 @@ func (e *env) setup(ctx context.Context, root string, o *options) error {
 	if e.haproxy, err = findHAProxy(ctx, o.haproxy); err != nil {
 		return err
 	}
-	if e.haproxyV, err = haproxyVersion(ctx, e.haproxy); err != nil {
+	if e.haproxyV, err = toolVersion(ctx, e.haproxy); err != nil {
 		return err
 	}
 	e.retryOnOK = supportsRetryOn(e.haproxyV)
@@ -296,7 +296,12 @@ func (e *env) setup(ctx context.Context, root string, o *options) error {
 		if e.wrk, err = findTool(ctx, o.wrk, "wrk", "wrk"); err != nil {
 			return err
 		}
-		e.nginxV, e.wrkV = toolVersion(ctx, e.nginx, "-v"), toolVersion(ctx, e.wrk, "-v")
+		if e.nginxV, err = toolVersion(ctx, e.nginx); err != nil {
+			return err
+		}
+		if e.wrkV, err = toolVersion(ctx, e.wrk); err != nil {
+			return err
+		}
 	}
 	e.tandem, e.tandemSrc = o.tandem, "binary "+o.tandem
 	if e.tandem == "" {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -80,16 +79,6 @@ func aptInstall(ctx context.Context, pkg string) error {
 		return fmt.Errorf("apt-get install -y %s: %w", pkg, err)
 	}
 	return nil
-}
-
-// haproxyVersion returns the first line of `haproxy -v`.
-func haproxyVersion(ctx context.Context, bin string) (string, error) {
-	out, err := exec.CommandContext(ctx, bin, "-v").Output()
-	if err != nil {
-		return "", fmt.Errorf("%s -v: %w", bin, err)
-	}
-	line, _, _ := bytes.Cut(out, []byte("\n"))
-	return strings.TrimSpace(string(line)), nil
 }
 
 var haproxyVersionRE = regexp.MustCompile(`HA-?Proxy version (\d+)\.(\d+)`)
