@@ -8,11 +8,11 @@ import (
 	"time"
 )
 
-// parkedSession starts a session between two loopback pairs and waits
-// until both of its pumps are parked.
-func parkedSession(t *testing.T) (ws *wsSession, client, server net.Conn, ended chan struct{}) {
+// parkedSession starts a session between two loopback pairs, the client's
+// made by pair, and waits until both of its pumps are parked.
+func parkedSession(t *testing.T, pair func(*testing.T) (net.Conn, net.Conn)) (ws *wsSession, client, server net.Conn, ended chan struct{}) {
 	t.Helper()
-	client, gwClient := tcpPair(t)
+	client, gwClient := pair(t)
 	gwBack, server := tcpPair(t)
 	ws = newSession(gwClient, bufio.NewReader(gwClient), gwBack, bufio.NewReader(gwBack))
 	ended = make(chan struct{})
@@ -20,6 +20,27 @@ func parkedSession(t *testing.T) (ws *wsSession, client, server net.Conn, ended 
 	ws.start()
 	waitParked(t, ws)
 	return ws, client, server, ended
+}
+
+// clientSides are the client connections a session parks with: plain
+// TCP, and TLS over it (the client's side then parks its TLS
+// connection's socket).
+var clientSides = []struct {
+	name string
+	pair func(*testing.T) (net.Conn, net.Conn)
+}{
+	{"tcp", tcpPair},
+	{"tls", func(t *testing.T) (net.Conn, net.Conn) {
+		c, _, gw := tlsPair(t)
+		return c, gw
+	}},
+}
+
+// forClientSides runs test once with each of clientSides, as a subtest.
+func forClientSides(t *testing.T, test func(t *testing.T, pair func(*testing.T) (net.Conn, net.Conn))) {
+	for _, side := range clientSides {
+		t.Run(side.name, func(t *testing.T) { test(t, side.pair) })
+	}
 }
 
 func waitParked(t *testing.T, ws *wsSession) {
@@ -58,8 +79,10 @@ func readFrame(t *testing.T, c net.Conn) (op byte, payload []byte) {
 // TestIdlePumpsPark: an idle websocket holds no goroutine (both pumps
 // park); frames either way wake the pump of that side, which relays them
 // and parks again.
-func TestIdlePumpsPark(t *testing.T) {
-	ws, client, server, _ := parkedSession(t)
+func TestIdlePumpsPark(t *testing.T) { forClientSides(t, testIdlePumpsPark) }
+
+func testIdlePumpsPark(t *testing.T, pair func(*testing.T) (net.Conn, net.Conn)) {
+	ws, client, server, _ := parkedSession(t, pair)
 	for i := range 3 {
 		if _, err := server.Write([]byte{0x81, 2, 'h', byte('0' + i)}); err != nil {
 			t.Fatal(err)
@@ -80,8 +103,10 @@ func TestIdlePumpsPark(t *testing.T) {
 // TestCloseWithWakesParked: a switch closing a parked websocket still
 // sends the client its close frame (1012) and the server a close, and
 // the session ends once the client answers.
-func TestCloseWithWakesParked(t *testing.T) {
-	ws, client, server, ended := parkedSession(t)
+func TestCloseWithWakesParked(t *testing.T) { forClientSides(t, testCloseWithWakesParked) }
+
+func testCloseWithWakesParked(t *testing.T, pair func(*testing.T) (net.Conn, net.Conn)) {
+	ws, client, server, ended := parkedSession(t, pair)
 	ws.CloseWith(CloseServiceRestart, "switch")
 	op, p := readFrame(t, client)
 	if op != 0x8 || len(p) < 2 || uint16(p[0])<<8|uint16(p[1]) != CloseServiceRestart {
@@ -100,9 +125,18 @@ func TestCloseWithWakesParked(t *testing.T) {
 
 // TestParkedClientGone: a client that leaves while both pumps are parked
 // ends the session: the server's connection is closed too.
-func TestParkedClientGone(t *testing.T) {
-	_, client, server, ended := parkedSession(t)
+func TestParkedClientGone(t *testing.T) { forClientSides(t, testParkedClientGone) }
+
+func testParkedClientGone(t *testing.T, pair func(*testing.T) (net.Conn, net.Conn)) {
+	_, client, server, ended := parkedSession(t, pair)
 	client.Close()
+	sessionGone(t, ended, server)
+}
+
+// sessionGone fails t unless the session of a client that left ends
+// soon, the server's connection closed.
+func sessionGone(t *testing.T, ended chan struct{}, server net.Conn) {
+	t.Helper()
 	select {
 	case <-ended:
 	case <-time.After(3 * time.Second):
@@ -116,8 +150,10 @@ func TestParkedClientGone(t *testing.T) {
 
 // TestParkedServerGone: a server that dies while both pumps are parked
 // gets the client a 1012 close at once.
-func TestParkedServerGone(t *testing.T) {
-	_, client, server, _ := parkedSession(t)
+func TestParkedServerGone(t *testing.T) { forClientSides(t, testParkedServerGone) }
+
+func testParkedServerGone(t *testing.T, pair func(*testing.T) (net.Conn, net.Conn)) {
+	_, client, server, _ := parkedSession(t, pair)
 	server.Close()
 	if op, p := readFrame(t, client); op != 0x8 || uint16(p[0])<<8|uint16(p[1]) != CloseServiceRestart {
 		t.Fatalf("client got opcode %#x %q, want close 1012", op, p)
@@ -128,13 +164,15 @@ func TestParkedServerGone(t *testing.T) {
 // or by a switch at once: every session ends and none is left parked
 // (a socket left in the set would be a leak, or a wrong wake-up once its
 // number is reused).
-func TestParkChurn(t *testing.T) {
+func TestParkChurn(t *testing.T) { forClientSides(t, testParkChurn) }
+
+func testParkChurn(t *testing.T, pair func(*testing.T) (net.Conn, net.Conn)) {
 	const n = 100
 	var sessions []*wsSession
 	var ends []chan struct{}
 	var clients, servers []net.Conn
 	for range n {
-		ws, c, s, e := parkedSession(t)
+		ws, c, s, e := parkedSession(t, pair)
 		sessions, ends, clients, servers = append(sessions, ws), append(ends, e), append(clients, c), append(servers, s)
 	}
 	for i := range n {

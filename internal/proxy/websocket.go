@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,7 +161,7 @@ func (ws *wsSession) start() {
 // pump copies the frames of one direction, from src to dst. While src has
 // nothing to read it is parked: no goroutine, no buffer (buffers come
 // from bufpool while it runs: the client's is the one the fast path read
-// the handshake with).
+// the handshake with). Over TLS too: see tlsIdle.
 type pump struct {
 	ws   *wsSession
 	src  net.Conn
@@ -172,6 +173,11 @@ type pump struct {
 	closing, sentClose *atomic.Bool
 	rc                 syscall.RawConn // src's socket, for the parker
 	parked             bool            // under ws.mu
+	// probing: tlsIdle reads src with a read deadline in the past;
+	// readDL is the read deadline the session wants of src, set again
+	// when the probe ends (both under ws.mu).
+	probing bool
+	readDL  time.Time
 }
 
 // errParked ends a pump's goroutine without ending the pump.
@@ -207,15 +213,17 @@ func (p *pump) park() bool {
 	if k == nil {
 		return false
 	}
+	rc, tc := socketOf(p.src)
+	if rc == nil || tc != nil && !p.tlsIdle(tc) {
+		return false
+	}
 	ws := p.ws
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	if ws.noPark {
+	if ws.noPark || !wouldBlock(rc) {
 		return false
 	}
-	if p.rc = socketOf(p.src); p.rc == nil || !wouldBlock(p.rc) {
-		return false
-	}
+	p.rc = rc
 	// Set before the socket is armed: an event at once waits for ws.mu,
 	// and resumes the pump only after this goroutine let it go.
 	p.parked = true
@@ -226,6 +234,47 @@ func (p *pump) park() bool {
 	bufpool.PutReader(p.br)
 	p.br = nil
 	return true
+}
+
+// tlsIdle reports whether reading tc would wait on its socket: tc holds
+// no plaintext, no whole record, no end or error to report; what it did
+// hold is in p.br. It reads tc with a read deadline in the past, under
+// which the socket is not read at all and crypto/tls returns what it
+// holds or else the timeout, which it does not keep (a timeout is a
+// temporary net.Error: only others are kept as the connection's error).
+// A record cut short stays in tc, to be completed by the bytes that
+// wake the pump. A read deadline the session sets meanwhile is set when
+// the probe ends, not lost under the probe's.
+func (p *pump) tlsIdle(tc *tls.Conn) bool {
+	ws := p.ws
+	ws.mu.Lock()
+	if ws.noPark {
+		ws.mu.Unlock()
+		return false
+	}
+	p.probing = true
+	tc.SetReadDeadline(aLongTimeAgo)
+	ws.mu.Unlock()
+	// Read src itself (p.br holds nothing): not through the reader
+	// net/http hijacked with, which takes a timeout for a client gone.
+	p.br.Reset(p.src)
+	_, err := p.br.Peek(1)
+	ws.mu.Lock()
+	p.probing = false
+	tc.SetReadDeadline(p.readDL)
+	ws.mu.Unlock()
+	return errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// setReadDeadline sets the read deadline of p's source, at once or, while
+// tlsIdle probes, when it ends.
+func (p *pump) setReadDeadline(t time.Time) {
+	p.ws.mu.Lock()
+	defer p.ws.mu.Unlock()
+	p.readDL = t
+	if !p.probing {
+		p.src.SetReadDeadline(t)
+	}
 }
 
 // resume runs a parked pump again (its socket is readable, or the session
@@ -279,7 +328,7 @@ func (ws *wsSession) ended(p *pump) {
 		case ws.clientEnded.Load():
 		case ws.backClosed.Load():
 			ws.unpark()
-			ws.client.SetReadDeadline(time.Now().Add(time.Second))
+			ws.toBack.setReadDeadline(time.Now().Add(time.Second))
 		default:
 			ws.CloseWith(CloseServiceRestart, "server connection lost")
 		}
@@ -290,30 +339,34 @@ func (ws *wsSession) ended(p *pump) {
 }
 
 // socketOf returns the socket under c when reading c reads that socket
-// and nothing else: not over TLS (the TLS connection may hold decrypted
-// bytes the socket no longer shows), not while bytes read before are to
-// be read again.
-func socketOf(c net.Conn) syscall.RawConn {
+// and nothing else (not while bytes read before are to be read again),
+// or reads it through one TLS connection, tc: then c has nothing to read
+// only if tc holds nothing either (decrypted bytes or records the socket
+// no longer shows), which tlsIdle asks.
+func socketOf(c net.Conn) (rc syscall.RawConn, tc *tls.Conn) {
 	for {
 		switch x := c.(type) {
 		case *tls.Conn:
-			return nil
+			if tc != nil {
+				return nil, nil
+			}
+			tc, c = x, x.NetConn()
 		case interface {
 			Buffered() int
 			NetConn() net.Conn
 		}:
 			if x.Buffered() > 0 {
-				return nil
+				return nil, nil
 			}
 			c = x.NetConn()
 		case syscall.Conn:
 			rc, err := x.SyscallConn()
 			if err != nil {
-				return nil
+				return nil, nil
 			}
-			return rc
+			return rc, tc
 		default:
-			return nil
+			return nil, nil
 		}
 	}
 }
@@ -360,7 +413,7 @@ func (ws *wsSession) CloseWith(code uint16, reason string) {
 	}
 	// Stop reading from the server; wait a little for the client's answer.
 	ws.back.Close()
-	ws.client.SetReadDeadline(time.Now().Add(time.Second))
+	ws.toBack.setReadDeadline(time.Now().Add(time.Second))
 }
 
 // closeFrame builds a close frame; frames from a client must be masked.
