@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -626,13 +628,64 @@ func TestRoleLossAbandons(t *testing.T) {
 func TestIdleWebsocketCost(t *testing.T) {
 	master, backup := startApp(t, "master", ""), startApp(t, "failover", "")
 	g := startGateway(t, gwConfig(master, backup)+healthCfg+wsCfg+"    failback: {policy: manual}\n")
+	idleWebsocketCost(t, g, "ws://"+g.addr+"/websocket", nil)
+}
+
+// TestIdleWebsocketCostTLS: the same over HTTPS: the client's side parks
+// too (the TLS connection holding no whole record, its socket waits on
+// the epoll set), so an idle websocket over TLS costs no goroutine either;
+// its memory is logged. The websockets then still carry a message each
+// way, parked or not.
+func TestIdleWebsocketCostTLS(t *testing.T) {
+	master, backup := startApp(t, "master", ""), startApp(t, "failover", "")
+	certFile, keyFile, pool := selfSigned(t, t.TempDir())
+	cfg := strings.Replace(gwConfig(master, backup), "{name: http, address: LISTEN}",
+		"{name: https, address: LISTEN, tls: {cert: "+certFile+", key: "+keyFile+"}}", 1)
+	g := startGateway(t, cfg+healthCfg+wsCfg+"    failback: {policy: manual}\n")
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	idleWebsocketCost(t, g, "wss://"+g.addr+"/websocket", &websocket.DialOptions{HTTPClient: hc})
+}
+
+// liveHeap returns the gateway's heap in use after a garbage collection
+// (the HeapAlloc of its heap profile, asked with gc=1): what it holds, not
+// what it has yet to collect (the garbage of TLS handshakes, say).
+func liveHeap(t *testing.T, g *gw) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + g.admin + "/debug/pprof/heap?gc=1&debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("heap profile: HeapAlloc %q", v)
+			}
+			return n
+		}
+	}
+	t.Fatalf("heap profile without HeapAlloc (%d, %v)", resp.StatusCode, sc.Err())
+	return 0
+}
+
+// idleWebsocketCost opens 300 websockets to url, each greeted, lets them
+// idle, and fails t unless they cost the gateway no goroutine; it logs
+// their memory (RSS delta / count, and live heap delta / count). Then
+// some of them carry a ping and its pong, to show that parking lost
+// nothing.
+func idleWebsocketCost(t *testing.T, g *gw, url string, opts *websocket.DialOptions) {
+	t.Helper()
 	g.waitActive(t, "master", 5*time.Second)
+	heap0 := liveHeap(t, g)
 	before := scrape(t, g)
 	const n = 300
 	var conns []*websocket.Conn
 	for range n {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		c, _, err := websocket.Dial(ctx, "ws://"+g.addr+"/websocket", nil)
+		c, _, err := websocket.Dial(ctx, url, opts)
 		if err == nil {
 			_, _, err = c.Read(ctx)
 		}
@@ -648,12 +701,30 @@ func TestIdleWebsocketCost(t *testing.T) {
 		}
 	}()
 	time.Sleep(500 * time.Millisecond)
+	heap1 := liveHeap(t, g)
 	after := scrape(t, g)
 	per := (after["go_goroutines"] - before["go_goroutines"]) / n
 	rss := (after["process_resident_memory_bytes"] - before["process_resident_memory_bytes"]) / n
-	t.Logf("per idle websocket: %.2f goroutines, %.1f KiB RSS", per, rss/1024)
+	t.Logf("per idle websocket: %.2f goroutines, %.1f KiB RSS, %.1f KiB live heap", per, rss/1024, (heap1-heap0)/n/1024)
 	if per > 0.05 {
 		t.Errorf("%.2f goroutines per idle websocket, want none", per)
+	}
+	// Parked or not, a websocket still relays both ways: a ping goes
+	// through the client's side to the server, its pong back (read by a
+	// reader of the client's own, which also takes the server's ticks).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i, c := range conns[:20] {
+		go func() {
+			for ctx.Err() == nil {
+				if _, _, err := c.Read(ctx); err != nil {
+					return
+				}
+			}
+		}()
+		if err := c.Ping(ctx); err != nil {
+			t.Fatalf("websocket %d: no pong after idling: %v", i, err)
+		}
 	}
 }
 
