@@ -211,6 +211,50 @@ func TestTLSRecordSplit(t *testing.T) {
 	clientParked(t, ws)
 }
 
+// TestTLSBursts: many records in one write (each probe after a frame
+// finds the next record held by the TLS connection, not by the socket),
+// and a frame larger than a record (its records read while the frame is
+// copied): every byte is relayed, in order, and the pump parks after.
+func TestTLSBursts(t *testing.T) {
+	ws, client, raw, server, _ := tlsParkedSession(t)
+	var frames [][]byte
+	for i := range 200 {
+		frames = append(frames, frame(0x1, fmt.Appendf(nil, "burst %d", i), true))
+	}
+	var all []byte
+	for _, r := range records(t, client, raw, frames...) {
+		all = append(all, r...)
+	}
+	if _, err := raw.TCPConn.Write(all); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		expectFrame(t, server, fmt.Sprintf("burst %d", i))
+	}
+	clientParked(t, ws)
+	big := make([]byte, 256<<10)
+	for i := range big {
+		big[i] = byte(i % 251)
+	}
+	go client.Write(frame(0x2, big, true))
+	server.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(server)
+	hdr := make([]byte, 14) // 2, the 64-bit length, the mask key
+	if _, err := io.ReadFull(br, hdr); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(big))
+	if _, err := io.ReadFull(br, got); err != nil {
+		t.Fatalf("the large frame cut short: %v", err)
+	}
+	for i := range got {
+		if got[i]^hdr[10+i%4] != big[i] {
+			t.Fatalf("the large frame differs at byte %d", i)
+		}
+	}
+	clientParked(t, ws)
+}
+
 // TestTLSParkedHangUps: a client whose TLS connection ends while the
 // pumps are parked ends the session, the server's connection closed:
 // by a close_notify alone (its socket left open), or by a reset.
