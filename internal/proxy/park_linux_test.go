@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"io"
 	"net"
 	"testing"
@@ -32,6 +33,13 @@ var clientSides = []struct {
 	{"tcp", tcpPair},
 	{"tls", func(t *testing.T) (net.Conn, net.Conn) {
 		c, _, gw := tlsPair(t)
+		return c, gw
+	}},
+	{"tls1.2", func(t *testing.T) (net.Conn, net.Conn) {
+		c, _, gw := tlsPairUpTo(t, tls.VersionTLS12)
+		if v := c.ConnectionState().Version; v != tls.VersionTLS12 {
+			t.Fatalf("TLS version %#x, want 1.2", v)
+		}
 		return c, gw
 	}},
 }

@@ -59,10 +59,17 @@ func (c *holdConn) take() [][]byte {
 // gateway's end (a *tls.Conn, as the HTTP/1.1 server hijacks it).
 func tlsPair(t *testing.T) (client *tls.Conn, raw *holdConn, gw *tls.Conn) {
 	t.Helper()
+	return tlsPairUpTo(t, 0)
+}
+
+// tlsPairUpTo is tlsPair with the client's highest TLS version (0: the
+// default, TLS 1.3).
+func tlsPairUpTo(t *testing.T, version uint16) (client *tls.Conn, raw *holdConn, gw *tls.Conn) {
+	t.Helper()
 	c, s := tcpPair(t)
 	cert := testcert.New(t)
 	raw = &holdConn{TCPConn: c.(*net.TCPConn)}
-	client = tls.Client(raw, &tls.Config{RootCAs: cert.Pool, ServerName: "localhost"})
+	client = tls.Client(raw, &tls.Config{RootCAs: cert.Pool, ServerName: "localhost", MaxVersion: version})
 	gw = tls.Server(s, &tls.Config{Certificates: []tls.Certificate{cert.TLS}})
 	done := make(chan error, 1)
 	go func() { done <- gw.Handshake() }()
