@@ -42,6 +42,7 @@ func (b *Body) Read(p []byte) (int, error) {
 		}
 		if b.idle > 0 {
 			b.pc.c.SetReadDeadline(time.Now().Add(b.idle))
+			b.pc.fastUntil = time.Time{}
 			if err := b.ctx.Err(); err != nil {
 				return 0, err // the client left before the deadline moved: its cancel stands
 			}

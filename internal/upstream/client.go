@@ -207,19 +207,28 @@ func (pc *pconn) exchange(wr *Request, now, headerDeadline time.Time) (*http.Res
 			return nil, ErrUnsent
 		}
 	}
-	if err := wr.Write(pc.bw); err != nil {
-		stop()
-		return nil, pc.endWait(wr, pc.classify(err, false))
-	}
 	// Most answers come at once: wait a moment for the first byte before
 	// paying for a watch on the client's context, which a client that goes
 	// away while the server thinks needs. short: the read deadline is that
 	// moment, and nothing watches the client (nor the server's health).
+	fast := now.Add(FastAnswer)
+	quick := wr.Body == nil && fast.Before(headerDeadline)
 	short := false
-	if fast := now.Add(FastAnswer); wr.Body == nil && fast.Before(headerDeadline) {
-		pc.c.SetReadDeadline(fast)
-		_, err := pc.br.Peek(1)
-		short = !isTimeout(err)
+	if quick {
+		pc.shortDeadline(fast)
+	}
+	var err error
+	if quick && pc.rc != nil && pc.br.Buffered() == 0 {
+		var timedOut bool
+		err, timedOut = pc.sendThenWait(wr)
+		short = err == nil && !timedOut
+	} else if err = wr.Write(pc.bw); err == nil && quick {
+		_, err = pc.br.Peek(1)
+		short, err = !isTimeout(err), nil // a failed read is met again below
+	}
+	if err != nil {
+		stop()
+		return nil, pc.endWait(wr, pc.classify(err, false))
 	}
 	if !short && wr.Body == nil {
 		stop, watched = pc.watch(wr.Ctx), true
@@ -241,7 +250,6 @@ func (pc *pconn) exchange(wr *Request, now, headerDeadline time.Time) (*http.Res
 	req := &pc.req
 	req.Method = wr.Method
 	var resp *http.Response
-	var err error
 	for informational := 0; ; informational++ {
 		if informational > MaxInformational {
 			err = ErrTooManyInformational
@@ -280,8 +288,10 @@ func (pc *pconn) exchange(wr *Request, now, headerDeadline time.Time) (*http.Res
 	// came as the head did spoiled the deadlines: the head stands.
 	if wr.Body != nil || abandoned {
 		pc.c.SetDeadline(time.Time{})
+		pc.fastUntil = time.Time{}
 	} else if resp.ContentLength < 0 || int64(pc.br.Buffered()) < resp.ContentLength {
 		pc.c.SetReadDeadline(time.Time{})
+		pc.fastUntil = time.Time{}
 	}
 	// The connection of an upgrade is never pooled (its buffers are not its own).
 	resp.Body = &Body{rc: resp.Body, n: resp.ContentLength, pc: pc, stop: stop, reusable: !resp.Close && !wr.Upgrade,
@@ -319,6 +329,7 @@ func (pc *pconn) endWait(wr *Request, err error) error {
 // the past (it may have run just before).
 func (pc *pconn) setReadDeadline(t time.Time) {
 	pc.c.SetReadDeadline(t)
+	pc.fastUntil = time.Time{}
 	if pc.w.Abandoned() {
 		pc.c.SetDeadline(aLongTimeAgo)
 	}
@@ -341,4 +352,47 @@ func (pc *pconn) classify(err error, received bool) error {
 		return fmt.Errorf("%w: %w", ErrStale, err)
 	}
 	return err
+}
+
+// shortDeadline arms the wait for a fast answer: a read deadline between
+// fast and fast+FastAnswer. One armed by an earlier exchange is kept while
+// it is in that span, so that most exchanges update no timer.
+func (pc *pconn) shortDeadline(fast time.Time) {
+	if pc.fastUntil.After(fast) && pc.fastUntil.Sub(fast) <= FastAnswer {
+		return
+	}
+	pc.fastUntil = fast.Add(FastAnswer / 2)
+	pc.c.SetReadDeadline(pc.fastUntil)
+}
+
+// sendThenWait writes wr and waits, without reading, until the socket has
+// something to read, a hang-up, or the read deadline. Go's poller forgets
+// a socket's readiness when a read begins, so a read begun after the write
+// must first try the socket, and fail, before it waits: one system call
+// for nothing in each exchange. Here the wait begins before the write, and
+// the answer, which can only follow the write, cannot be missed. The read
+// itself is left to the caller, which finds the bytes there. It returns the
+// write's error, and whether the deadline passed first.
+func (pc *pconn) sendThenWait(wr *Request) (err error, timedOut bool) {
+	pc.sending, pc.sent, pc.sendErr = wr, false, nil
+	werr := pc.rc.Read(pc.sendOnce)
+	sent, err := pc.sent, pc.sendErr
+	pc.sending, pc.sendErr = nil, nil
+	if !sent {
+		// The wait could not begin (the socket failed, or the deadline
+		// had passed): send as usual; the read will tell.
+		return wr.Write(pc.bw), isTimeout(werr)
+	}
+	return err, err == nil && isTimeout(werr)
+}
+
+// sendOnceFn is sendOnce: called first to write the request (false: now
+// wait), then once the socket is readable (true: done).
+func (pc *pconn) sendOnceFn(uintptr) bool {
+	if pc.sent {
+		return true
+	}
+	pc.sent = true
+	pc.sendErr = pc.sending.Write(pc.bw)
+	return pc.sendErr != nil
 }

@@ -29,6 +29,16 @@ type pconn struct {
 	w *backend.Waiter
 	// named: addr is a host name, whose addresses may change.
 	named bool
+	// fastUntil is the short read deadline armed, if it is the one set.
+	fastUntil time.Time
+	// rc waits on the socket (sendThenWait), nil when the connection is no
+	// socket of its own; sendOnce is sendOnceFn, made once, and sending,
+	// sent and sendErr its state during one wait.
+	rc       syscall.RawConn
+	sendOnce func(uintptr) bool
+	sending  *Request
+	sent     bool
+	sendErr  error
 }
 
 // get returns an idle connection to addr or dials one. A connection that
@@ -52,7 +62,14 @@ func (u *Client) get(ctx context.Context, addr string, connect time.Duration, re
 		return nil, err
 	}
 	lim := &headLimit{c: c, left: unlimited}
-	return &pconn{u: u, addr: addr, named: isName(addr), c: c, lim: lim, br: bufio.NewReaderSize(lim, 4096), bw: bufio.NewWriterSize(c, 4096)}, nil
+	pc := &pconn{u: u, addr: addr, named: isName(addr), c: c, lim: lim, br: bufio.NewReaderSize(lim, 4096), bw: bufio.NewWriterSize(c, 4096)}
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			pc.rc = rc
+			pc.sendOnce = pc.sendOnceFn
+		}
+	}
+	return pc, nil
 }
 
 // connect dials addr, bounded by timeout.
