@@ -57,8 +57,9 @@ type conn struct {
 	hdr      http.Header // request headers, cleared and reused
 	vals     []string    // backing array of the header values
 	url      url.URL     // reused by each request
-	// dl is the kind of read deadline set.
-	dl int
+	// dl is the kind of read deadline set; idleUntil, the idle one's time.
+	dl        int
+	idleUntil time.Time
 	// broken: a read or write failed midway; the connection cannot carry
 	// another request.
 	broken bool
@@ -273,10 +274,29 @@ const (
 	dlPast // the client watch was stopped with a past deadline
 )
 
-// idleDeadline arms the wait for the next request.
+// idleDeadline arms the wait for the next request. An idle deadline
+// still at least IdleTimeout away is kept: one is armed idleSlack beyond,
+// so a busy kept-alive connection updates its timer once in idleSlack
+// rather than at every request, and an idle one is closed at most
+// idleSlack late.
 func (c *conn) idleDeadline() {
-	c.nc.SetReadDeadline(deadline(c.s.IdleTimeout))
+	if c.s.IdleTimeout <= 0 {
+		c.noDeadline()
+		return
+	}
+	now := time.Now()
+	if c.dl == dlIdle && c.idleUntil.Sub(now) >= c.s.IdleTimeout {
+		return
+	}
+	c.idleUntil = now.Add(c.s.IdleTimeout + idleSlack(c.s.IdleTimeout))
+	c.nc.SetReadDeadline(c.idleUntil)
 	c.dl = dlIdle
+}
+
+// idleSlack is how late an idle connection may be closed: a sixteenth of
+// the idle timeout, at most a second.
+func idleSlack(idle time.Duration) time.Duration {
+	return min(idle/16, time.Second)
 }
 
 // headerDeadline bounds reading a head (slowloris).

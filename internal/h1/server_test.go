@@ -852,6 +852,23 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
+// TestIdleTimeoutBusy: a connection busy for longer than IdleTimeout stays
+// open (its idle deadline, kept across requests while it is far enough
+// away, moves on), and once idle it is closed IdleTimeout after its last
+// answer, not sooner, and at most idleSlack later.
+func TestIdleTimeoutBusy(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, handler, func(s *Server) { s.IdleTimeout = 500 * time.Millisecond })
+	c := s.dial(t)
+	for start := time.Now(); time.Since(start) < 4*s.IdleTimeout; time.Sleep(10 * time.Millisecond) {
+		c.get("/", "fast")
+	}
+	d := c.closedWithin(1500 * time.Millisecond)
+	if d < s.IdleTimeout-50*time.Millisecond || d > s.IdleTimeout+idleSlack(s.IdleTimeout)+300*time.Millisecond {
+		t.Errorf("idle connection closed %v after its last answer, want %v (at most %v late)", d, s.IdleTimeout, idleSlack(s.IdleTimeout))
+	}
+}
+
 func TestShutdown(t *testing.T) {
 	t.Parallel()
 	started := make(chan struct{}, 1)
