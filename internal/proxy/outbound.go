@@ -16,6 +16,9 @@ type wireRequest struct {
 	upstream.Request
 	// idempotent: the request may be processed twice (see idempotent).
 	idempotent bool
+	// attempt is the request of the current try (try fills it): kept
+	// here, it costs no allocation a try.
+	attempt upstream.Request
 }
 
 // wires holds the wireRequests of finished requests, with their buffers.

@@ -27,6 +27,8 @@ type Proxy struct {
 	// up makes each exchange with a server: the engine's client.
 	up     exchanger
 	dialer *net.Dialer
+	// stalled is onStall, made once (a method value allocates).
+	stalled func(*backend.Server, time.Duration, int)
 
 	// upgraded tracks every websocket, for shutdown.
 	upgraded backend.Conns
@@ -39,6 +41,7 @@ type Proxy struct {
 // tandem's own, or net/http's Transport).
 func New(table func() *route.Table, log *slog.Logger, m *metrics.Metrics, engine string) *Proxy {
 	p := &Proxy{table: table, log: log, metrics: m, dialer: &net.Dialer{KeepAlive: 30 * time.Second}}
+	p.stalled = p.onStall
 	if engine == config.EngineNetHTTP {
 		p.up = newNetHTTP(p.dial)
 	} else {

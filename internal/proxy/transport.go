@@ -216,7 +216,8 @@ func (p *Proxy) try(g *route.Group, wr *wireRequest, choice route.Choice, body *
 	if wait <= 0 {
 		return nil, errNoTimeLeft
 	}
-	attempt := wr.Request
+	attempt := &wr.attempt
+	*attempt = wr.Request
 	var again bool
 	attempt.Body, again = body.next()
 	attempt.Epoch, attempt.HasEpoch = choice.Epoch, choice.HasEpoch
@@ -226,12 +227,12 @@ func (p *Proxy) try(g *route.Group, wr *wireRequest, choice route.Choice, body *
 		// began: pick again rather than send to a former active server.
 		return nil, errRepick
 	}
-	attempt.StallAfter, attempt.OnStall = g.Cfg.Passive.NoProgressAfter(), p.onStall
+	attempt.StallAfter, attempt.OnStall = g.Cfg.Passive.NoProgressAfter(), p.stalled
 	if wr.Upgrade {
-		return p.up.Upgrade(&attempt, choice.Server.Address, now, now.Add(wait))
+		return p.up.Upgrade(attempt, choice.Server.Address, now, now.Add(wait))
 	}
 	attempt.Resendable = mayResend(wr.idempotent, again)
-	return p.up.RoundTrip(&attempt, choice.Server.Address, now, now.Add(wait))
+	return p.up.RoundTrip(attempt, choice.Server.Address, now, now.Add(wait))
 }
 
 // moved reports whether the group's committed decision changed since

@@ -131,8 +131,12 @@ func (t *Table) Lookup(host string) *Group {
 
 // HostOnly lowercases a Host header and drops its port.
 func HostOnly(host string) string {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	// Only a host with a colon can have a port (SplitHostPort allocates
+	// the error it returns for one without).
+	if strings.IndexByte(host, ':') >= 0 {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
 	}
 	return strings.ToLower(strings.TrimSuffix(host, "."))
 }
