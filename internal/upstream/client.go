@@ -218,13 +218,17 @@ func (pc *pconn) exchange(wr *Request, now, headerDeadline time.Time) (*http.Res
 		pc.shortDeadline(fast)
 	}
 	var err error
+	late := false // the short wait passed with nothing to read
 	if quick && pc.rc != nil && pc.br.Buffered() == 0 {
-		var timedOut bool
-		err, timedOut = pc.sendThenWait(wr)
-		short = err == nil && !timedOut
-	} else if err = wr.Write(pc.bw); err == nil && quick {
-		_, err = pc.br.Peek(1)
-		short, err = !isTimeout(err), nil // a failed read is met again below
+		err, late = pc.sendThenWait(wr)
+	} else {
+		err = wr.Write(pc.bw)
+	}
+	if err == nil && quick && !late {
+		// The read itself may still meet the short deadline (it passed
+		// after the wait saw the socket readable): a late answer too.
+		_, perr := pc.br.Peek(1)
+		short = !isTimeout(perr) // another failed read is met again below
 	}
 	if err != nil {
 		stop()
