@@ -221,6 +221,9 @@ func (pc *pconn) exchange(wr *Request, now, headerDeadline time.Time) (*http.Res
 	late := false // the short wait passed with nothing to read
 	if quick && pc.rc != nil && pc.br.Buffered() == 0 {
 		err, late = pc.sendThenWait(wr)
+		if testHookAfterWait != nil {
+			testHookAfterWait()
+		}
 	} else {
 		err = wr.Write(pc.bw)
 	}
@@ -357,6 +360,10 @@ func (pc *pconn) classify(err error, received bool) error {
 	}
 	return err
 }
+
+// testHookAfterWait, when set by a test, runs between the wait for an
+// answer and its read.
+var testHookAfterWait func()
 
 // shortDeadline arms the wait for a fast answer: a read deadline between
 // fast and fast+FastAnswer. One armed by an earlier exchange is kept while

@@ -80,11 +80,19 @@ func TestAnswerWait(t *testing.T) {
 			t.Errorf("answer %s: counted as fast %v, want %v", tc.answer, fast, tc.fast)
 		}
 	}
+	// The answer is seen in time and read only once the short deadline
+	// passed (a goroutine scheduled late): a late answer, not a failure.
+	testHookAfterWait = func() { time.Sleep(3 * FastAnswer) }
+	body, fast, err := exchange("now", 2*time.Second)
+	testHookAfterWait = nil
+	if err != nil || body != "now" || !fast {
+		t.Errorf("an answer read after the short deadline: %q, %v (fast %v), want it read", body, err, fast)
+	}
 	if n := u.idleTo(srv.Addr()); n != 1 {
 		t.Errorf("%d idle connections after the exchanges, want the one that carried them all", n)
 	}
 	start := time.Now()
-	_, _, err := exchange("never", 300*time.Millisecond)
+	_, _, err = exchange("never", 300*time.Millisecond)
 	if took := time.Since(start); !errors.Is(err, ErrTimeout) || took < 300*time.Millisecond {
 		t.Errorf("a server that never answers: %v after %v, want ErrTimeout at the 300ms head deadline", err, took)
 	}
