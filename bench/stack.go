@@ -98,8 +98,21 @@ frontend bench
 backend bench
     option httpchk GET /status
     http-check expect string version
-    server %s %s check inter 1s fastinter 250ms downinter 250ms rise 2 fall 2%s
+%s    server %s %s check inter 1s fastinter 250ms downinter 250ms rise 2 fall 2%s
     server %s %s check inter 1s fastinter 250ms downinter 250ms rise 2 fall 2 backup%s
+`
+
+// haproxyForwarding makes HAProxy send the servers the headers tandem
+// sends (X-Forwarded-For, -Host, -Proto, Forwarded and the epoch, a
+// constant here), as an operator's config would for the app behind it: the
+// servers then read and parse the same requests behind every proxy, and a
+// throughput figure compares the proxies' own work. (Without them HAProxy
+// forwards the client's headers alone.) nginxConfig does the same.
+const haproxyForwarding = `    option forwardfor
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    http-request set-header X-Forwarded-Proto %[ssl_fc,iif(https,http)]
+    http-request set-header Forwarded "for=%[src];host=\"%[req.hdr(host)]\";proto=%[ssl_fc,iif(https,http)]"
+    http-request set-header X-Tandem-Epoch 1
 `
 
 // haproxyKnobs are what a scenario changes in HAProxy's setup.
@@ -349,7 +362,7 @@ func (e *env) startHAProxy(ctx context.Context, addr string, b *backends, k hapr
 	if k.TLS != nil {
 		bindTLS = " ssl crt " + k.TLS.pemFile + " alpn http/1.1"
 	}
-	cfg := fmt.Sprintf(haproxyConfig, g.sock, haproxyDur(ts), retryOn, addr, bindTLS,
+	cfg := fmt.Sprintf(haproxyConfig, g.sock, haproxyDur(ts), retryOn, addr, bindTLS, haproxyForwarding,
 		masterName, b.masterAddr, extra, backupName, b.backupAddr, extra)
 	if err := os.WriteFile(g.cfg, []byte(cfg), 0o600); err != nil {
 		return nil, fmt.Errorf("write haproxy config: %w", err)
