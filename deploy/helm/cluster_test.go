@@ -15,8 +15,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -357,73 +359,22 @@ func ready(p corev1.Pod) bool {
 // decisions, becomes ready before any app is there (a fresh install), and
 // proxies to a pod of the default group once one appears. The
 // only differences from the pod: the ServiceAccount's token comes in a
-// kubeconfig instead of the in-cluster mount, and the admin token file is
-// at a temporary path instead of /etc/tandem/admin/token.
+// kubeconfig instead of the in-cluster mount (TestGatewayInCluster has the
+// mount), and the admin token file is at a temporary path instead of
+// /etc/tandem/admin/token.
 func TestGatewayRunsOnTheChart(t *testing.T) {
 	cl := kubetest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "tandem")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../../cmd/tandem").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	listen, admin := freePort(t), freePort(t)
-	vals := values(t, fmt.Sprintf("listeners: [{name: http, port: %d}]\nadmin: {port: %d, token: chart-test-token}\nlog: {format: text}", listen, admin))
-	apply(t, cl, vals)
+	cg := newChartGateway(t, ctx, cl)
+	gw := cg.start(t, cg.args(t, cl.KubeconfigFor(t, "tandem", "tandem")),
+		append(os.Environ(), "POD_NAME=tandem-7d9f-abcde", "POD_NAMESPACE=tandem"), nil)
+	defer gw.stop(t)
 
-	objs := mustRender(t, vals, "tandem")
-	token := filepath.Join(dir, "admin-token")
-	if err := os.WriteFile(token, []byte("chart-test-token\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := str(find(t, objs, "ConfigMap", "tandem-config").doc, "data", "tandem.yaml")
-	cfg = strings.Replace(cfg, "tokenFile: /etc/tandem/admin/token", "tokenFile: "+token, 1)
-	cfg = strings.Replace(cfg, "\nkubernetes:\n", "\nkubernetes:\n  kubeconfig: "+cl.KubeconfigFor(t, "tandem", "tandem")+"\n", 1)
-	cfgFile := filepath.Join(dir, "tandem.yaml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// The Deployment's args and env.
-	c := get(find(t, objs, "Deployment", "tandem").doc, "spec", "template", "spec", "containers", "0")
-	var args []string
-	for _, a := range get(c, "args").([]any) {
-		args = append(args, strings.Replace(a.(string), "/etc/tandem/tandem.yaml", cfgFile, 1))
-	}
-	var logs bytes.Buffer
-	gw := exec.Command(bin, args...)
-	gw.Env = append(os.Environ(), "POD_NAME=tandem-7d9f-abcde", "POD_NAMESPACE=tandem")
-	gw.Stdout, gw.Stderr = &logs, &logs
-	if err := gw.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		gw.Process.Signal(os.Interrupt)
-		gw.Wait()
-		if t.Failed() || testing.Verbose() {
-			t.Logf("gateway log:\n%s", logs.String())
-		}
-	}()
-
-	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
-	client := &http.Client{Timeout: 2 * time.Second}
-	status := func(url, token string) (int, string, error) {
-		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, "", err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b), nil
-	}
 	// The probes of the Deployment, on the admin port: alive and ready.
-	for _, path := range []string{str(c, "livenessProbe", "httpGet", "path"), str(c, "readinessProbe", "httpGet", "path")} {
+	for _, path := range []string{str(cg.container, "livenessProbe", "httpGet", "path"), str(cg.container, "readinessProbe", "httpGet", "path")} {
 		kubetest.Eventually(t, ctx, func() error {
-			code, body, err := status(adminURL+path, "")
+			code, body, err := httpStatus(ctx, cg.adminURL+path, "")
 			if err == nil && code != http.StatusOK {
 				err = fmt.Errorf("%s: %d %s", path, code, body)
 			}
@@ -433,10 +384,161 @@ func TestGatewayRunsOnTheChart(t *testing.T) {
 	// Ready with no server yet (a fresh install, before the apps); then a
 	// pod of the default group (tandem.io/app=example), served on loopback,
 	// appears and gets the traffic.
+	publishExample(t, ctx, cl)
+	cg.serves(t, ctx)
+	// The admin API wants the token from the Secret.
+	if code, _, err := httpStatus(ctx, cg.adminURL+"/api/v1/state", ""); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("state without the token: %d %v", code, err)
+	}
+	if code, body, err := httpStatus(ctx, cg.adminURL+"/api/v1/state", chartAdminToken); err != nil || code != http.StatusOK || !strings.Contains(body, "example") {
+		t.Errorf("state with the token: %d %v %s", code, err, body)
+	}
+	// It led and published, with the chart's RBAC only.
+	cs := cl.Client()
+	lease, err := cs.CoordinationV1().Leases("tandem").Get(ctx, "tandem-leader", metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != "tandem-7d9f-abcde" {
+		t.Errorf("Lease tandem-leader: %v %v", lease, err)
+	}
+	if _, err := cs.CoreV1().ConfigMaps("tandem").Get(ctx, "tandem-decisions", metav1.GetOptions{}); err != nil {
+		t.Errorf("ConfigMap tandem-decisions: %v", err)
+	}
+	if strings.Contains(gw.log(), "forbidden") {
+		t.Errorf("the gateway was refused something:\n%s", gw.log())
+	}
+}
+
+const chartAdminToken = "chart-test-token"
+
+// chartGateway is the chart rendered for release tandem in namespace
+// tandem, applied to a test bed, and a gateway binary to run on it.
+type chartGateway struct {
+	bin, dir  string
+	listen    int
+	adminURL  string
+	objs      []object
+	container any // the Deployment's gateway container
+}
+
+// newChartGateway builds tandem, renders the chart with a loopback
+// listener and admin port and applies it.
+func newChartGateway(t *testing.T, ctx context.Context, cl *kubetest.Cluster) *chartGateway {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "tandem")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../../cmd/tandem").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	listen, admin := freePort(t), freePort(t)
+	vals := values(t, fmt.Sprintf("listeners: [{name: http, port: %d}]\nadmin: {port: %d, token: %s}\nlog: {format: text}", listen, admin, chartAdminToken))
+	apply(t, cl, vals)
+	objs := mustRender(t, vals, "tandem")
+	return &chartGateway{bin: bin, dir: dir, listen: listen, adminURL: fmt.Sprintf("http://127.0.0.1:%d", admin), objs: objs,
+		container: get(find(t, objs, "Deployment", "tandem").doc, "spec", "template", "spec", "containers", "0")}
+}
+
+// args writes the chart's tandem.yaml (the admin token file at a temporary
+// path; with kubeconfig != "" that kubeconfig, else none: in-cluster) and
+// returns the Deployment's args pointing at it.
+func (cg *chartGateway) args(t *testing.T, kubeconfig string) []string {
+	t.Helper()
+	token := filepath.Join(cg.dir, "admin-token")
+	if err := os.WriteFile(token, []byte(chartAdminToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := str(find(t, cg.objs, "ConfigMap", "tandem-config").doc, "data", "tandem.yaml")
+	cfg = strings.Replace(cfg, "tokenFile: /etc/tandem/admin/token", "tokenFile: "+token, 1)
+	if kubeconfig != "" {
+		cfg = strings.Replace(cfg, "\nkubernetes:\n", "\nkubernetes:\n  kubeconfig: "+kubeconfig+"\n", 1)
+	}
+	cfgFile := filepath.Join(cg.dir, "tandem.yaml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	for _, a := range get(cg.container, "args").([]any) {
+		args = append(args, strings.Replace(a.(string), "/etc/tandem/tandem.yaml", cfgFile, 1))
+	}
+	return args
+}
+
+// runningGateway is one gateway process and its log.
+type runningGateway struct {
+	cmd *exec.Cmd
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (g *runningGateway) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.buf.Write(p)
+}
+
+func (g *runningGateway) log() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.buf.String()
+}
+
+// start runs the gateway with args and env; with wrap, as wrap's command
+// line followed by the gateway's (a wrapper that ends by exec'ing it).
+func (cg *chartGateway) start(t *testing.T, args, env, wrap []string) *runningGateway {
+	t.Helper()
+	line := append(append(slices.Clone(wrap), cg.bin), args...)
+	g := &runningGateway{cmd: exec.Command(line[0], line[1:]...)}
+	g.cmd.Env = env
+	g.cmd.Stdout, g.cmd.Stderr = g, g
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// stop interrupts the gateway (it releases the leader Lease) and waits.
+func (g *runningGateway) stop(t *testing.T) {
+	g.cmd.Process.Signal(os.Interrupt)
+	g.cmd.Wait()
+	if t.Failed() || testing.Verbose() {
+		t.Logf("gateway log:\n%s", g.log())
+	}
+}
+
+// serves waits until the public listener proxies to the example pod.
+func (cg *chartGateway) serves(t *testing.T, ctx context.Context) {
+	t.Helper()
+	kubetest.Eventually(t, ctx, func() error {
+		code, body, err := httpStatus(ctx, fmt.Sprintf("http://127.0.0.1:%d/hello", cg.listen), "")
+		if err == nil && (code != http.StatusOK || !strings.Contains(body, `"/hello"`)) {
+			err = fmt.Errorf("GET /hello: %d %s", code, body)
+		}
+		return err
+	})
+}
+
+func httpStatus(ctx context.Context, url, token string) (int, string, error) {
+	client := &http.Client{Timeout: 2 * time.Second}
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+// publishExample serves an app on loopback and publishes it as the master
+// pod of the chart's default group (tandem.io/app=example), running and
+// ready as a kubelet would set it.
+func publishExample(t *testing.T, ctx context.Context, cl *kubetest.Cluster) {
+	t.Helper()
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"version": "1", "path": %q}`, r.URL.Path)
 	}))
-	defer app.Close()
+	t.Cleanup(app.Close)
 	port, err := strconv.Atoi(app.URL[strings.LastIndex(app.URL, ":")+1:])
 	if err != nil {
 		t.Fatal(err)
@@ -458,33 +560,6 @@ func TestGatewayRunsOnTheChart(t *testing.T) {
 		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
 	if _, err := cs.CoreV1().Pods("tandem").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
-	}
-
-	// Through the public listener, to the pod.
-	kubetest.Eventually(t, ctx, func() error {
-		code, body, err := status(fmt.Sprintf("http://127.0.0.1:%d/hello", listen), "")
-		if err == nil && (code != http.StatusOK || !strings.Contains(body, `"/hello"`)) {
-			err = fmt.Errorf("GET /hello: %d %s", code, body)
-		}
-		return err
-	})
-	// The admin API wants the token from the Secret.
-	if code, _, err := status(adminURL+"/api/v1/state", ""); err != nil || code != http.StatusUnauthorized {
-		t.Errorf("state without the token: %d %v", code, err)
-	}
-	if code, body, err := status(adminURL+"/api/v1/state", "chart-test-token"); err != nil || code != http.StatusOK || !strings.Contains(body, "example") {
-		t.Errorf("state with the token: %d %v %s", code, err, body)
-	}
-	// It led and published, with the chart's RBAC only.
-	lease, err := cs.CoordinationV1().Leases("tandem").Get(ctx, "tandem-leader", metav1.GetOptions{})
-	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != "tandem-7d9f-abcde" {
-		t.Errorf("Lease tandem-leader: %v %v", lease, err)
-	}
-	if _, err := cs.CoreV1().ConfigMaps("tandem").Get(ctx, "tandem-decisions", metav1.GetOptions{}); err != nil {
-		t.Errorf("ConfigMap tandem-decisions: %v", err)
-	}
-	if strings.Contains(logs.String(), "forbidden") {
-		t.Errorf("the gateway was refused something:\n%s", logs.String())
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tandemproxy/tandem/internal/config"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
@@ -63,6 +64,24 @@ func (d *Discovery) Synced() bool {
 	return d.synced
 }
 
+// watchFailed is every informer's watch error handler: client-go only
+// logs a failed list through klog and retries forever, so a Role lacking a
+// verb would leave the gateway unready with nothing in its own log. It
+// logs through slog (an error when the API refuses, as no retry will
+// help) and leaves the retry to client-go.
+func (d *Discovery) watchFailed(group, resource, ns string) cache.WatchErrorHandlerWithContext {
+	return func(ctx context.Context, r *cache.Reflector, err error) {
+		err = fmt.Errorf("discovery: group %s: list/watch %s in namespace %s: %w", group, resource, ns, err)
+		if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
+			d.log.Error("discovery: the API refuses the gateway's service account; grant list and watch on "+resource+" (deploy/kubernetes/rbac.yaml)",
+				"group", group, "namespace", ns, "error", err)
+		} else {
+			d.log.Warn("discovery: list/watch failed, retrying", "group", group, "namespace", ns, "error", err)
+		}
+		cache.DefaultWatchErrorHandler(ctx, r, err)
+	}
+}
+
 // Current returns the latest snapshot (nil before the first).
 func (d *Discovery) Current() Snapshot {
 	d.mu.Lock()
@@ -99,11 +118,17 @@ func (d *Discovery) Run(ctx context.Context) error {
 		if _, err := pi.AddEventHandler(notify); err != nil {
 			return fmt.Errorf("discovery: %w", err)
 		}
+		if err := pi.SetWatchErrorHandlerWithContext(d.watchFailed(g.Name, "pods", ns)); err != nil {
+			return fmt.Errorf("discovery: %w", err)
+		}
 		d.pods[g.Name] = pi.GetIndexer()
 		syncs = append(syncs, pi.HasSynced)
 		if dc.Address == config.AddressService {
 			si := f.Core().V1().Services().Informer()
 			if _, err := si.AddEventHandler(notify); err != nil {
+				return fmt.Errorf("discovery: %w", err)
+			}
+			if err := si.SetWatchErrorHandlerWithContext(d.watchFailed(g.Name, "services", ns)); err != nil {
 				return fmt.Errorf("discovery: %w", err)
 			}
 			d.svcs[g.Name] = si.GetIndexer()

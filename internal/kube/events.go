@@ -11,6 +11,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
@@ -60,9 +62,38 @@ type bucket struct {
 
 // NewRecorder returns a recorder whose group Events regard group.
 func NewRecorder(client kubernetes.Interface, ns string, group *corev1.ObjectReference, id string, log *slog.Logger) *Recorder {
-	b := events.NewBroadcaster(&events.EventSinkImpl{Interface: client.EventsV1()})
+	b := events.NewBroadcaster(&loggingSink{EventSink: &events.EventSinkImpl{Interface: client.EventsV1()}, log: log})
 	return &Recorder{b: b, rec: b.NewRecorder(scheme.Scheme, "tandem.io/gateway"), group: group, id: id, log: log,
 		buckets: map[string]*bucket{}, now: time.Now}
+}
+
+// loggingSink logs an Event the API refused: client-go's broadcaster drops
+// it with a line through klog only, so a Role without create or patch on
+// events.k8s.io Events would leave `kubectl get events` silent and the
+// gateway's own log too.
+type loggingSink struct {
+	events.EventSink
+	log *slog.Logger
+}
+
+func (s *loggingSink) Create(ctx context.Context, e *eventsv1.Event) (*eventsv1.Event, error) {
+	out, err := s.EventSink.Create(ctx, e)
+	s.refused("create", e, err)
+	return out, err
+}
+
+func (s *loggingSink) Patch(ctx context.Context, old *eventsv1.Event, data []byte) (*eventsv1.Event, error) {
+	out, err := s.EventSink.Patch(ctx, old, data)
+	s.refused("patch", old, err)
+	return out, err
+}
+
+func (s *loggingSink) refused(verb string, e *eventsv1.Event, err error) {
+	if err == nil || !apierrors.IsForbidden(err) && !apierrors.IsUnauthorized(err) {
+		return
+	}
+	s.log.Error("events: the API refuses the gateway's service account; grant "+verb+" on events.k8s.io events (deploy/kubernetes/rbac.yaml)",
+		"reason", e.Reason, "namespace", e.Namespace, "error", err)
 }
 
 // Start sends the Events until ctx ends. It returns at once, once the
