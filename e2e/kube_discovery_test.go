@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemproxy/tandem/internal/kubetest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -23,13 +22,8 @@ import (
 // test range that nothing ever dials: they are only written into the active
 // EndpointSlice, which in-cluster clients would use.
 func TestKubeDiscovery(t *testing.T) {
-	cl := kubetest.Start(t)
-	cs := cl.Client()
+	cl, cs := startKube(t)
 	ctx := context.Background()
-	if _, err := cs.CoreV1().ServiceAccounts("default").Create(ctx,
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	master, failover := startApp(t, "master", ""), startApp(t, "failover", "")
 	port := func(a *app) int {
 		p, _ := strconv.Atoi(a.addr[strings.LastIndex(a.addr, ":")+1:])

@@ -212,15 +212,33 @@ func kubectlEvents(kubectl, kubeconfig string, want []string) (string, bool) {
 	return out, ok
 }
 
-func TestKubeReplicas(t *testing.T) {
+// startKube starts a test bed with no controller-manager and makes the
+// default ServiceAccount, which the ServiceAccount admission wants before
+// a pod is created in the namespace.
+func startKube(t *testing.T) (*kubetest.Cluster, kubernetes.Interface) {
+	t.Helper()
 	cl := kubetest.Start(t)
 	cs := cl.Client()
-	// No controller-manager here: the ServiceAccount admission wants the
-	// namespace's default account to exist before a pod does.
 	if _, err := cs.CoreV1().ServiceAccounts("default").Create(context.Background(),
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create the default service account: %v", err)
 	}
+	return cl, cs
+}
+
+// applyRBAC applies deploy/kubernetes/rbac.yaml in namespace default and
+// returns a kubeconfig of its ServiceAccount, with exactly what it grants.
+func applyRBAC(t *testing.T, cl *kubetest.Cluster) string {
+	t.Helper()
+	if out, err := exec.Command(kubetest.Kubectl(t), "--kubeconfig", cl.Kubeconfig(), "apply", "-n", "default",
+		"-f", "../deploy/kubernetes/rbac.yaml").CombinedOutput(); err != nil {
+		t.Fatalf("kubectl apply rbac.yaml: %v\n%s", err, out)
+	}
+	return cl.KubeconfigFor(t, "default", "tandem")
+}
+
+func TestKubeReplicas(t *testing.T) {
+	cl, cs := startKube(t)
 	master := startApp(t, "master", "")
 	failover := startApp(t, "failover", "")
 	portOf := func(a *app) int {
@@ -233,11 +251,7 @@ func TestKubeReplicas(t *testing.T) {
 	// The replicas run as the ServiceAccount of deploy/kubernetes/rbac.yaml,
 	// with exactly the permissions it grants.
 	kubectl := kubetest.Kubectl(t)
-	if out, err := exec.Command(kubectl, "--kubeconfig", cl.Kubeconfig(), "apply", "-n", "default",
-		"-f", "../deploy/kubernetes/rbac.yaml").CombinedOutput(); err != nil {
-		t.Fatalf("kubectl apply rbac.yaml: %v\n%s", err, out)
-	}
-	sa := cl.KubeconfigFor(t, "default", "tandem")
+	sa := applyRBAC(t, cl)
 	// gw-1 and gw-2 reach the API through relays the test can cut.
 	relays := map[string]*kubetest.Relay{}
 	viaRelay := map[string]string{}

@@ -113,6 +113,8 @@ func TestApplyToAPIServer(t *testing.T) {
 		{"tandem", "list", "services", true},
 		{"apps", "watch", "pods", true},
 		{"apps", "list", "services", true},
+		{"apps", "list", "endpointslices.discovery.k8s.io", true},
+		{"apps", "watch", "endpointslices.discovery.k8s.io", true},
 		// What it must not have.
 		{"tandem", "delete", "pods", false},
 		{"tandem", "get", "pods", false},
@@ -128,6 +130,8 @@ func TestApplyToAPIServer(t *testing.T) {
 		{"tandem", "list", "events.events.k8s.io", false},
 		{"apps", "create", "leases.coordination.k8s.io", false},
 		{"default", "list", "pods", false},
+		{"apps", "update", "endpointslices.discovery.k8s.io", false},
+		{"apps", "delete", "endpointslices.discovery.k8s.io", false},
 	} {
 		out, err := kubectl("auth", "can-i", tc.verb, tc.resource, "-n", tc.ns, "--as="+sa)
 		got := strings.TrimSpace(out) == "yes"

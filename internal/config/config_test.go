@@ -839,10 +839,34 @@ groups:
 				`t.yaml:5: kubernetes.coordination.renewDeadline: 6s must be shorter than leaseDuration 5s`,
 				`t.yaml:5: kubernetes.coordination.heartbeat: 10s must be shorter than fenceAfter 5s`,
 				`t.yaml:8: groups[0].servers: a group takes its servers from the file or from the cluster, not both: remove servers or kubernetes`,
-				`t.yaml:10: groups[0].kubernetes.selector: required: a label selector of the group's pods, e.g. app=sense`,
+				`t.yaml:10: groups[0].kubernetes.selector: required: a label selector of the group's pods, e.g. app=sense (or service: the name of a Service, for its EndpointSlices)`,
 				`t.yaml:11: groups[0].kubernetes.port: port 99999 is out of range 1-65535`,
 				`t.yaml:12: groups[0].kubernetes.healthPort: "not a port!" is neither a port number nor a container port name`,
 				`t.yaml:13: groups[0].kubernetes.address: "node": want pod or service`,
+			},
+		},
+		{
+			name: "discovery from a Service's EndpointSlices: mistakes",
+			yaml: `listeners:
+  - {name: web, address: ":8080"}
+kubernetes: {}
+groups:
+  - name: both
+    kubernetes: {selector: app=x, service: sense, port: http}
+  - name: badname
+    hosts: [b.local]
+    kubernetes: {service: Sense_1, port: http}
+  - name: lb
+    hosts: [lb.local]
+    kubernetes:
+      service: sense
+      port: http
+      address: service
+`,
+			want: []string{
+				`t.yaml:6: groups[0].kubernetes.service: selector and service are exclusive: the servers are the pods of a selector or the endpoints of a Service; remove one`,
+				`t.yaml:9: groups[1].kubernetes.service: "Sense_1": want the name of a Service (a DNS label)`,
+				`t.yaml:15: groups[2].kubernetes.address: address: service publishes each pod of a selector as its own Service; with service the servers are its endpoints' addresses: remove address or use selector`,
 			},
 		},
 		{

@@ -131,12 +131,17 @@ type Coordination struct {
 	HoldRequests Duration `yaml:"holdRequests"`
 }
 
-// Discovery takes a group's servers from the cluster's pods.
+// Discovery takes a group's servers from the cluster: the pods of a label
+// selector, or the endpoints of a Service's EndpointSlices.
 type Discovery struct {
 	Namespace string `yaml:"namespace"`
 	// Selector is a label selector of the group's pods, e.g. "app=sense".
 	Selector string `yaml:"selector"`
-	// Port is the traffic port: a number or a container port's name.
+	// Service names a Service in Namespace instead of Selector: the servers
+	// are the ready endpoints of its EndpointSlices (discovery.k8s.io/v1).
+	Service string `yaml:"service"`
+	// Port is the traffic port: a number or a container port's name (with
+	// Service, the name of one of its ports, as its EndpointSlices list them).
 	Port string `yaml:"port"`
 	// HealthPort is the check port, a number or a name; default: health.port, else Port.
 	HealthPort string `yaml:"healthPort"`

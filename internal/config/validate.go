@@ -196,10 +196,22 @@ func validateKubernetes(cfg *Config, c *collector) {
 		if d.Namespace != "" && !validDNSLabel(d.Namespace) {
 			c.at(p+".namespace", "%q is not a valid namespace name", d.Namespace)
 		}
-		if strings.TrimSpace(d.Selector) == "" {
-			c.at(p+".selector", "required: a label selector of the group's pods, e.g. app=sense")
-		} else if err := checkSelector(d.Selector); err != nil {
-			c.at(p+".selector", "%v", err)
+		switch {
+		case d.Service != "" && d.Selector != "":
+			c.at(p+".service", "selector and service are exclusive: the servers are the pods of a selector or the endpoints of a Service; remove one")
+		case d.Service != "":
+			if !validDNSLabel(d.Service) {
+				c.at(p+".service", "%q: want the name of a Service (a DNS label)", d.Service)
+			}
+			if d.Address == AddressService {
+				c.at(p+".address", "address: service publishes each pod of a selector as its own Service; with service the servers are its endpoints' addresses: remove address or use selector")
+			}
+		case strings.TrimSpace(d.Selector) == "":
+			c.at(p+".selector", "required: a label selector of the group's pods, e.g. app=sense (or service: the name of a Service, for its EndpointSlices)")
+		default:
+			if err := checkSelector(d.Selector); err != nil {
+				c.at(p+".selector", "%v", err)
+			}
 		}
 		if d.Port == "" {
 			c.at(p+".port", "required: the traffic port, a number or a container port name")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tandemproxy/tandem/internal/config"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -27,8 +28,9 @@ import (
 // published snapshot is never mutated.
 type Snapshot map[string][]config.Server
 
-// Discovery watches the pods (and, for address: service, the Services) of
-// every group that takes its servers from the cluster, and emits a new
+// Discovery watches the pods (and, for address: service, the Services; for
+// kubernetes.service, the Service's EndpointSlices) of every group that
+// takes its servers from the cluster, and emits a new
 // Snapshot whenever the servers change.
 type Discovery struct {
 	client kubernetes.Interface
@@ -42,13 +44,14 @@ type Discovery struct {
 	synced bool
 	pods   map[string]cache.Indexer // by group
 	svcs   map[string]cache.Indexer
+	slices map[string]cache.Indexer // groups with kubernetes.service
 }
 
 // NewDiscovery returns a discovery for cfg's discovered groups; emit
 // receives every changed snapshot, from one goroutine, in order.
 func NewDiscovery(client kubernetes.Interface, cfg *config.Config, emit func(Snapshot), log *slog.Logger) *Discovery {
 	d := &Discovery{client: client, defNS: Namespace(cfg.Kubernetes), emit: emit, log: log,
-		pods: map[string]cache.Indexer{}, svcs: map[string]cache.Indexer{}}
+		pods: map[string]cache.Indexer{}, svcs: map[string]cache.Indexer{}, slices: map[string]cache.Indexer{}}
 	for _, g := range cfg.Groups {
 		if g.Kubernetes != nil {
 			d.groups = append(d.groups, g)
@@ -106,35 +109,52 @@ func (d *Discovery) Run(ctx context.Context) error {
 		DeleteFunc: func(any) { poke(kick) },
 	}
 	var syncs []cache.InformerSynced
+	// watch registers an informer's handlers and returns its store.
+	watch := func(g string, resource, ns string, inf cache.SharedIndexInformer) (cache.Indexer, error) {
+		if _, err := inf.AddEventHandler(notify); err != nil {
+			return nil, fmt.Errorf("discovery: %w", err)
+		}
+		if err := inf.SetWatchErrorHandlerWithContext(d.watchFailed(g, resource, ns)); err != nil {
+			return nil, fmt.Errorf("discovery: %w", err)
+		}
+		syncs = append(syncs, inf.HasSynced)
+		return inf.GetIndexer(), nil
+	}
 	for _, g := range d.groups {
 		dc := g.Kubernetes
 		ns := dc.Namespace
 		if ns == "" {
 			ns = d.defNS
 		}
+		// Pods of the selector; with a Service, the pods that carry the
+		// role label, for their names (the slices do not hold labels).
+		podSelector := dc.Selector
+		if dc.Service != "" {
+			podSelector = dc.RoleKey
+		}
 		f := informers.NewSharedInformerFactoryWithOptions(d.client, 0, informers.WithNamespace(ns),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = dc.Selector }))
-		pi := f.Core().V1().Pods().Informer()
-		if _, err := pi.AddEventHandler(notify); err != nil {
-			return fmt.Errorf("discovery: %w", err)
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = podSelector }))
+		var err error
+		if d.pods[g.Name], err = watch(g.Name, "pods", ns, f.Core().V1().Pods().Informer()); err != nil {
+			return err
 		}
-		if err := pi.SetWatchErrorHandlerWithContext(d.watchFailed(g.Name, "pods", ns)); err != nil {
-			return fmt.Errorf("discovery: %w", err)
-		}
-		d.pods[g.Name] = pi.GetIndexer()
-		syncs = append(syncs, pi.HasSynced)
 		if dc.Address == config.AddressService {
-			si := f.Core().V1().Services().Informer()
-			if _, err := si.AddEventHandler(notify); err != nil {
-				return fmt.Errorf("discovery: %w", err)
+			if d.svcs[g.Name], err = watch(g.Name, "services", ns, f.Core().V1().Services().Informer()); err != nil {
+				return err
 			}
-			if err := si.SetWatchErrorHandlerWithContext(d.watchFailed(g.Name, "services", ns)); err != nil {
-				return fmt.Errorf("discovery: %w", err)
-			}
-			d.svcs[g.Name] = si.GetIndexer()
-			syncs = append(syncs, si.HasSynced)
 		}
 		f.Start(ctx.Done())
+		if dc.Service != "" {
+			// Only the Service's own slices, by the label their controller sets.
+			sf := informers.NewSharedInformerFactoryWithOptions(d.client, 0, informers.WithNamespace(ns),
+				informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+					o.LabelSelector = discoveryv1.LabelServiceName + "=" + dc.Service
+				}))
+			if d.slices[g.Name], err = watch(g.Name, "endpointslices.discovery.k8s.io", ns, sf.Discovery().V1().EndpointSlices().Informer()); err != nil {
+				return err
+			}
+			sf.Start(ctx.Done())
+		}
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), syncs...) {
 		return ctx.Err()
@@ -182,7 +202,17 @@ func (d *Discovery) publish() {
 				svcs = append(svcs, o.(*corev1.Service))
 			}
 		}
-		servers, notes := Servers(g.Kubernetes, g.Health.Port, pods, svcs)
+		var servers []config.Server
+		var notes []string
+		if ix := d.slices[g.Name]; ix != nil {
+			var slices []*discoveryv1.EndpointSlice
+			for _, o := range ix.List() {
+				slices = append(slices, o.(*discoveryv1.EndpointSlice))
+			}
+			servers, notes = EndpointServers(g.Kubernetes, g.Health.Port, slices, pods)
+		} else {
+			servers, notes = Servers(g.Kubernetes, g.Health.Port, pods, svcs)
+		}
 		for _, n := range notes {
 			d.log.Warn("discovery: "+n, "group", g.Name)
 		}
@@ -215,7 +245,6 @@ func Servers(dc *config.Discovery, healthPort int, pods []*corev1.Pod, svcs []*c
 		return a.Name < b.Name
 	})
 	byName := map[string]config.Server{}
-	var names []string
 	for _, p := range pods {
 		if !serving(p) {
 			continue
@@ -225,17 +254,10 @@ func Servers(dc *config.Discovery, healthPort int, pods []*corev1.Pod, svcs []*c
 			notes = append(notes, fmt.Sprintf("pods %s and %s are both %q: %s serves, %s gets no traffic", prev.Pod, p.Namespace+"/"+p.Name, name, prev.Pod, p.Name))
 			continue
 		}
-		port, err := containerPort(p, dc.Port)
+		port, hp, err := trafficPorts(dc, healthPort, func(ref string) (int, error) { return containerPort(p, ref) })
 		if err != nil {
 			notes = append(notes, fmt.Sprintf("pod %s/%s: %v", p.Namespace, p.Name, err))
 			continue
-		}
-		hp := healthPort
-		if dc.HealthPort != "" {
-			if hp, err = containerPort(p, dc.HealthPort); err != nil {
-				notes = append(notes, fmt.Sprintf("pod %s/%s: health port: %v", p.Namespace, p.Name, err))
-				continue
-			}
 		}
 		s := config.Server{Name: name, Address: net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port)), HealthPort: hp,
 			Instance: string(p.UID), Pod: p.Namespace + "/" + p.Name, PodIP: p.Status.PodIP, PodPort: port}
@@ -249,14 +271,23 @@ func Servers(dc *config.Discovery, healthPort int, pods []*corev1.Pod, svcs []*c
 		}
 		s.Priority, s.Backup = priority(p, dc.PriorityKey, name)
 		byName[name] = s
-		names = append(names, name)
+	}
+	return byNameSorted(byName), notes
+}
+
+// byNameSorted lists a source's servers in name order: a snapshot that does
+// not change with the order the informer lists objects in.
+func byNameSorted(byName map[string]config.Server) []config.Server {
+	names := make([]string, 0, len(byName))
+	for n := range byName {
+		names = append(names, n)
 	}
 	sort.Strings(names)
 	out := make([]config.Server, 0, len(names))
 	for _, n := range names {
 		out = append(out, byName[n])
 	}
-	return out, notes
+	return out
 }
 
 // serving reports whether a pod may get new traffic.
@@ -306,6 +337,23 @@ func priority(p *corev1.Pod, key, name string) (int, bool) {
 		}
 	}
 	return 0, name == "failover" || name == "backup"
+}
+
+// trafficPorts resolves a discovered server's traffic port (dc.Port) and
+// check port (dc.HealthPort, else healthPort) with resolve, which knows the
+// source's port names: a pod's container ports, a slice's ports.
+func trafficPorts(dc *config.Discovery, healthPort int, resolve func(string) (int, error)) (int, int, error) {
+	port, err := resolve(dc.Port)
+	if err != nil {
+		return 0, 0, err
+	}
+	hp := healthPort
+	if dc.HealthPort != "" {
+		if hp, err = resolve(dc.HealthPort); err != nil {
+			return 0, 0, fmt.Errorf("health port: %w", err)
+		}
+	}
+	return port, hp, nil
 }
 
 // containerPort resolves a port number or a container port's name.

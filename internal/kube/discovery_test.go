@@ -280,14 +280,20 @@ func TestServers(t *testing.T) {
 					t.Errorf("servers:\n got %+v\nwant %+v", got, tt.want)
 				}
 			}
-			if len(notes) != len(tt.notes) {
-				t.Fatalf("notes %q, want %d like %q", notes, len(tt.notes), tt.notes)
-			}
-			for i, n := range tt.notes {
-				if !strings.Contains(notes[i], n) {
-					t.Errorf("note %q, want one containing %q", notes[i], n)
-				}
-			}
+			checkNotes(t, notes, tt.notes)
 		})
+	}
+}
+
+// checkNotes wants one note per substring of want, in order.
+func checkNotes(t *testing.T, notes, want []string) {
+	t.Helper()
+	if len(notes) != len(want) {
+		t.Fatalf("notes %q, want %d like %q", notes, len(want), want)
+	}
+	for i, n := range want {
+		if !strings.Contains(notes[i], n) {
+			t.Errorf("note %q, want one containing %q", notes[i], n)
+		}
 	}
 }
