@@ -82,7 +82,7 @@ const (
 	kubeLeadWithin   = 30 * time.Second
 	kubeAgreeWithin  = 30 * time.Second
 	kubeSwitchWithin = 15 * time.Second
-	kubeLeaderWithin = 40 * time.Second // a bound of the wait, well past leaseDuration 10s + retries
+	kubeLeaderWithin = 40 * time.Second // a bound of the wait, well past leaseDuration 5s + retries
 	kubeFenceWithin  = 20 * time.Second
 	kubeLoadLimit    = 150 * time.Second // a run's load never lasts longer
 	kubeMaxPer       = 100_000           // requests per client and run

@@ -13,12 +13,13 @@ import (
 	"time"
 )
 
-// leaderBound is the Kubernetes issue's target for a leader killed without
-// releasing its Lease: another leads within 15 s. With the default bounds
-// (leaseDuration 10s, retryPeriod 1s) the candidates see the Lease expire
-// 10 s after they last saw it renewed and take it at their next poll,
-// every retryPeriod jittered by up to 1.2 (at most 2.2 s).
-const leaderBound = 15 * time.Second
+// leaderBound is the bound for a leader killed without releasing its
+// Lease (the Kubernetes issue asked for 15 s): with the default bounds
+// (leaseDuration 5s, retryPeriod 1s) the candidates see the Lease expire
+// 5 s after they last saw it renewed and take it at their next poll,
+// every retryPeriod jittered by up to 1.2 (at most 2.2 s), so another
+// leads within 7.2 s; past 8 s the defaults or the election regressed.
+const leaderBound = 8 * time.Second
 
 // markKube starts the -kube section of RESULTS.md.
 const markKube = "<!-- bench:kube -->"
@@ -447,7 +448,7 @@ func (rep *kubeReport) table(w io.Writer) {
 	fmt.Fprintf(w, "| **3. leader SIGKILL** (%s, the first leader) | | | | |\n", "gw-0")
 	lead := maxOf(func(r *kubeRun) time.Duration { return r.LeaderFirst })
 	d("kill → a survivor leads", func(r *kubeRun) time.Duration { return r.LeaderFirst },
-		verdict(lead >= 0 && lead <= leaderBound, "≤ "+fmtLat(leaderBound)+" (target; lease 10s + a jittered retry ≤ 2.2s)"), "")
+		verdict(lead >= 0 && lead <= leaderBound, "≤ "+fmtLat(leaderBound)+" (lease 5s + a jittered retry ≤ 2.2s, and margin)"), "")
 	d("kill → every survivor names it", func(r *kubeRun) time.Duration { return r.Leader }, "", "")
 	changes := sum(rep.ints(func(r *kubeRun) int { return len(r.LeadChanges) }))
 	i("switches, epoch changes or fences seen by the survivors", func(r *kubeRun) int { return len(r.LeadChanges) }, nil, verdict(changes == 0, "0"), "")
@@ -552,8 +553,8 @@ const kubeMethod = `
   authenticated as its ServiceAccount. Two ` + "`tandem demoapp`" + ` processes published as pods
   (` + "`tandem.io/role`" + ` master and failover, IP 127.0.0.1, container port "http") whose status the bench
   sets as a kubelet would.
-- Three ` + "`tandem gateway`" + ` replicas with ` + "`coordination: {}`" + `, the defaults: leaseDuration 10s,
-  renewDeadline 8s, retryPeriod 1s, heartbeat 1s, fenceAfter 5s, revokeTimeout 1s, holdRequests 3s.
+- Three ` + "`tandem gateway`" + ` replicas with ` + "`coordination: {}`" + `, the defaults: leaseDuration 5s,
+  renewDeadline 3s, retryPeriod 1s, heartbeat 1s, fenceAfter 5s, revokeTimeout 1s, holdRequests 3s.
   gw-0 starts first and leads; gw-1 reaches the API directly, gw-2 through a TCP relay the bench
   can cut. Checks GET /status expecting "version", interval 1s (250ms while changing), timeout 500ms,
   rise 2, fall 2; failback manual; 3 tries, per-try timeout 1s.

@@ -615,3 +615,60 @@ func TestKubeReplicas(t *testing.T) {
 		}
 	})
 }
+
+// TestKubeLeaderHandover measures the leaderless gap a leader's SIGKILL
+// leaves at the default coordination bounds (coordination: {}): the
+// survivor takes the Lease once it expired, at its next jittered retry,
+// about leaseDuration + retryPeriod later (docs/kubernetes.md). It fails
+// past 8 s (5 s + a retry of at most 2.2 s, and some margin), so that the
+// defaults or the election cannot drift back to the 11-12 s of 10s/8s.
+// Traffic through the survivor must not notice.
+func TestKubeLeaderHandover(t *testing.T) {
+	cl, cs := startKube(t)
+	master := startApp(t, "master", "")
+	port, _ := strconv.Atoi(master.addr[strings.LastIndex(master.addr, ":")+1:])
+	publishPod(t, cs, "sense-master-0", "master", port)
+	sa := applyRBAC(t, cl)
+	start := func(id string) *replica {
+		cfg := "listeners:\n  - {name: http, address: LISTEN}\nadmin: {address: ADMIN}\nlog: {format: text, level: info}\n" +
+			"kubernetes:\n  kubeconfig: " + sa + "\n  namespace: default\n  identity: " + id + "\n  coordination: {}\n" + kubeGroup
+		return &replica{gw: startGateway(t, cfg), id: id}
+	}
+	leader := start("gw-0")
+	if !untilTrue(20*time.Second, func() bool { _, _, _, l := leader.routing(t); return l == "gw-0" }) {
+		t.Fatal("gw-0 did not take the lead within 20s")
+	}
+	survivor := start("gw-1")
+	// Ready, as a Service would route to it only then: /readyz waits for
+	// the first list of the pods, which may come after the decision.
+	if !untilTrue(20*time.Second, func() bool {
+		a, _, f, l := survivor.routing(t)
+		resp, err := http.Get("http://" + survivor.admin + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return a == "master" && !f && l == "gw-0" && resp.StatusCode == http.StatusOK
+	}) {
+		t.Fatal("gw-1 was not ready on the master, following gw-0, within 20s")
+	}
+	load := runKubeLoad([]*replica{survivor}, 2, 30*time.Second)
+	killed := time.Now()
+	leader.kill()
+	const bound = 8 * time.Second
+	var took time.Duration
+	if !untilTrue(bound, func() bool {
+		_, _, _, l := survivor.routing(t)
+		took = time.Since(killed)
+		return l == "gw-1"
+	}) {
+		t.Fatalf("gw-1 did not lead within %v of the leader's SIGKILL (defaults: leaseDuration 5s, retryPeriod 1s)", bound)
+	}
+	t.Logf("gw-1 leads %v after gw-0's SIGKILL, at the default bounds", took.Round(time.Millisecond))
+	for _, s := range load.finish() {
+		if s.err != nil || s.status != http.StatusOK || s.server != "master" {
+			t.Errorf("a request through the survivor did not reach the master while it had no leader: %+v", s)
+			break
+		}
+	}
+}

@@ -137,9 +137,19 @@ func applyDefaults(cfg *Config) {
 		}
 		// A survivor takes an expired Lease at its next retry: a leader's
 		// SIGKILL costs about leaseDuration+retryPeriod without a leader
-		// (routing goes on; only new decisions wait), 11 s with these.
-		def(&co.LeaseDuration, 10*time.Second)
-		def(&co.RenewDeadline, 8*time.Second)
+		// (routing goes on; only new decisions wait): 5.5-6.5 s with these
+		// (bench -kube), 10.5-11.5 s with the 10s/8s of client-go's
+		// examples. Shorter than kube-scheduler's 15s/10s/2s because a
+		// leader change here moves no traffic, so churn is cheap and the
+		// gap is what counts. Not shorter still: renewDeadline is how long
+		// a leader rides out a slow API before it steps down, and below
+		// fenceAfter it already has less time than the replicas' fence;
+		// leaseDuration-renewDeadline-retryPeriod (1 s) is the margin by
+		// which a cut-off leader has stopped before another can lead.
+		// retryPeriod stays 1s: each replica polls the Lease that often,
+		// 1 request/s each beside its heartbeat's 2.
+		def(&co.LeaseDuration, 5*time.Second)
+		def(&co.RenewDeadline, 3*time.Second)
 		def(&co.RetryPeriod, time.Second)
 		def(&co.Heartbeat, time.Second)
 		def(&co.FenceAfter, 5*time.Second)
