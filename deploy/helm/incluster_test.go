@@ -133,19 +133,22 @@ func TestGatewayInCluster(t *testing.T) {
 	// Each verb case takes one verb from a Role the chart renders, runs a
 	// fresh gateway, wants the refusal named, and puts the verb back.
 	for _, tc := range []struct {
-		role, resource, verb string
-		log                  string // in the gateway's log
+		role, group, resource, verb string
+		log                         string // in the gateway's log
 	}{
 		// client-go's informers list through a watch (WatchList) and fall
 		// back on a plain list: without watch the first list works and
 		// the gateway never hears of a change.
-		{"tandem-discovery", "pods", "watch",
-			"grant list and watch on pods"},
-		{"tandem-coordination", "events", "create",
-			"grant create on events.k8s.io events"},
+		{"tandem-discovery", "", "pods", "watch",
+			"discovery: the API refuses the gateway's service account; grant list and watch on pods"},
+		{"tandem-coordination", "events.k8s.io", "events", "create",
+			"events: the API refuses the gateway's service account; grant create on events.k8s.io events"},
+		// The leader Lease and each replica's heartbeat Lease.
+		{"tandem-coordination", "coordination.k8s.io", "leases", "update",
+			"coordination: the API refuses the gateway's service account; grant update on coordination.k8s.io leases"},
 	} {
 		t.Run(fmt.Sprintf("without %s on %s: the gateway says so", tc.verb, tc.resource), func(t *testing.T) {
-			restore := dropVerb(t, ctx, cl, tc.role, tc.resource, tc.verb)
+			restore := dropVerb(t, ctx, cl, tc.role, tc.group, tc.resource, tc.verb)
 			defer restore()
 			gw := run(t, "tandem-incluster-"+tc.verb)
 			kubetest.Eventually(t, ctx, func() error {
@@ -159,8 +162,8 @@ func TestGatewayInCluster(t *testing.T) {
 }
 
 // dropVerb takes verb from the rules of Role name (namespace tandem) on
-// resource, and returns what puts the Role back as it was.
-func dropVerb(t *testing.T, ctx context.Context, cl *kubetest.Cluster, name, resource, verb string) func() {
+// group's resource, and returns what puts the Role back as it was.
+func dropVerb(t *testing.T, ctx context.Context, cl *kubetest.Cluster, name, group, resource, verb string) func() {
 	t.Helper()
 	roles := cl.Client().RbacV1().Roles("tandem")
 	role, err := roles.Get(ctx, name, metav1.GetOptions{})
@@ -171,7 +174,7 @@ func dropVerb(t *testing.T, ctx context.Context, cl *kubetest.Cluster, name, res
 	dropped := false
 	role.Rules = nil
 	for _, r := range orig {
-		if slices.Contains(r.Resources, resource) && slices.Contains(r.Verbs, verb) {
+		if slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) && slices.Contains(r.Verbs, verb) {
 			r = *r.DeepCopy()
 			r.Verbs = slices.DeleteFunc(r.Verbs, func(v string) bool { return v == verb })
 			dropped = true
@@ -184,7 +187,7 @@ func dropVerb(t *testing.T, ctx context.Context, cl *kubetest.Cluster, name, res
 	if _, err := roles.Update(ctx, role, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	untilAuthorized(t, ctx, cl, resource, verb, false)
+	untilAuthorized(t, ctx, cl, group, resource, verb, false)
 	return func() {
 		cur, err := roles.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -195,7 +198,7 @@ func dropVerb(t *testing.T, ctx context.Context, cl *kubetest.Cluster, name, res
 		if _, err := roles.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
 			t.Error(err)
 		}
-		untilAuthorized(t, ctx, cl, resource, verb, true)
+		untilAuthorized(t, ctx, cl, group, resource, verb, true)
 	}
 }
 
@@ -203,12 +206,8 @@ func dropVerb(t *testing.T, ctx context.Context, cl *kubetest.Cluster, name, res
 // follows Roles through its own informer, answers as want for the chart's
 // ServiceAccount: a gateway started right after an update could otherwise
 // be judged by the Role as it was.
-func untilAuthorized(t *testing.T, ctx context.Context, cl *kubetest.Cluster, resource, verb string, want bool) {
+func untilAuthorized(t *testing.T, ctx context.Context, cl *kubetest.Cluster, group, resource, verb string, want bool) {
 	t.Helper()
-	group := ""
-	if resource == "events" {
-		group = "events.k8s.io"
-	}
 	kubetest.Eventually(t, ctx, func() error {
 		sar, err := cl.Client().AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
 			Spec: authorizationv1.SubjectAccessReviewSpec{

@@ -303,7 +303,7 @@ func (c *Coordinator) heartbeat(ctx context.Context) {
 			cm, err := c.client.CoreV1().ConfigMaps(c.ns).Get(ctx, c.cmName, metav1.GetOptions{})
 			if err == nil {
 				c.adopt(cm, "read")
-			} else if ctx.Err() == nil {
+			} else if ctx.Err() == nil && !refused(c.log, "coordination", err, "get on configmaps/"+c.cmName) {
 				c.log.Debug("coordination: cannot read the decisions", "error", err)
 			}
 		}
@@ -387,7 +387,9 @@ func (c *Coordinator) publishView(ctx context.Context) {
 		var err error
 		lease, err = c.writeLease(ctx, lease)
 		if err != nil && ctx.Err() == nil {
-			c.log.Debug("coordination: cannot renew this replica's lease", "error", err)
+			if !refused(c.log, "coordination", err, "get, create and update on coordination.k8s.io leases", "lease", c.replicaPrefix+c.id) {
+				c.log.Debug("coordination: cannot renew this replica's lease", "error", err)
+			}
 			lease = nil
 		}
 		select {
@@ -453,12 +455,14 @@ func (c *Coordinator) writeLease(ctx context.Context, lease *coordv1.Lease) (*co
 
 // elect campaigns for the leader Lease for as long as ctx lasts; while
 // this replica leads, it decides.
+//
+// The leader Lease goes through loggedLock, which names a refused verb.
 func (c *Coordinator) elect(ctx context.Context) {
-	lock := &resourcelock.LeaseLock{
+	lock := &loggedLock{LeaseLock: &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Name: c.leaseName, Namespace: c.ns},
 		Client:     c.client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: c.id},
-	}
+	}, log: c.log}
 	for ctx.Err() == nil {
 		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock:            lock,
@@ -809,4 +813,29 @@ func (c *Coordinator) Ready() error {
 		}
 	}
 	return nil
+}
+
+// loggedLock is the leader Lease lock, logging what the API refuses:
+// client-go's elector logs a failed acquire or renew through klog only.
+type loggedLock struct {
+	*resourcelock.LeaseLock
+	log *slog.Logger
+}
+
+func (l *loggedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	r, b, err := l.LeaseLock.Get(ctx)
+	refused(l.log, "coordination", err, "get on coordination.k8s.io leases", "lease", l.Describe())
+	return r, b, err
+}
+
+func (l *loggedLock) Create(ctx context.Context, r resourcelock.LeaderElectionRecord) error {
+	err := l.LeaseLock.Create(ctx, r)
+	refused(l.log, "coordination", err, "create on coordination.k8s.io leases", "lease", l.Describe())
+	return err
+}
+
+func (l *loggedLock) Update(ctx context.Context, r resourcelock.LeaderElectionRecord) error {
+	err := l.LeaseLock.Update(ctx, r)
+	refused(l.log, "coordination", err, "update on coordination.k8s.io leases", "lease", l.Describe())
+	return err
 }

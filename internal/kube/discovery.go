@@ -16,7 +16,6 @@ import (
 	"github.com/tandemproxy/tandem/internal/config"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
@@ -75,10 +74,7 @@ func (d *Discovery) Synced() bool {
 func (d *Discovery) watchFailed(group, resource, ns string) cache.WatchErrorHandlerWithContext {
 	return func(ctx context.Context, r *cache.Reflector, err error) {
 		err = fmt.Errorf("discovery: group %s: list/watch %s in namespace %s: %w", group, resource, ns, err)
-		if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
-			d.log.Error("discovery: the API refuses the gateway's service account; grant list and watch on "+resource+" (deploy/kubernetes/rbac.yaml)",
-				"group", group, "namespace", ns, "error", err)
-		} else {
+		if !refused(d.log, "discovery", err, "list and watch on "+resource, "group", group, "namespace", ns) {
 			d.log.Warn("discovery: list/watch failed, retrying", "group", group, "namespace", ns, "error", err)
 		}
 		cache.DefaultWatchErrorHandler(ctx, r, err)

@@ -12,7 +12,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
@@ -89,11 +88,7 @@ func (s *loggingSink) Patch(ctx context.Context, old *eventsv1.Event, data []byt
 }
 
 func (s *loggingSink) refused(verb string, e *eventsv1.Event, err error) {
-	if err == nil || !apierrors.IsForbidden(err) && !apierrors.IsUnauthorized(err) {
-		return
-	}
-	s.log.Error("events: the API refuses the gateway's service account; grant "+verb+" on events.k8s.io events (deploy/kubernetes/rbac.yaml)",
-		"reason", e.Reason, "namespace", e.Namespace, "error", err)
+	refused(s.log, "events", err, verb+" on events.k8s.io events", "reason", e.Reason, "namespace", e.Namespace)
 }
 
 // Start sends the Events until ctx ends. It returns at once, once the
