@@ -58,10 +58,13 @@ func TestKubeEndpointSlices(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// The Service's slice, its endpoints ready as ready says, and a slice
-	// of another Service, which the gateway must not take.
+	// The Service's slice, its endpoints in the state the controller
+	// gives a pod that is ready, not ready, or being deleted (still serving
+	// its grace period), and a slice of another Service, which the gateway
+	// must not take.
 	slices := cs.DiscoveryV1().EndpointSlices("default")
-	slice := func(name, service string, ready map[string]bool) *discoveryv1.EndpointSlice {
+	const readyEP, notReadyEP, terminatingEP = "ready", "not ready", "terminating"
+	slice := func(name, service string, state map[string]string) *discoveryv1.EndpointSlice {
 		sl := &discoveryv1.EndpointSlice{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{
 				discoveryv1.LabelServiceName: service, discoveryv1.LabelManagedBy: "e2e.tandem.io"}},
@@ -71,30 +74,32 @@ func TestKubeEndpointSlices(t *testing.T) {
 		for _, role := range []string{"master", "failover"} {
 			p := pods[role]
 			sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{
-				Addresses:  []string{ips[role]},
-				Conditions: discoveryv1.EndpointConditions{Ready: new(ready[role]), Serving: new(ready[role]), Terminating: new(false)},
-				TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: p.Name, UID: p.UID},
+				Addresses: []string{ips[role]},
+				Conditions: discoveryv1.EndpointConditions{Ready: new(state[role] == readyEP),
+					Serving: new(state[role] != notReadyEP), Terminating: new(state[role] == terminatingEP)},
+				TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: p.Name, UID: p.UID},
 			})
 		}
 		return sl
 	}
-	if _, err := slices.Create(ctx, slice("sense-abcde", "sense", map[string]bool{"master": true, "failover": true}), metav1.CreateOptions{}); err != nil {
+	bothReady := map[string]string{"master": readyEP, "failover": readyEP}
+	if _, err := slices.Create(ctx, slice("sense-abcde", "sense", bothReady), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	other := slice("other-abcde", "other", map[string]bool{"master": true, "failover": true})
+	other := slice("other-abcde", "other", bothReady)
 	other.Endpoints = other.Endpoints[:1]
 	other.Endpoints[0].Addresses = []string{"127.0.0.9"}
 	other.Endpoints[0].TargetRef = nil
 	if _, err := slices.Create(ctx, other, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	setReady := func(t *testing.T, ready map[string]bool) {
+	setState := func(t *testing.T, state map[string]string) {
 		t.Helper()
 		cur, err := slices.Get(ctx, "sense-abcde", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		cur.Endpoints = slice("sense-abcde", "sense", ready).Endpoints
+		cur.Endpoints = slice("sense-abcde", "sense", state).Endpoints
 		if _, err := slices.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -136,14 +141,14 @@ func TestKubeEndpointSlices(t *testing.T) {
 	}
 
 	t.Run("the master's pod not ready: traffic moves to the failover", func(t *testing.T) {
-		setReady(t, map[string]bool{"failover": true})
+		setState(t, map[string]string{"master": notReadyEP, "failover": readyEP})
 		if !untilTrue(10*time.Second, func() bool { return servedBy() == "failover" }) {
 			t.Fatalf("with the master not ready: served by %q", servedBy())
 		}
 	})
 
 	t.Run("the master ready again: traffic fails back", func(t *testing.T) {
-		setReady(t, map[string]bool{"master": true, "failover": true})
+		setState(t, bothReady)
 		if !untilTrue(10*time.Second, func() bool { return servedBy() == "master" }) {
 			t.Fatalf("with the master ready again: served by %q", servedBy())
 		}
@@ -151,6 +156,36 @@ func TestKubeEndpointSlices(t *testing.T) {
 		hist := st.Groups[0].History
 		if len(hist) < 2 || hist[len(hist)-2].To != "failover" || hist[len(hist)-1].To != "master" {
 			t.Errorf("history %+v: want a switch to the failover, then back to the master", hist)
+		}
+	})
+	t.Run("the master's pod replaced: the same server name, the new pod, traffic back on it", func(t *testing.T) {
+		setState(t, map[string]string{"master": terminatingEP, "failover": readyEP})
+		if !untilTrue(10*time.Second, func() bool { return servedBy() == "failover" }) {
+			t.Fatalf("with the master's endpoint terminating (still serving): served by %q", servedBy())
+		}
+		if err := cs.CoreV1().Pods("default").Delete(ctx, pods["master"].Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+			t.Fatal(err)
+		}
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "sense-master-1", Namespace: "default", Labels: map[string]string{"app": "sense", "tandem.io/role": "master"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "sense:1",
+				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: int32(portN)}}}}},
+		}
+		p, err := cs.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		setPodStatus(t, cs, p, ips["master"], true)
+		pods["master"] = p
+		setState(t, bothReady)
+		if !untilTrue(10*time.Second, func() bool { return servedBy() == "master" }) {
+			t.Fatalf("with the new master pod ready: served by %q", servedBy())
+		}
+		st, _ := g.state(t)
+		for _, s := range st.Groups[0].Servers {
+			if s.Name == "master" && s.Pod != "default/sense-master-1" {
+				t.Errorf("server master is pod %q, want default/sense-master-1", s.Pod)
+			}
 		}
 	})
 	if strings.Contains(g.out.String(), "forbidden") {
