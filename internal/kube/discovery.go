@@ -3,7 +3,9 @@ package kube
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"reflect"
@@ -16,6 +18,7 @@ import (
 	"github.com/tandemproxy/tandem/internal/config"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
@@ -73,11 +76,16 @@ func (d *Discovery) Synced() bool {
 // help) and leaves the retry to client-go.
 func (d *Discovery) watchFailed(group, resource, ns string) cache.WatchErrorHandlerWithContext {
 	return func(ctx context.Context, r *cache.Reflector, err error) {
-		err = fmt.Errorf("discovery: group %s: list/watch %s in namespace %s: %w", group, resource, ns, err)
-		if !refused(d.log, "discovery", err, "list and watch on "+resource, "group", group, "namespace", ns) {
-			d.log.Warn("discovery: list/watch failed, retrying", "group", group, "namespace", ns, "error", err)
-		}
+		// client-go's own handler, with the error as it came: it tells a
+		// watch that merely ended (EOF, expired) from a failure by identity.
 		cache.DefaultWatchErrorHandler(ctx, r, err)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+			return // a watch ends now and then; the reflector resumes it
+		}
+		werr := fmt.Errorf("discovery: group %s: list/watch %s in namespace %s: %w", group, resource, ns, err)
+		if !refused(d.log, "discovery", werr, "list and watch on "+resource, "group", group, "namespace", ns) {
+			d.log.Warn("discovery: list/watch failed, retrying", "group", group, "namespace", ns, "error", werr)
+		}
 	}
 }
 

@@ -1,6 +1,11 @@
 package kube
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
@@ -8,9 +13,11 @@ import (
 
 	"github.com/tandemproxy/tandem/internal/config"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/tools/cache"
 )
 
 const (
@@ -295,5 +302,33 @@ func checkNotes(t *testing.T, notes, want []string) {
 		if !strings.Contains(notes[i], n) {
 			t.Errorf("note %q, want one containing %q", notes[i], n)
 		}
+	}
+}
+
+// TestWatchFailed: a watch that merely ended is not logged, a refusal is
+// an error naming the verbs to grant, any other failure a warning.
+func TestWatchFailed(t *testing.T) {
+	var buf bytes.Buffer
+	d := &Discovery{log: slog.New(slog.NewTextHandler(&buf, nil))}
+	r := cache.NewReflector(&cache.ListWatch{}, &corev1.Pod{}, cache.NewStore(cache.MetaNamespaceKeyFunc), 0)
+	h := d.watchFailed("sense", "pods", "apps")
+	forbidden := apierrors.NewForbidden(corev1.Resource("pods"), "", errors.New("RBAC: no"))
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string // "" for nothing logged
+	}{
+		{"watch ended", io.EOF, ""},
+		{"expired", apierrors.NewResourceExpired("too old"), ""},
+		{"forbidden", forbidden, `level=ERROR msg="discovery: the API refuses the gateway's service account; grant list and watch on pods`},
+		{"other", errors.New("connection refused"), `level=WARN msg="discovery: list/watch failed, retrying" group=sense namespace=apps`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			buf.Reset()
+			h(context.Background(), r, tc.err)
+			if got := buf.String(); tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
+				t.Errorf("logged %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
