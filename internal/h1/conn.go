@@ -65,6 +65,14 @@ type conn struct {
 	broken bool
 	// hijacked: the handler took the connection (a protocol upgrade).
 	hijacked bool
+	// early: the client was seen sending before it had its answer (a
+	// pipelined request, or a wait that had to be rescued): its next
+	// requests are read the usual way (flushLater). flushing, flushErr
+	// and flushFn (flushOnce, made once) serve flushThenWait.
+	early    bool
+	flushing bool
+	flushErr error
+	flushFn  func(uintptr) bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -207,7 +215,28 @@ func (c *conn) next() (r *http.Request, ok bool, err error) {
 	// The first request's head is due ReadHeaderTimeout after the accept
 	// (as with net/http); later ones wait IdleTimeout for their first byte.
 	first := c.served == 0
+	if !first && c.br.Buffered() > 0 {
+		c.early = true // this request came with the last one: a client that sends ahead
+	}
 	for {
+		// An answer held back by flushLater goes out as the wait begins,
+		// the connection still active: Shutdown waits for it (at most
+		// rescueAfter and a half) rather than close it with the answer
+		// unsent. Once the client's bytes came, they are read at once.
+		ready := false
+		if c.br.Buffered() == 0 && c.bw.Buffered() > 0 && !first {
+			var err error
+			if ready, err = c.flushThenWait(); err != nil {
+				return nil, false, err
+			}
+		}
+		if ready {
+			_, err := c.br.Peek(1)
+			if err != nil && !isTimeout(err) {
+				return nil, false, err
+			}
+			// A timeout: the bound passed as the bytes came; wait as usual.
+		}
 		if c.br.Buffered() == 0 {
 			c.state.Store(stateIdle)
 			if c.s.closing.Load() {
@@ -271,7 +300,8 @@ const (
 	dlNone = iota
 	dlIdle
 	dlHeader
-	dlPast // the client watch was stopped with a past deadline
+	dlPast   // the client watch was stopped with a past deadline
+	dlRescue // flushThenWait's bound
 )
 
 // idleDeadline arms the wait for the next request. An idle deadline
@@ -291,6 +321,99 @@ func (c *conn) idleDeadline() {
 	c.idleUntil = now.Add(c.s.IdleTimeout + idleSlack(c.s.IdleTimeout))
 	c.nc.SetReadDeadline(c.idleUntil)
 	c.dl = dlIdle
+}
+
+// rescueAfter bounds flushThenWait's wait: a client that sent before the
+// wait began waits at most this long for its answer (once: its connection
+// is read the usual way from then on), an idle one is then waited for
+// with the idle deadline.
+const rescueAfter = 50 * time.Millisecond
+
+// flushLater reports whether the answer in the writer may go out as the
+// wait for the next request begins (flushThenWait) rather than now: on a
+// plain connection to be kept, whose client waits for each answer before
+// it sends again (none seen early), with nothing read of a next request.
+// (Over TLS the TLS connection may hold bytes the socket no longer shows.)
+func (c *conn) flushLater() bool {
+	return c.tls == nil && !c.early && !c.broken && c.br.Buffered() == 0 &&
+		(c.s.IdleTimeout <= 0 || c.s.IdleTimeout > 2*rescueAfter)
+}
+
+// flushThenWait sends the answer held back (flushLater) and waits, without
+// a read, until the client's next bytes come. Go's poller forgets a
+// socket's readiness when a read begins: a read begun after the answer
+// went out would first find nothing (EAGAIN) and only then wait, one
+// system call for nothing a request. Begun before the answer goes out,
+// the wait cannot miss what a client sends after its answer, which is all
+// a client that waits for answers sends. Should this client have sent
+// early after all (its bytes came before the wait began, their readiness
+// taken), the wait ends at rescueAfter, and it is read the usual way from
+// then on; so is a client that just stays idle that long.
+// It reports whether the client's bytes came (false: the wait ended
+// without them, or could not begin; the answer is sent either way).
+func (c *conn) flushThenWait() (ready bool, err error) {
+	rc, ok := c.raw()
+	if !ok {
+		return false, c.flush()
+	}
+	if c.flushFn == nil {
+		c.flushFn = c.flushOnce
+	}
+	c.rescueDeadline()
+	c.flushing, c.flushErr = true, nil
+	err = rc.Read(c.flushFn)
+	switch {
+	case c.flushing:
+		// The wait did not begin (the socket failed): send as usual.
+		c.flushing = false
+		return false, c.flush()
+	case c.flushErr != nil:
+		c.broken = true
+		return false, c.flushErr
+	case isTimeout(err):
+		c.early = true
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// isTimeout reports whether err is a deadline's (upstream.IsTimeout; h1 is the
+// server side and imports no client).
+func isTimeout(err error) bool {
+	ne, ok := errors.AsType[net.Error](err)
+	return ok && ne.Timeout()
+}
+
+// flushOnce is flushThenWait's: called first to send the answer (false:
+// now wait), then when the socket is readable (true: done).
+func (c *conn) flushOnce(uintptr) bool {
+	if !c.flushing {
+		return true
+	}
+	c.flushing = false
+	c.flushErr = c.bw.Flush()
+	return c.flushErr != nil
+}
+
+// flush sends what the writer holds.
+func (c *conn) flush() error {
+	if err := c.bw.Flush(); err != nil {
+		c.broken = true
+		return err
+	}
+	return nil
+}
+
+// rescueDeadline arms flushThenWait's bound: kept from the last wait while
+// it is rescueAfter to twice that away, as idleDeadline keeps its own.
+func (c *conn) rescueDeadline() {
+	now := time.Now()
+	if left := c.idleUntil.Sub(now); c.dl == dlRescue && left >= rescueAfter && left <= 2*rescueAfter {
+		return
+	}
+	c.idleUntil = now.Add(rescueAfter + rescueAfter/2)
+	c.nc.SetReadDeadline(c.idleUntil)
+	c.dl = dlRescue
 }
 
 // idleSlack is how late an idle connection may be closed: a sixteenth of

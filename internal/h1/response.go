@@ -230,11 +230,10 @@ func (w *response) finish() error {
 		w.closeAfter = true
 	}
 	w.settleBody()
-	if err := bw.Flush(); err != nil {
-		w.c.broken = true
-		return err
+	if !w.closeAfter && w.c.flushLater() {
+		return nil // it goes out as the wait for the next request begins
 	}
-	return nil
+	return w.c.flush()
 }
 
 // settleBody reads and drops what the handler left of the request body

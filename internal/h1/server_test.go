@@ -869,6 +869,42 @@ func TestIdleTimeoutBusy(t *testing.T) {
 	}
 }
 
+// TestSendsEarly: a client that first waits for each answer, so that its
+// connection holds answers back to send them as the wait for the next
+// request begins (flushThenWait), then sends a request while the handler
+// of the one before still runs. The early bytes' readiness is taken by the
+// poller before that wait begins; the wait must not hang on it: it is
+// rescued within rescueAfter, and the rest of the exchanges go on.
+func TestSendsEarly(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/think" {
+			time.Sleep(50 * time.Millisecond) // the poller sees the next request meanwhile
+		}
+		handler(w, r)
+	})
+	c := s.dial(t)
+	for range 5 {
+		c.get("/", "fast")
+	}
+	for range 3 {
+		c.write("GET /think HTTP/1.1\r\nHost: x\r\n\r\n")
+		time.Sleep(10 * time.Millisecond)
+		start := time.Now()
+		c.write("GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, body := c.read("GET")
+		check(t, resp, body, 200, "fast", "hello /think")
+		resp, body = c.read("GET")
+		check(t, resp, body, 200, "fast", "hello /after")
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("the request sent early was answered after %v", took)
+		}
+	}
+	for range 5 {
+		c.get("/", "fast")
+	}
+}
+
 func TestShutdown(t *testing.T) {
 	t.Parallel()
 	started := make(chan struct{}, 1)

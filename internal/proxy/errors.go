@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"sync"
 	"syscall"
@@ -32,10 +31,7 @@ var (
 )
 
 // isTimeout reports whether err is a socket's (or a context's) timeout.
-func isTimeout(err error) bool {
-	ne, ok := errors.AsType[net.Error](err)
-	return ok && ne.Timeout()
-}
+var isTimeout = upstream.IsTimeout
 
 // dialError marks a failure to connect: the request was not sent, so it is
 // always safe to try the next server.

@@ -95,7 +95,8 @@ var aLongTimeAgo = time.Unix(1, 0)
 // loses the active role): most answers come sooner.
 const FastAnswer = 20 * time.Millisecond
 
-func isTimeout(err error) bool {
+// IsTimeout reports whether err is a socket's (or a context's) timeout.
+func IsTimeout(err error) bool {
 	ne, ok := errors.AsType[net.Error](err)
 	return ok && ne.Timeout()
 }
@@ -231,7 +232,7 @@ func (pc *pconn) exchange(wr *Request, now, headerDeadline time.Time) (*http.Res
 		// The read itself may still meet the short deadline (it passed
 		// after the wait saw the socket readable): a late answer too.
 		_, perr := pc.br.Peek(1)
-		short = !isTimeout(perr) // another failed read is met again below
+		short = !IsTimeout(perr) // another failed read is met again below
 	}
 	if err != nil {
 		stop()
@@ -352,7 +353,7 @@ func (pc *pconn) watch(ctx context.Context) func() bool {
 // connection that the server closed before reading anything.
 // received says whether any of the answer had arrived.
 func (pc *pconn) classify(err error, received bool) error {
-	if isTimeout(err) {
+	if IsTimeout(err) {
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	}
 	if pc.reused && !received {
@@ -392,9 +393,9 @@ func (pc *pconn) sendThenWait(wr *Request) (err error, timedOut bool) {
 	if !sent {
 		// The wait could not begin (the socket failed, or the deadline
 		// had passed): send as usual; the read will tell.
-		return wr.Write(pc.bw), isTimeout(werr)
+		return wr.Write(pc.bw), IsTimeout(werr)
 	}
-	return err, err == nil && isTimeout(werr)
+	return err, err == nil && IsTimeout(werr)
 }
 
 // sendOnceFn is sendOnce: called first to write the request (false: now
