@@ -257,6 +257,7 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config, by string) erro
 		}
 	}
 	if old != nil {
+		old.Retire() // requests waiting on its groups pick from t
 		for _, was := range old.Groups {
 			if now := t.Group(was.Name); was.Elector != nil && (now == nil || now.Elector != was.Elector) {
 				was.Elector.Stop() // its group left the config or failover mode

@@ -104,6 +104,15 @@ func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Resp
 	repicks := 0
 	for try := 0; try < g.Cfg.Retry.Attempts; try++ {
 		choice, err := g.Pick(r.Context(), st.host, st.cookie, tried)
+		if errors.Is(err, route.ErrTableChanged) && repicks < maxRepicks {
+			if ng := p.table().Group(g.Name); ng != nil {
+				// Not an attempt: the same request, picked from the new table.
+				g, st.group = ng, ng
+				repicks++
+				try--
+				continue
+			}
+		}
 		if err != nil {
 			return nil, noServer(lastErr)
 		}

@@ -203,3 +203,49 @@ func TestPickFencedWhileWaiting(t *testing.T) {
 		t.Fatalf("Pick on a replica fenced while waiting = %v, %v; want ErrNoServer", c.Server, err)
 	}
 }
+
+// TestPickTableChanged: the leader's decision names a server this
+// replica's table lacks yet (its discovery lags). A request waiting for it
+// learns of the newer table that has it at once, rather than waiting out
+// HoldWait for a decision that would never come, and picks it from there.
+func TestPickTableChanged(t *testing.T) {
+	const holdWait = 3 * time.Second
+	cfg, err := config.Parse("t.yaml", []byte(followerConfig))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	e := failover.NewElector("app", nil)
+	e.Follow(leader{})
+	reg := backend.NewRegistry(nil)
+	old := route.Build(cfg, reg, func(string) *failover.Elector { return e })
+	g := old.Group("app")
+	g.Elector.SetView(g.View, "test")
+	g.HoldWait = holdWait
+	e.Adopt(failover.Published{Committed: failover.Committed{Active: "master-2", Epoch: 8}})
+
+	picked := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := g.Pick(context.Background(), "app.example.com", "", nil)
+		picked <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	cfg2, err := config.Parse("t.yaml", []byte(followerConfig+"      - {name: master-2, address: \"master2.local:80\"}\n"))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	newer := route.Build(cfg2, reg, func(string) *failover.Elector { return e })
+	old.Retire()
+	if err := <-picked; !errors.Is(err, route.ErrTableChanged) {
+		t.Fatalf("pick from the old table: %v, want ErrTableChanged", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("the waiting request learnt of the new table after %v, want well within HoldWait %v", took, holdWait)
+	}
+	ng := newer.Group("app")
+	ng.HoldWait = holdWait
+	c, err := ng.Pick(context.Background(), "app.example.com", "", nil)
+	if err != nil || c.Server.Name != "master-2" || c.Epoch != 8 {
+		t.Fatalf("pick from the new table: %+v, %v; want master-2 at epoch 8", c, err)
+	}
+}

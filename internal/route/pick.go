@@ -14,6 +14,14 @@ import (
 // ErrNoServer means no server of the group may take the request now.
 var ErrNoServer = errors.New("no server available")
 
+// ErrTableChanged: the decision names a server the group's table lacks,
+// and a newer table took its place: pick again from that one's group.
+var ErrTableChanged = errors.New("the routing table changed: pick from the new one")
+
+// tableRecheck is how often a request whose decision names a server its
+// table lacks looks for a newer table while it waits.
+const tableRecheck = 50 * time.Millisecond
+
 // Choice is the server picked for one try, and how.
 type Choice struct {
 	Server *backend.Server
@@ -95,6 +103,17 @@ func (g *Group) pickActive(ctx context.Context, c *failover.Committed, tried []*
 		wait := time.Until(deadline)
 		if wait <= 0 || ctx.Err() != nil || !c.Revoking && c.Active == "" && !g.anyAvailable() {
 			return Choice{}, ErrNoServer
+		}
+		if c.Active != "" && g.byName[c.Active] == nil {
+			// The decision names a server this table lacks (this replica's
+			// discovery lags the leader's): a newer table may have it, and
+			// no new decision would come to say so.
+			select {
+			case <-g.replaced:
+				return Choice{}, ErrTableChanged
+			default:
+			}
+			wait = min(wait, tableRecheck)
 		}
 		c = g.Elector.Await(ctx, c, wait)
 	}

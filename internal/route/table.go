@@ -27,7 +27,13 @@ type Table struct {
 	exact    map[string]*Group
 	wildcard map[string]*Group // "example.com" for "*.example.com"
 	fallback *Group
+	// replaced is closed when a newer table takes this one's place (Retire).
+	replaced chan struct{}
 }
+
+// Retire tells the requests still picking from this table's groups that a
+// newer table took its place. Called once, by whoever installed the newer.
+func (t *Table) Retire() { close(t.replaced) }
 
 // Group is one application's servers with their routing rules.
 type Group struct {
@@ -39,10 +45,11 @@ type Group struct {
 	// while a follower's active server is unavailable or being switched.
 	HoldWait time.Duration
 
-	byName  map[string]*backend.Server
-	pins    map[string]pin
-	cookies map[string]*backend.Server // sticky cookie value -> server
-	rr      *atomic.Uint64
+	byName   map[string]*backend.Server
+	replaced <-chan struct{} // its table's
+	pins     map[string]pin
+	cookies  map[string]*backend.Server // sticky cookie value -> server
+	rr       *atomic.Uint64
 }
 
 type pin struct {
@@ -53,7 +60,7 @@ type pin struct {
 // Build makes a table from cfg. Servers come from reg so that their state
 // survives reloads; electors come from elector (by group name) likewise.
 func Build(cfg *config.Config, reg *backend.Registry, elector func(name string) *failover.Elector) *Table {
-	t := &Table{Config: cfg, exact: map[string]*Group{}, wildcard: map[string]*Group{}}
+	t := &Table{Config: cfg, exact: map[string]*Group{}, wildcard: map[string]*Group{}, replaced: make(chan struct{})}
 	for _, tp := range cfg.TrustedProxies {
 		if p, err := config.ParsePrefix(tp); err == nil {
 			t.Trusted = append(t.Trusted, p)
@@ -61,7 +68,7 @@ func Build(cfg *config.Config, reg *backend.Registry, elector func(name string) 
 	}
 	for i := range cfg.Groups {
 		gc := &cfg.Groups[i]
-		g := &Group{Name: gc.Name, Cfg: gc, byName: map[string]*backend.Server{}, pins: map[string]pin{},
+		g := &Group{Name: gc.Name, Cfg: gc, byName: map[string]*backend.Server{}, replaced: t.replaced, pins: map[string]pin{},
 			cookies: map[string]*backend.Server{}, rr: new(atomic.Uint64), HoldWait: DefaultHoldWait}
 		order := make([]int, len(gc.Servers))
 		for j := range order {
