@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -121,6 +122,7 @@ func (e *env) startNginx(ctx context.Context, b *backends, cert *benchCert) (*ga
 	if g.proc, err = e.ps.start(name, e.nginx, "-c", g.cfg, "-e", filepath.Join(dir, "nginx-error.log")); err != nil {
 		return nil, err
 	}
+	g.proc.stopSig = syscall.SIGTERM // its master then ends its workers (kill)
 	if err := waitServedBy(ctx, g.proc, g.url+"/hello", masterName, 10*time.Second); err != nil {
 		g.kill()
 		return nil, fmt.Errorf("nginx: %w\n%s", err, tail(filepath.Join(dir, "nginx-error.log"), 20))

@@ -28,6 +28,8 @@ type proc struct {
 	name string
 	cmd  *exec.Cmd
 	done chan struct{} // closed once the process was reaped
+	// stopSig, when set, is sent before SIGKILL (see kill).
+	stopSig syscall.Signal
 }
 
 // start runs bin with args; its stdout and stderr are appended to
@@ -71,8 +73,18 @@ func (p *proc) signal(sig syscall.Signal) error {
 
 // kill ends the process at once and waits for it. SIGKILL also ends a
 // stopped process, but SIGCONT first costs nothing and keeps it obvious.
+// A process with a stop signal (nginx: SIGTERM, on which its master ends
+// its workers, who outlive a master killed alone) gets it first, and a
+// moment to exit.
 func (p *proc) kill() {
 	_ = p.signal(syscall.SIGCONT)
+	if p.stopSig != 0 && p.signal(p.stopSig) == nil {
+		select {
+		case <-p.done:
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
 	_ = p.signal(syscall.SIGKILL)
 	select {
 	case <-p.done:
