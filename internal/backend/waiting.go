@@ -42,8 +42,16 @@ type waiting struct {
 // RoleGen returns the count of role losses, for Wait.
 func (s *Server) RoleGen() uint64 { return s.wait.gen.Load() }
 
-// Answered records that a response head came from the server.
-func (s *Server) Answered(at time.Time) { s.wait.lastHead.Store(at.UnixNano()) }
+// Answered records that a response head came from the server. The time
+// is kept to a millisecond: a store is skipped while the one kept is less
+// than that older, since every request on every core stores here, and a
+// store from another core costs the cache line (AnsweredSince is asked of
+// spans of seconds).
+func (s *Server) Answered(at time.Time) {
+	if t := at.UnixNano(); t-s.wait.lastHead.Load() >= int64(time.Millisecond) {
+		s.wait.lastHead.Store(t)
+	}
+}
 
 // AnsweredSince reports whether a response head came from s at t or later.
 func (s *Server) AnsweredSince(t time.Time) bool { return s.wait.lastHead.Load() >= t.UnixNano() }
