@@ -50,17 +50,9 @@ func TestRequestNotKept(t *testing.T) {
 	}))
 	t.Cleanup(func() { close(slow); master.Close() })
 	backup := app(t, "failover")
-	cfg := fmt.Sprintf(`listeners: [{name: http, address: "127.0.0.1:0"}]
-log: {format: text, level: debug, access: true}
-groups:
-  - name: app
-    servers:
-      - {name: master, address: %q}
-      - {name: failover, address: %q, backup: true}
-    health: {path: /status, expect: {status: 200, body: version}, interval: 1h, timeout: 1s, rise: 1, fall: 1}
-    passive: {maxFails: 1000}
-    websocket: {paths: [/websocket], onSwitch: close}
-`, master.Listener.Addr().String(), backup.Listener.Addr().String())
+	// testConfig's, with the access log on (its lines read the request too)
+	// and passive ejection held off while paths fail on purpose.
+	cfg := "log: {format: text, level: debug, access: true}\n" + testConfig(master, backup) + "    passive: {maxFails: 1000}\n"
 	g := startGateway(t, cfg, discard())
 	base := "http://" + g.Addr("http")
 	failing.Store("/gone", true)
