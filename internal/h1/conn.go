@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/bufpool"
+	"github.com/tandemproxy/tandem/internal/sockwait"
 )
 
 // Connection states, for Shutdown: only an idle connection (waiting for a
@@ -67,12 +68,10 @@ type conn struct {
 	hijacked bool
 	// early: the client was seen sending before it had its answer (a
 	// pipelined request, or a wait that had to be rescued): its next
-	// requests are read the usual way (flushLater). flushing, flushErr
-	// and flushFn (flushOnce, made once) serve flushThenWait.
-	early    bool
-	flushing bool
-	flushErr error
-	flushFn  func(uintptr) bool
+	// requests are read the usual way (flushLater). flusher sends the
+	// answer from inside the wait for the next request (flushThenWait).
+	early   bool
+	flusher *sockwait.Sender
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -356,20 +355,18 @@ func (c *conn) flushThenWait() (ready bool, err error) {
 	if !ok {
 		return false, c.flush()
 	}
-	if c.flushFn == nil {
-		c.flushFn = c.flushOnce
+	if c.flusher == nil {
+		c.flusher = sockwait.New(rc, c.bw.Flush)
 	}
 	c.rescueDeadline()
-	c.flushing, c.flushErr = true, nil
-	err = rc.Read(c.flushFn)
+	sent, ferr, err := c.flusher.SendThenWait()
 	switch {
-	case c.flushing:
+	case !sent:
 		// The wait did not begin (the socket failed): send as usual.
-		c.flushing = false
 		return false, c.flush()
-	case c.flushErr != nil:
+	case ferr != nil:
 		c.broken = true
-		return false, c.flushErr
+		return false, ferr
 	case isTimeout(err):
 		c.early = true
 		return false, nil
@@ -377,23 +374,8 @@ func (c *conn) flushThenWait() (ready bool, err error) {
 	return err == nil, err
 }
 
-// isTimeout reports whether err is a deadline's (upstream.IsTimeout; h1 is the
-// server side and imports no client).
-func isTimeout(err error) bool {
-	ne, ok := errors.AsType[net.Error](err)
-	return ok && ne.Timeout()
-}
-
-// flushOnce is flushThenWait's: called first to send the answer (false:
-// now wait), then when the socket is readable (true: done).
-func (c *conn) flushOnce(uintptr) bool {
-	if !c.flushing {
-		return true
-	}
-	c.flushing = false
-	c.flushErr = c.bw.Flush()
-	return c.flushErr != nil
-}
+// isTimeout reports whether err is a deadline's.
+var isTimeout = sockwait.IsTimeout
 
 // flush sends what the writer holds.
 func (c *conn) flush() error {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
+	"github.com/tandemproxy/tandem/internal/sockwait"
 	"github.com/tandemproxy/tandem/internal/upstream"
 )
 
@@ -31,7 +32,7 @@ var (
 )
 
 // isTimeout reports whether err is a socket's (or a context's) timeout.
-var isTimeout = upstream.IsTimeout
+var isTimeout = sockwait.IsTimeout
 
 // dialError marks a failure to connect: the request was not sent, so it is
 // always safe to try the next server.

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/bufpool"
+	"github.com/tandemproxy/tandem/internal/sockwait"
 )
 
 // Client is the HTTP/1.1 client towards the servers. One exchange runs
@@ -95,11 +96,8 @@ var aLongTimeAgo = time.Unix(1, 0)
 // loses the active role): most answers come sooner.
 const FastAnswer = 20 * time.Millisecond
 
-// IsTimeout reports whether err is a socket's (or a context's) timeout.
-func IsTimeout(err error) bool {
-	ne, ok := errors.AsType[net.Error](err)
-	return ok && ne.Timeout()
-}
+// isTimeout reports whether err is a socket's (or a context's) timeout.
+var isTimeout = sockwait.IsTimeout
 
 // What made an exchange fail, when it is more than the socket's error.
 var (
@@ -220,7 +218,7 @@ func (pc *pconn) exchange(wr *Request, now, headerDeadline time.Time) (*http.Res
 	}
 	var err error
 	late := false // the short wait passed with nothing to read
-	if quick && pc.rc != nil && pc.br.Buffered() == 0 {
+	if quick && pc.waiter != nil && pc.br.Buffered() == 0 {
 		err, late = pc.sendThenWait(wr)
 		if testHookAfterWait != nil {
 			testHookAfterWait()
@@ -232,7 +230,7 @@ func (pc *pconn) exchange(wr *Request, now, headerDeadline time.Time) (*http.Res
 		// The read itself may still meet the short deadline (it passed
 		// after the wait saw the socket readable): a late answer too.
 		_, perr := pc.br.Peek(1)
-		short = !IsTimeout(perr) // another failed read is met again below
+		short = !isTimeout(perr) // another failed read is met again below
 	}
 	if err != nil {
 		stop()
@@ -353,7 +351,7 @@ func (pc *pconn) watch(ctx context.Context) func() bool {
 // connection that the server closed before reading anything.
 // received says whether any of the answer had arrived.
 func (pc *pconn) classify(err error, received bool) error {
-	if IsTimeout(err) {
+	if isTimeout(err) {
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	}
 	if pc.reused && !received {
@@ -377,34 +375,19 @@ func (pc *pconn) shortDeadline(fast time.Time) {
 	pc.c.SetReadDeadline(pc.fastUntil)
 }
 
-// sendThenWait writes wr and waits, without reading, until the socket has
-// something to read, a hang-up, or the read deadline. Go's poller forgets
-// a socket's readiness when a read begins, so a read begun after the write
-// must first try the socket, and fail, before it waits: one system call
-// for nothing in each exchange. Here the wait begins before the write, and
-// the answer, which can only follow the write, cannot be missed. The read
-// itself is left to the caller, which finds the bytes there. It returns the
-// write's error, and whether the deadline passed first.
+// sendThenWait writes wr from inside a wait for its answer (see
+// sockwait): it returns once the socket has something to read, a hang-up,
+// or the read deadline passed. The read itself is left to the caller,
+// which finds the bytes there. It returns the write's error, and whether
+// the deadline passed first.
 func (pc *pconn) sendThenWait(wr *Request) (err error, timedOut bool) {
-	pc.sending, pc.sent, pc.sendErr = wr, false, nil
-	werr := pc.rc.Read(pc.sendOnce)
-	sent, err := pc.sent, pc.sendErr
-	pc.sending, pc.sendErr = nil, nil
+	pc.sending = wr
+	sent, err, werr := pc.waiter.SendThenWait()
+	pc.sending = nil
 	if !sent {
 		// The wait could not begin (the socket failed, or the deadline
 		// had passed): send as usual; the read will tell.
-		return wr.Write(pc.bw), IsTimeout(werr)
+		return wr.Write(pc.bw), isTimeout(werr)
 	}
-	return err, err == nil && IsTimeout(werr)
-}
-
-// sendOnceFn is sendOnce: called first to write the request (false: now
-// wait), then once the socket is readable (true: done).
-func (pc *pconn) sendOnceFn(uintptr) bool {
-	if pc.sent {
-		return true
-	}
-	pc.sent = true
-	pc.sendErr = pc.sending.Write(pc.bw)
-	return pc.sendErr != nil
+	return err, err == nil && isTimeout(werr)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tandemproxy/tandem/internal/backend"
+	"github.com/tandemproxy/tandem/internal/sockwait"
 )
 
 // pconn is one connection to a server.
@@ -31,14 +32,11 @@ type pconn struct {
 	named bool
 	// fastUntil is the short read deadline armed, if it is the one set.
 	fastUntil time.Time
-	// rc waits on the socket (sendThenWait), nil when the connection is no
-	// socket of its own; sendOnce is sendOnceFn, made once, and sending,
-	// sent and sendErr its state during one wait.
-	rc       syscall.RawConn
-	sendOnce func(uintptr) bool
-	sending  *Request
-	sent     bool
-	sendErr  error
+	// waiter sends requests from inside the wait for their answers
+	// (sendThenWait), nil when the connection is no socket of its own;
+	// sending is the request it sends.
+	waiter  *sockwait.Sender
+	sending *Request
 }
 
 // get returns an idle connection to addr or dials one. A connection that
@@ -65,8 +63,7 @@ func (u *Client) get(ctx context.Context, addr string, connect time.Duration, re
 	pc := &pconn{u: u, addr: addr, named: isName(addr), c: c, lim: lim, br: bufio.NewReaderSize(lim, 4096), bw: bufio.NewWriterSize(c, 4096)}
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			pc.rc = rc
-			pc.sendOnce = pc.sendOnceFn
+			pc.waiter = sockwait.New(rc, func() error { return pc.sending.Write(pc.bw) })
 		}
 	}
 	return pc, nil
