@@ -331,13 +331,15 @@ func serverName(p *corev1.Pod, roleKey string) string {
 // priority reads the priority label or annotation; without one a
 // "failover" role is the backup and anything else priority 0.
 func priority(p *corev1.Pod, key, name string) (int, bool) {
-	v, ok := p.Labels[key]
-	if !ok {
-		v, ok = p.Annotations[key]
-	}
-	if ok {
-		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-			return n, false
+	if p != nil { // an endpoint without its pod has no labels to say
+		v, ok := p.Labels[key]
+		if !ok {
+			v, ok = p.Annotations[key]
+		}
+		if ok {
+			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+				return n, false
+			}
 		}
 	}
 	return 0, name == "failover" || name == "backup"

@@ -64,11 +64,7 @@ func EndpointServers(dc *config.Discovery, healthPort int, slices []*discoveryv1
 			}
 			seen[key] = true
 			e.server.Name = endpointName(ep, e.pod, dc.RoleKey, addr)
-			if e.pod != nil {
-				e.server.Priority, e.server.Backup = priority(e.pod, dc.PriorityKey, e.server.Name)
-			} else {
-				e.server.Backup = e.server.Name == "failover" || e.server.Name == "backup"
-			}
+			e.server.Priority, e.server.Backup = priority(e.pod, dc.PriorityKey, e.server.Name)
 			eps = append(eps, e)
 		}
 	}
