@@ -198,7 +198,9 @@ func (c *Coordinator) ensureDecisions(ctx context.Context) error {
 				return nil
 			}
 		}
-		c.log.Warn("coordination: cannot read the decisions; retrying", "configmap", c.ns+"/"+c.cmName, "error", err)
+		if !refused(c.log, "coordination: read the decisions", err, "get and create on configmaps", "configmap", c.ns+"/"+c.cmName) {
+			c.log.Warn("coordination: cannot read the decisions; retrying", "configmap", c.ns+"/"+c.cmName, "error", err)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -613,7 +615,7 @@ func (c *Coordinator) decide(ctx context.Context) time.Duration {
 				c.adopt(fresh, "read")
 			}
 			poke(c.kickLeader)
-		} else if ctx.Err() == nil {
+		} else if ctx.Err() == nil && !refused(c.log, "coordination: publish the decision", err, "update on configmaps", "configmap", c.ns+"/"+c.cmName) {
 			c.log.Warn("coordination: cannot publish the decision", "error", err)
 		}
 		return c.co.RetryPeriod.D()

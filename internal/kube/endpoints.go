@@ -35,7 +35,8 @@ func (c *Coordinator) syncSlices(ctx context.Context, ds map[string]Decision) {
 				active = &g.Servers[i]
 			}
 		}
-		if err := c.syncSlice(ctx, g.ActiveService, active); err != nil && ctx.Err() == nil {
+		if err := c.syncSlice(ctx, g.ActiveService, active); err != nil && ctx.Err() == nil &&
+			!refused(c.log, "coordination: the active EndpointSlice", err, "get, create and update on endpointslices", "service", g.ActiveService) {
 			c.log.Warn("coordination: cannot update the active EndpointSlice", "service", g.ActiveService, "error", err)
 		}
 	}
