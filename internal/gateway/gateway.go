@@ -162,25 +162,28 @@ func heldNote(s *backend.Server) string {
 // handling is queued, so that it never holds up the request or the
 // elector that caused the switch.
 func (g *Gateway) onSwitch(e *failover.Elector, sw failover.Switch) {
-	t := g.table.Load() // the table the switch was decided on
+	var grp *route.Group // in the table the switch was decided on
+	if t := g.table.Load(); t != nil {
+		grp = t.Group(sw.Group)
+	}
 	var from *backend.Server
-	if t != nil && sw.From != "" {
-		if grp := t.Group(sw.Group); grp != nil {
-			from = grp.Server(sw.From)
-		}
+	if grp != nil && sw.From != "" {
+		from = grp.Server(sw.From)
 	}
 	abandoned := 0
 	if from != nil && !from.Drained() {
 		// Tries waiting on the former active server go on now.
 		abandoned = from.Abandon(true)
 	}
-	g.notes.post(func() { g.switched(e, sw, t, abandoned) })
+	g.notes.post(func() { g.switched(e, sw, grp, from, abandoned) })
 }
 
 // switched logs a switch, counts it and closes the websockets of the
 // server that lost the active role, so their clients reconnect to the new
 // one at once.
-func (g *Gateway) switched(e *failover.Elector, sw failover.Switch, t *route.Table, abandoned int) {
+// grp and from are the group and the former active server as onSwitch
+// found them (nil if not there).
+func (g *Gateway) switched(e *failover.Elector, sw failover.Switch, grp *route.Group, from *backend.Server, abandoned int) {
 	lvl := slog.LevelWarn
 	if sw.From == "" {
 		lvl = slog.LevelInfo // the first decision after start is no incident
@@ -194,14 +197,10 @@ func (g *Gateway) switched(e *failover.Elector, sw failover.Switch, t *route.Tab
 	} else {
 		g.metrics.Switches.WithLabelValues(sw.Group, sw.Kind).Inc()
 	}
-	if t == nil || sw.From == "" {
+	if grp == nil || sw.From == "" {
 		return
 	}
-	grp := t.Group(sw.Group)
-	if grp == nil {
-		return
-	}
-	s := grp.Server(sw.From)
+	s := from
 	if s != nil {
 		g.proxy.Abandoned(s, proxy.AbandonRole, abandoned)
 	}
@@ -339,10 +338,7 @@ func (g *Gateway) Reload(by string) error {
 	}
 	cfg, err := config.Load(g.path)
 	if err == nil {
-		err = sameListeners(g.table.Load().Config, cfg)
-	}
-	if err == nil {
-		err = sameEngine(g.table.Load().Config, cfg)
+		err = restartOnly(g.table.Load().Config, cfg)
 	}
 	var ls map[string]*listenerState
 	if err == nil {
@@ -362,8 +358,10 @@ func (g *Gateway) Reload(by string) error {
 	return nil
 }
 
-// sameListeners refuses a reload that changes sockets: they need a restart.
-func sameListeners(old, cur *config.Config) error {
+// restartOnly refuses a reload that changes what only a restart applies:
+// the sockets (listeners, admin address), and the engine, for which the
+// listeners' servers and the servers' client are built at start.
+func restartOnly(old, cur *config.Config) error {
 	key := func(c *config.Config) string {
 		var b strings.Builder
 		for _, l := range c.Listeners {
@@ -375,12 +373,6 @@ func sameListeners(old, cur *config.Config) error {
 	if key(old) != key(cur) {
 		return errors.New("listeners or admin address changed: restart tandem to apply them")
 	}
-	return nil
-}
-
-// sameEngine refuses a reload that changes the engine: the listeners'
-// servers and the servers' client are built for one at start.
-func sameEngine(old, cur *config.Config) error {
 	if old.Engine != cur.Engine {
 		return fmt.Errorf("%s: engine: changed from %s to %s: restart tandem to apply it", cur.File, old.Engine, cur.Engine)
 	}
