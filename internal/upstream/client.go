@@ -214,7 +214,7 @@ func (pc *pconn) exchange(wr *Request, now, headerDeadline time.Time) (*http.Res
 	quick := wr.Body == nil && fast.Before(headerDeadline)
 	short := false
 	if quick {
-		pc.shortDeadline(fast)
+		pc.shortDeadline(fast, headerDeadline)
 	}
 	var err error
 	late := false // the short wait passed with nothing to read
@@ -283,8 +283,12 @@ func (pc *pconn) exchange(wr *Request, now, headerDeadline time.Time) (*http.Res
 		stop()
 		return nil, pc.endWait(wr, pc.classify(err, true))
 	}
-	abandoned := pc.w.Abandoned()
+	// Abandoned is read once the wait ended: an abandon cannot come after
+	// Done (both hold the server's lock), and one that came before has
+	// spoiled the deadlines.
+	w := pc.w
 	pc.endWait(wr, nil)
+	abandoned := w.Abandoned()
 	if short && wr.Server != nil {
 		wr.Server.Answered(now)
 	}
@@ -365,13 +369,17 @@ func (pc *pconn) classify(err error, received bool) error {
 var testHookAfterWait func()
 
 // shortDeadline arms the wait for a fast answer: a read deadline between
-// fast and fast+FastAnswer. One armed by an earlier exchange is kept while
-// it is in that span, so that most exchanges update no timer.
-func (pc *pconn) shortDeadline(fast time.Time) {
-	if pc.fastUntil.After(fast) && pc.fastUntil.Sub(fast) <= FastAnswer {
+// fast and fast+FastAnswer, never past the head's deadline. One armed by
+// an earlier exchange is kept while it is in that span, so that most
+// exchanges update no timer.
+func (pc *pconn) shortDeadline(fast, headerDeadline time.Time) {
+	if pc.fastUntil.After(fast) && pc.fastUntil.Sub(fast) <= FastAnswer && !pc.fastUntil.After(headerDeadline) {
 		return
 	}
 	pc.fastUntil = fast.Add(FastAnswer / 2)
+	if pc.fastUntil.After(headerDeadline) {
+		pc.fastUntil = headerDeadline
+	}
 	pc.c.SetReadDeadline(pc.fastUntil)
 }
 

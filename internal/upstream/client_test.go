@@ -97,3 +97,35 @@ func TestAnswerWait(t *testing.T) {
 		t.Errorf("a server that never answers: %v after %v, want ErrTimeout at the 300ms head deadline", err, took)
 	}
 }
+
+// TestShortDeadline: the short wait's deadline lies between fast and
+// fast+FastAnswer, is kept from an earlier exchange only while it does,
+// and never runs past the head's deadline (a try near the response
+// timeout would otherwise take an answer that came after it).
+func TestShortDeadline(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	pc := &pconn{c: a}
+	now := time.Now()
+	fast, far := now.Add(FastAnswer), now.Add(time.Minute)
+	pc.shortDeadline(fast, far)
+	if d := pc.fastUntil.Sub(fast); d <= 0 || d > FastAnswer {
+		t.Fatalf("armed %v after fast, want within (0, %v]", d, FastAnswer)
+	}
+	kept := pc.fastUntil
+	pc.shortDeadline(fast.Add(time.Millisecond), far)
+	if !pc.fastUntil.Equal(kept) {
+		t.Errorf("a deadline still in range was armed anew")
+	}
+	pc.shortDeadline(fast.Add(FastAnswer), far)
+	if pc.fastUntil.Equal(kept) {
+		t.Errorf("a deadline no longer after fast was kept")
+	}
+	near := fast.Add(time.Millisecond)
+	pc.shortDeadline(fast.Add(FastAnswer), near.Add(FastAnswer))
+	pc.shortDeadline(fast, near)
+	if !pc.fastUntil.Equal(near) {
+		t.Errorf("short deadline %v past the head's %v", pc.fastUntil.Sub(now), near.Sub(now))
+	}
+}
