@@ -445,7 +445,7 @@ func TestElectorAwait(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			got := make(chan *failover.Committed, 1)
-			go func() { got <- e.Await(ctx, e.Current(), wait) }()
+			go func() { got <- e.Await(ctx, e.Current(), wait, nil) }()
 			clk.waitArmed(t) // Await waits
 			returned := func() bool {
 				select {
@@ -492,7 +492,7 @@ func TestElectorAwait(t *testing.T) {
 		old := e.Current()
 		e.Adopt(published("a", 1, "", "a"))
 		start := time.Now()
-		got := e.Await(context.Background(), old, 10*time.Second)
+		got := e.Await(context.Background(), old, 10*time.Second, nil)
 		if took := time.Since(start); took > time.Second {
 			t.Errorf("Await took %v", took)
 		}

@@ -162,8 +162,9 @@ func (e *Elector) Follow(r Remote) {
 }
 
 // Await waits until a decision newer than c is committed, for at most
-// wait, and returns the decision then in force.
-func (e *Elector) Await(ctx context.Context, c *Committed, wait time.Duration) *Committed {
+// wait, or until also is closed (nil: never), and returns the decision
+// then in force.
+func (e *Elector) Await(ctx context.Context, c *Committed, wait time.Duration, also <-chan struct{}) *Committed {
 	expired := make(chan struct{})
 	stop := e.clock.AfterFunc(wait, func() { close(expired) })
 	defer stop()
@@ -171,6 +172,7 @@ func (e *Elector) Await(ctx context.Context, c *Committed, wait time.Duration) *
 	case <-c.done:
 	case <-expired:
 	case <-ctx.Done():
+	case <-also:
 	}
 	return e.cur.Load()
 }

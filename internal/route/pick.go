@@ -18,10 +18,6 @@ var ErrNoServer = errors.New("no server available")
 // and a newer table took its place: pick again from that one's group.
 var ErrTableChanged = errors.New("the routing table changed: pick from the new one")
 
-// tableRecheck is how often a request whose decision names a server its
-// table lacks looks for a newer table while it waits.
-const tableRecheck = 50 * time.Millisecond
-
 // Choice is the server picked for one try, and how.
 type Choice struct {
 	Server *backend.Server
@@ -104,6 +100,7 @@ func (g *Group) pickActive(ctx context.Context, c *failover.Committed, tried []*
 		if wait <= 0 || ctx.Err() != nil || !c.Revoking && c.Active == "" && !g.anyAvailable() {
 			return Choice{}, ErrNoServer
 		}
+		var replaced <-chan struct{}
 		if c.Active != "" && g.byName[c.Active] == nil {
 			// The decision names a server this table lacks (this replica's
 			// discovery lags the leader's): a newer table may have it, and
@@ -113,9 +110,9 @@ func (g *Group) pickActive(ctx context.Context, c *failover.Committed, tried []*
 				return Choice{}, ErrTableChanged
 			default:
 			}
-			wait = min(wait, tableRecheck)
+			replaced = g.replaced
 		}
-		c = g.Elector.Await(ctx, c, wait)
+		c = g.Elector.Await(ctx, c, wait, replaced)
 	}
 }
 
