@@ -484,9 +484,9 @@ func (c *conn) handOver() bool {
 	pre := bytes.Clone(buffered)
 	c.s.untrack(c)
 	c.nc.SetReadDeadline(time.Time{})
-	var hc net.Conn = &prefixConn{Conn: c.rw, pre: pre}
+	var hc net.Conn = &bufpool.PrefixConn{Conn: c.rw, Pre: pre}
 	if tc, ok := c.rw.(*tls.Conn); ok {
-		hc = &tlsPrefixConn{prefixConn: hc.(*prefixConn), tc: tc}
+		hc = &tlsPrefixConn{PrefixConn: hc.(*bufpool.PrefixConn), tc: tc}
 	}
 	if !c.s.handoff.give(hc) {
 		c.rw.Close()

@@ -25,6 +25,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tandemproxy/tandem/internal/bufpool"
 )
 
 // Server serves HTTP/1.1 connections accepted from one listener.
@@ -237,42 +239,12 @@ func (l *handoffListener) give(c net.Conn) bool {
 	}
 }
 
-// prefixConn is a connection handed over with the bytes the fast path had
-// already read from it: they are read again first.
-type prefixConn struct {
-	net.Conn
-	pre []byte
-}
-
-func (c *prefixConn) Read(p []byte) (int, error) {
-	if len(c.pre) > 0 {
-		n := copy(p, c.pre)
-		c.pre = c.pre[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
-
-// Buffered and NetConn let a websocket relay wait on the socket itself
-// (holding no buffer) once the bytes read again are gone.
-func (c *prefixConn) Buffered() int     { return len(c.pre) }
-func (c *prefixConn) NetConn() net.Conn { return c.Conn }
-
-// tlsPrefixConn is a prefixConn over TLS: net/http takes a connection
-// with ConnectionState for a TLS one whose handshake is done, and sets
-// each request's TLS from it (X-Forwarded-Proto, Secure cookies).
+// tlsPrefixConn is a bufpool.PrefixConn over TLS: net/http takes a
+// connection with ConnectionState for a TLS one whose handshake is done,
+// and sets each request's TLS from it (X-Forwarded-Proto, Secure cookies).
 type tlsPrefixConn struct {
-	*prefixConn
+	*bufpool.PrefixConn
 	tc *tls.Conn
 }
 
 func (c *tlsPrefixConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
-
-// CloseWrite lets net/http close gracefully (it half-closes before
-// closing, so the client reads the last answer rather than a reset).
-func (c *prefixConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
-}

@@ -126,7 +126,7 @@ func (n *netHTTP) Upgrade(wr *upstream.Request, addr string, now, headerDeadline
 	x.release()
 	c := x.conn.Conn // the socket itself: the relay counts nothing
 	if pre := readBuffered(rwc, c); len(pre) > 0 {
-		c = &preConn{Conn: c, pre: pre}
+		c = &bufpool.PrefixConn{Conn: c, Pre: pre}
 	}
 	resp.Body = &upstream.Upgraded{Conn: c, Reader: bufpool.Reader(c)}
 	return resp, nil
@@ -461,25 +461,3 @@ func (c *countedConn) Read(p []byte) (int, error) {
 
 // aLongTimeAgo is a deadline in the past, to have a read return at once.
 var aLongTimeAgo = time.Unix(1, 0)
-
-// preConn is a connection to a server with bytes read of it already,
-// which are read first. Buffered and NetConn let the relay park its pump
-// on the socket once they are gone (socketOf).
-type preConn struct {
-	net.Conn
-	pre []byte
-}
-
-func (c *preConn) Read(p []byte) (int, error) {
-	if len(c.pre) > 0 {
-		n := copy(p, c.pre)
-		if c.pre = c.pre[n:]; len(c.pre) == 0 {
-			c.pre = nil // for the session's life, no buffer
-		}
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
-
-func (c *preConn) Buffered() int     { return len(c.pre) }
-func (c *preConn) NetConn() net.Conn { return c.Conn }
