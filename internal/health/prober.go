@@ -200,7 +200,7 @@ func (c *Check) Do(ctx context.Context) backend.CheckResult {
 			res.Reason = "timeout"
 		}
 		if res.Reason == "timeout" && w.phase() == "" {
-			res.Detail = fmt.Sprintf("timeout: no connection within %v", to)
+			res.Detail = w.describe() // no connection within the timeout
 		}
 		if backend.LocalError(err) {
 			res.Reason = ReasonLocal
