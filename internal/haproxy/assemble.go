@@ -186,6 +186,10 @@ func (tr *translator) flagFront() (*front, bool) {
 			t.fail(nil, "--https %q: want host:port or :port, and --crt FILE (the chain and key in one PEM, as HAProxy's crt)", tr.opt.HTTPS)
 			return nil, false
 		}
+		if f.bindOf(addr) != nil {
+			t.fail(nil, "--http and --https name the same address %s: give each its own", addr)
+			return nil, false
+		}
 		f.binds = append(f.binds, &bind{l: &Line{Words: []string{"--https"}}, addr: addr, tls: true, crt: tr.opt.Crt, front: f, minVersion: tr.minTLS.v})
 	} else if tr.opt.Crt != "" {
 		t.fail(nil, "--crt without --https")
@@ -275,8 +279,17 @@ func (tr *translator) route(fronts []*front) *back {
 func (tr *translator) listeners(fronts []*front) []*bind {
 	var out []*bind
 	used := map[string]bool{}
+	byAddr := map[string]*bind{}
 	for _, f := range fronts {
 		for _, b := range f.binds {
+			if prev := byAddr[b.addr]; prev != nil {
+				// HAProxy would share the address's connections between the two
+				// frontends at random (SO_REUSEPORT): no config means that.
+				tr.t.fail(b.l, "address %s is bound by %s too (line %d): HAProxy shares its connections between the two at random; give one of them another address",
+					b.addr, frontName(prev.front), prev.l.Num)
+				continue
+			}
+			byAddr[b.addr] = b
 			base := frontName(f)
 			if f.sec == nil {
 				base = "http"

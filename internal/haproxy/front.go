@@ -159,10 +159,16 @@ func (c *ctx) bind(l *Line, args []string) {
 			t.skip(l, "address %q: tandem listens on host:port (TCP); no UNIX sockets, port ranges or fd@", a)
 			continue
 		}
+		ok++
+		if prev := c.f.bindOf(addr); prev != nil {
+			// HAProxy binds the address twice (SO_REUSEPORT) and the kernel
+			// shares connections between the two alike; one listener is the same.
+			t.warn(l, "address %q is bound already at line %d: tandem listens on it once", a, prev.l.Num)
+			continue
+		}
 		nb := b
 		nb.addr = addr
 		c.f.binds = append(c.f.binds, &nb)
-		ok++
 	}
 	if ok == 0 {
 		return

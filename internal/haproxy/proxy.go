@@ -343,3 +343,13 @@ func (c *ctx) finishACLs(own []*Line) {
 		}
 	}
 }
+
+// bindOf is f's bind of addr (a listener's address), if it has one.
+func (f *front) bindOf(addr string) *bind {
+	for _, b := range f.binds {
+		if b.addr == addr {
+			return b
+		}
+	}
+	return nil
+}

@@ -223,6 +223,28 @@ listen app from web
 			},
 		},
 		{
+			name: "an address bound twice in one section is listened on once",
+			src: `listen app
+    mode http
+    bind :8081
+    bind *:8081,:8082
+    server w1 127.0.0.1:9001
+`,
+			notes: []string{
+				"t.cfg:1: warning: listen app: no server has check",
+				`t.cfg:4: warning: bind *:8081,:8082: address "*:8081" is bound already at line 3: tandem listens on it once`,
+			},
+			check: func(t *testing.T, cfg *config.Config) {
+				var addrs []string
+				for _, l := range cfg.Listeners {
+					addrs = append(addrs, l.Address)
+				}
+				if !slices.Equal(addrs, []string{":8081", ":8082"}) {
+					t.Errorf("listeners on %v: want :8081 once, and :8082", addrs)
+				}
+			},
+		},
+		{
 			name: "frontend with TLS, redirect, HSTS, host routing; crt-base",
 			src: `global
     crt-base ` + filepath.Dir(crt) + `
