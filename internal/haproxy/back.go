@@ -297,7 +297,7 @@ func serverAddress(a string) (string, int, error) {
 	if err != nil || host == "" || host == "*" {
 		return "", 0, fmt.Errorf("%q: want host:port", a)
 	}
-	return net.JoinHostPort(strings.Trim(host, "[]"), port), n, nil
+	return net.JoinHostPort(host, port), n, nil
 }
 
 func (c *ctx) httpCheck(l *Line, args []string) {

@@ -71,13 +71,8 @@ func listenAddress(a string) (string, bool) {
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return "", false
 	}
-	switch {
-	case host == "*":
+	if host == "*" {
 		host = ""
-	case host == "::" || host == "[::]":
-		host = "::"
-	case strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]"):
-		host = host[1 : len(host)-1]
 	}
 	return net.JoinHostPort(host, port), true
 }

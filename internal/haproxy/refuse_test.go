@@ -42,6 +42,8 @@ func TestTranslateRefuses(t *testing.T) {
 			"t.cfg:1: not translated: frontend db: mode tcp (line 2): tandem proxies HTTP only"},
 		{"an address bound by two frontends", fe + "frontend fe2\n    mode http\n    bind *:80\n    default_backend be\n" + be, Options{},
 			"t.cfg:7: error: bind *:80: address :80 is bound by fe too (line 3): HAProxy shares its connections between the two at random"},
+		{"a stray bracket", strings.Replace(fe, "bind :80", "bind ]:80", 1) + be, Options{}, `t.cfg:3: not translated: bind ]:80: address "]:80": tandem listens on host:port`},
+		{"a stray bracket in a server", fe + "backend be\n    mode http\n    server s1 a]b:80\n", Options{}, `t.cfg:7: error: server s1: "a]b:80": tandem reaches servers over TCP, host:port`},
 		{"--http and --https on one address", be, Options{HTTP: ":8443", HTTPS: ":8443", Crt: crt}, "t.cfg: error: --http and --https name the same address :8443"},
 		{"--https without --crt", be, Options{HTTPS: ":443"}, `t.cfg: error: --https ":443": want host:port or :port, and --crt FILE`},
 		{"flags beside a frontend", fe + be, Options{HTTP: ":8080"}, "t.cfg: error: --http and --https stand in for a missing frontend, and this file has one"},

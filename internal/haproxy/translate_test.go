@@ -223,24 +223,30 @@ listen app from web
 			},
 		},
 		{
-			name: "an address bound twice in one section is listened on once",
+			name: "an address bound twice in one section is listened on once; IPv6 in brackets",
 			src: `listen app
     mode http
     bind :8081
     bind *:8081,:8082
+    bind [::1]:8083 ]:8084
     server w1 127.0.0.1:9001
+    server w2 [::1]:9002
 `,
 			notes: []string{
 				"t.cfg:1: warning: listen app: no server has check",
 				`t.cfg:4: warning: bind *:8081,:8082: address "*:8081" is bound already at line 3: tandem listens on it once`,
+				`t.cfg:5: not translated: bind [::1]:8083: bind options not translated: ]:8084`,
 			},
 			check: func(t *testing.T, cfg *config.Config) {
 				var addrs []string
 				for _, l := range cfg.Listeners {
 					addrs = append(addrs, l.Address)
 				}
-				if !slices.Equal(addrs, []string{":8081", ":8082"}) {
-					t.Errorf("listeners on %v: want :8081 once, and :8082", addrs)
+				if !slices.Equal(addrs, []string{":8081", ":8082", "[::1]:8083"}) {
+					t.Errorf("listeners on %v: want :8081 once, :8082 and [::1]:8083", addrs)
+				}
+				if a := group(t, cfg, "app").Servers[1].Address; a != "[::1]:9002" {
+					t.Errorf("server w2 at %q: want [::1]:9002", a)
 				}
 			},
 		},

@@ -27,7 +27,8 @@ func layer[T any](dst *val[T], src val[T]) {
 
 // tcpAddress splits an HAProxy address, host:port with an optional ipv4@
 // or ipv6@; ok is false for the other families (unix@, fd@, a path...) and
-// an address without a port.
+// an address without a port or with a stray bracket. An IPv6 host comes
+// without its brackets.
 func tcpAddress(a string) (host, port string, ok bool) {
 	for _, p := range []string{"ipv4@", "ipv6@"} {
 		a = strings.TrimPrefix(a, p)
@@ -36,7 +37,19 @@ func tcpAddress(a string) (host, port string, ok bool) {
 	if strings.Contains(a, "@") || strings.HasPrefix(a, "/") || i < 0 {
 		return "", "", false
 	}
-	return a[:i], a[i+1:], true
+	host, port = a[:i], a[i+1:]
+	if h, ok := strings.CutPrefix(host, "["); ok {
+		host, ok = strings.CutSuffix(h, "]")
+		if !ok {
+			return "", "", false
+		}
+	}
+	// What is left must make a host:port again (net.SplitHostPort's rules,
+	// which tandem's config applies): no stray bracket.
+	if strings.ContainsAny(host, "[]") {
+		return "", "", false
+	}
+	return host, port, true
 }
 
 // parseTime reads an HAProxy time: a number with an optional unit (us,
