@@ -289,7 +289,7 @@ groups:
       - host: "*.example.com"
 `,
 			want: []string{
-				`t.yaml:8: groups[0].pin[0].host: "*.example.com": want an exact host name`,
+				`t.yaml:8: groups[0].pin[0].host: "*.example.com" is not an exact host name (no port, no wildcard)`,
 				`t.yaml:8: groups[0].pin[0].server: required`,
 			},
 		},

@@ -448,8 +448,8 @@ func validateGroup(g *Group, p string, c *collector) {
 	pinned := map[string]bool{}
 	for j, pin := range g.Pin {
 		pp := fmt.Sprintf("%s.pin[%d]", p, j)
-		if err := checkHostPattern(strings.ToLower(pin.Host)); err != nil || strings.Contains(pin.Host, "*") {
-			c.at(pp+".host", "%q: want an exact host name", pin.Host)
+		if err := ExactHost(strings.ToLower(pin.Host)); err != nil {
+			c.at(pp+".host", "%v", err)
 		} else if pinned[strings.ToLower(pin.Host)] {
 			c.at(pp+".host", "host %q is pinned twice", pin.Host)
 		}
@@ -589,6 +589,16 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 }
 
 var hostRE = regexp.MustCompile(`^(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+
+// ExactHost checks h as a host a request must name exactly (a pin, or a
+// Host test tandem import translates): a lower-case host name, no port,
+// no wildcard.
+func ExactHost(h string) error {
+	if strings.Contains(h, "*") || checkHostPattern(h) != nil {
+		return fmt.Errorf("%q is not an exact host name (no port, no wildcard)", h)
+	}
+	return nil
+}
 
 func checkHostPattern(h string) error {
 	if h == "" {

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tandemproxy/tandem/internal/config"
 )
 
 // front is what a frontend (or the front half of a listen) says.
@@ -303,6 +305,12 @@ func (c *ctx) hostRule(l *Line, words []string, what, field string) (hosts []str
 	if !ok {
 		c.settle(l, cond, false, "tandem "+what+" by Host only ("+field+"); this condition is not an exact Host test such as { hdr(host) -i www.example.com }")
 		return nil, false
+	}
+	for _, h := range hosts {
+		if err := config.ExactHost(h); err != nil {
+			c.settle(l, cond, false, fmt.Sprintf("tandem %s by host name (%s): %v", what, field, err))
+			return nil, false
+		}
 	}
 	c.used(cond, true, l)
 	return hosts, true

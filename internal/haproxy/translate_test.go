@@ -251,6 +251,27 @@ listen app from web
 			},
 		},
 		{
+			name: "a Host test of no host name is not translated",
+			src: `listen app
+    mode http
+    bind :8081
+    use-server w2 if { hdr(host) -i 00! }
+    use-server w1 if { hdr(host) -i *.example.com }
+    server w1 127.0.0.1:9001
+    server w2 127.0.0.1:9002
+`,
+			notes: []string{
+				"t.cfg:1: warning: listen app: no server has check",
+				`t.cfg:4: not translated: use-server w2: tandem pins a server by host name (pin:): "00!" is not an exact host name (no port, no wildcard)`,
+				`t.cfg:5: not translated: use-server w1: tandem pins a server by host name (pin:): "*.example.com" is not an exact host name`,
+			},
+			check: func(t *testing.T, cfg *config.Config) {
+				if p := group(t, cfg, "app").Pin; len(p) != 0 {
+					t.Errorf("pins %+v: want none", p)
+				}
+			},
+		},
+		{
 			name: "frontend with TLS, redirect, HSTS, host routing; crt-base",
 			src: `global
     crt-base ` + filepath.Dir(crt) + `
