@@ -523,8 +523,8 @@ func validateGroup(g *Group, p string, c *collector) {
 		if g.Mode != ModeRoundRobin {
 			c.at(p+".sticky", "sticky sessions only apply to mode roundrobin")
 		}
-		if !validToken(g.Sticky.Cookie) {
-			c.at(p+".sticky.cookie", "%q is not a valid cookie name", g.Sticky.Cookie)
+		if err := CookieName(g.Sticky.Cookie); err != nil {
+			c.at(p+".sticky.cookie", "%v", err)
 		}
 	}
 	if g.Retry.Attempts < 1 || g.Retry.Attempts > 10 {
@@ -623,6 +623,16 @@ func validName(s string) bool {
 		}
 	}
 	return true
+}
+
+// CookieName checks s as the name of the sticky cookie (sticky.cookie, or
+// the cookie tandem import translates): a token, as a Set-Cookie name must
+// be.
+func CookieName(s string) error {
+	if !validToken(s) {
+		return fmt.Errorf("%q is not a valid cookie name", s)
+	}
+	return nil
 }
 
 func validToken(s string) bool {

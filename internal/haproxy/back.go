@@ -256,7 +256,7 @@ func (c *ctx) backDirective(l *Line) {
 			t.fail(l, "cookie wants a name")
 			return
 		}
-		b.cookie.put(strings.Join(args, " "), l)
+		b.cookie.put(args, l)
 	case "retries":
 		n, err := parseCount(strings.Join(args, " "), 0, 1000)
 		if err != nil {

@@ -387,11 +387,15 @@ func (c *ctx) traffic(out *groupOut, servers []*server, eff []serverOpts) {
 	}
 }
 
-func (c *ctx) sticky(out *groupOut, ck val[string]) {
+func (c *ctx) sticky(out *groupOut, ck val[[]string]) {
 	t := c.tr.t
-	words := strings.Fields(ck.v)
+	words := ck.v
 	if out.g.Mode != config.ModeRoundRobin {
 		t.skip(ck.l, "a failover group sends every request to its active server: there is nothing for a cookie to choose (sticky: is for round-robin groups)")
+		return
+	}
+	if err := config.CookieName(words[0]); err != nil {
+		t.skip(ck.l, "%v: tandem sends sticky.cookie as a Set-Cookie name, a token (no blank, control character or ()<>@,;:\\\"/[]?={}): the group is not sticky", err)
 		return
 	}
 	var lost []string

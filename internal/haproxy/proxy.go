@@ -61,8 +61,7 @@ type back struct {
 	tCheck        val[time.Duration]
 	retries       val[int]
 	balance       val[string]
-	cookie        val[string]
-	cookieWarn    string
+	cookie        val[[]string] // the cookie line's words after "cookie"
 	closeOnSwitch []*Line
 	observeL7     val[bool]
 	errorLimit    val[int]

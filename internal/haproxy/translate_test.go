@@ -272,6 +272,46 @@ listen app from web
 			},
 		},
 		{
+			name: "a cookie name tandem cannot send is not translated; a quoted name is kept whole",
+			src: `frontend fe
+    mode http
+    bind :80
+    use_backend a if { hdr(host) -i a.example }
+    use_backend b if { hdr(host) -i b.example }
+    default_backend c
+backend a
+    mode http
+    cookie ( insert
+    server a1 10.0.0.1:80
+    server a2 10.0.0.2:80
+backend b
+    mode http
+    cookie "" insert
+    server b1 10.0.0.3:80
+    server b2 10.0.0.4:80
+backend c
+    mode http
+    cookie "S p" insert
+    server c1 10.0.0.5:80
+    server c2 10.0.0.6:80
+`,
+			notes: []string{
+				"t.cfg:7: warning: backend a: no server has check",
+				`t.cfg:9: not translated: cookie (: "(" is not a valid cookie name: tandem sends sticky.cookie as a Set-Cookie name, a token`,
+				"t.cfg:12: warning: backend b: no server has check",
+				`t.cfg:14: not translated: cookie : "" is not a valid cookie name`,
+				"t.cfg:17: warning: backend c: no server has check",
+				`t.cfg:19: not translated: cookie S p: "S p" is not a valid cookie name`,
+			},
+			check: func(t *testing.T, cfg *config.Config) {
+				for _, name := range []string{"a", "b", "c"} {
+					if g := group(t, cfg, name); g.Sticky != nil {
+						t.Errorf("group %s: sticky %+v, want none", name, g.Sticky)
+					}
+				}
+			},
+		},
+		{
 			name: "frontend with TLS, redirect, HSTS, host routing; crt-base",
 			src: `global
     crt-base ` + filepath.Dir(crt) + `
