@@ -228,6 +228,20 @@ groups:
 			want: []string{`t.yaml:7: groups[1].name: group "app" is defined twice`},
 		},
 		{
+			name: "group and server names of other characters",
+			yaml: `listeners:
+  - {name: web, address: ":8080"}
+groups:
+  - name: "a:b"
+    servers:
+      - {name: "s 1", address: "a.local:80"}
+`,
+			want: []string{
+				`t.yaml:4: groups[0].name: "a:b": use letters, digits, '-', '_' and '.' (at most 63)`,
+				`t.yaml:6: groups[0].servers[0].name: "s 1": use letters, digits, '-', '_' and '.' (at most 63)`,
+			},
+		},
+		{
 			name: "duplicate server names",
 			yaml: `listeners:
   - {name: web, address: ":8080"}

@@ -384,8 +384,8 @@ func validate(cfg *Config, c *collector) {
 		p := fmt.Sprintf("groups[%d]", i)
 		if g.Name == "" {
 			c.at(p+".name", "required")
-		} else if !validName(g.Name) {
-			c.at(p+".name", "%q: use letters, digits, '-', '_' and '.'", g.Name)
+		} else if err := Name(g.Name); err != nil {
+			c.at(p+".name", "%v", err)
 		} else if groupNames[g.Name] {
 			c.at(p+".name", "group %q is defined twice", g.Name)
 		}
@@ -425,8 +425,8 @@ func validateGroup(g *Group, p string, c *collector) {
 		sp := fmt.Sprintf("%s.servers[%d]", p, j)
 		if s.Name == "" {
 			c.at(sp+".name", "required")
-		} else if !validName(s.Name) {
-			c.at(sp+".name", "%q: use letters, digits, '-', '_' and '.'", s.Name)
+		} else if err := Name(s.Name); err != nil {
+			c.at(sp+".name", "%v", err)
 		} else if servers[s.Name] {
 			c.at(sp+".name", "server %q is defined twice in group %q", s.Name, g.Name)
 		}
@@ -609,6 +609,15 @@ func checkHostPattern(h string) error {
 	}
 	if !hostRE.MatchString(h) {
 		return fmt.Errorf("%q is not a host name (wildcards: *.example.com)", h)
+	}
+	return nil
+}
+
+// Name checks the name of a group or a server (a group's is its backend's
+// in tandem import, a server's its server line's).
+func Name(s string) error {
+	if !validName(s) {
+		return fmt.Errorf("%q: use letters, digits, '-', '_' and '.' (at most 63)", s)
 	}
 	return nil
 }

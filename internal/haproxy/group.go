@@ -2,7 +2,6 @@ package haproxy
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -25,8 +24,6 @@ func (o *groupOut) from(path string, ls ...*Line) {
 		}
 	}
 }
-
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,63}$`)
 
 // detectionWarnAbove is the failure detection time, by checks alone,
 // above which the import says how long it is.
@@ -60,8 +57,8 @@ func (c *ctx) finishServers() {
 	out := &groupOut{lines: map[string][]*Line{"name": {b.sec.Head}}}
 	g := &out.g
 	g.Name = b.name
-	if !nameRE.MatchString(b.name) {
-		t.fail(b.sec.Head, "backend name %q: a tandem group name has letters, digits, '-', '_' and '.' only (at most 63)", b.name)
+	if err := config.Name(b.name); err != nil {
+		t.fail(b.sec.Head, "%v: a tandem group takes the section's name", err)
 		return
 	}
 	var servers []*server
@@ -69,12 +66,13 @@ func (c *ctx) finishServers() {
 	names := map[string]*Line{}
 	for _, s := range b.servers {
 		o := s.opts.over(b.defServer)
+		nameErr := config.Name(s.name)
 		switch {
 		case o.disabled.v:
 			t.drop(s.l, "server %s starts disabled (in maintenance) in HAProxy: left out; add it and take it out of service with `tandem drain`", s.name)
 			continue
-		case !nameRE.MatchString(s.name):
-			t.fail(s.l, "server name %q: letters, digits, '-', '_' and '.' only (at most 63)", s.name)
+		case nameErr != nil:
+			t.fail(s.l, "%v: a tandem server keeps the name of its server line", nameErr)
 			continue
 		case names[s.name] != nil:
 			t.fail(s.l, "server %s is already defined on line %d", s.name, names[s.name].Num)
