@@ -462,11 +462,11 @@ func validateGroup(g *Group, p string, c *collector) {
 	}
 	h := g.Health
 	hp := p + ".health"
-	if !validMethod(h.Method) {
-		c.at(hp+".method", "%q is not an HTTP method", h.Method)
+	if err := HTTPMethod(h.Method); err != nil {
+		c.at(hp+".method", "%v", err)
 	}
-	if !strings.HasPrefix(h.Path, "/") {
-		c.at(hp+".path", "%q must start with /", h.Path)
+	if err := AbsPath(h.Path); err != nil {
+		c.at(hp+".path", "%v", err)
 	}
 	if h.Port < 0 || h.Port > 65535 {
 		c.at(hp+".port", "port %d is out of range 1-65535", h.Port)
@@ -512,8 +512,8 @@ func validateGroup(g *Group, p string, c *collector) {
 		c.at(p+".failback.policy", "%q: want auto or manual", g.Failback.Policy)
 	}
 	for j, wp := range g.Websocket.Paths {
-		if !strings.HasPrefix(wp, "/") {
-			c.at(fmt.Sprintf("%s.websocket.paths[%d]", p, j), "%q must start with /", wp)
+		if err := AbsPath(wp); err != nil {
+			c.at(fmt.Sprintf("%s.websocket.paths[%d]", p, j), "%v", err)
 		}
 	}
 	if g.Websocket.OnSwitch != "close" && g.Websocket.OnSwitch != "keep" {
@@ -656,4 +656,22 @@ func validToken(s string) bool {
 	return true
 }
 
+// HTTPMethod checks m as the method of a check (health.method, or the
+// method of a check tandem import translates): a token in capitals.
+func HTTPMethod(m string) error {
+	if !validMethod(m) {
+		return fmt.Errorf("%q is not an HTTP method", m)
+	}
+	return nil
+}
+
 func validMethod(m string) bool { return m != "" && validToken(m) && strings.ToUpper(m) == m }
+
+// AbsPath checks p as a path a request names (health.path,
+// websocket.paths): it starts with /.
+func AbsPath(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("%q must start with /", p)
+	}
+	return nil
+}

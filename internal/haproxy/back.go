@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/tandemproxy/tandem/internal/config"
 )
 
 // serverOpts are the options of a server or default-server line.
@@ -359,12 +361,16 @@ func (c *ctx) httpCheck(l *Line, args []string) {
 			switch rest[i] {
 			case "meth":
 				if i+1 < len(rest) {
-					b.chkMethod.put(strings.ToUpper(rest[i+1]), l)
+					if !c.checkMethod(l, rest[i+1]) {
+						return
+					}
 					i++
 				}
 			case "uri":
 				if i+1 < len(rest) {
-					b.chkPath.put(rest[i+1], l)
+					if !c.checkPath(l, rest[i+1]) {
+						return
+					}
 					i++
 				}
 			case "ver":
@@ -389,6 +395,29 @@ func (c *ctx) httpCheck(l *Line, args []string) {
 	default:
 		t.skip(l, "tandem's check is one request and one expectation")
 	}
+}
+
+// checkMethod sets the method of the backend's check, in capitals, if
+// tandem's check can send it; an error on l if not.
+func (c *ctx) checkMethod(l *Line, m string) bool {
+	m = strings.ToUpper(m)
+	if err := config.HTTPMethod(m); err != nil {
+		c.tr.t.fail(l, "%v: tandem's check sends health.method as its method", err)
+		return false
+	}
+	c.b.chkMethod.put(m, l)
+	return true
+}
+
+// checkPath sets the path of the backend's check if tandem's check can
+// ask for it; an error on l if not.
+func (c *ctx) checkPath(l *Line, p string) bool {
+	if err := config.AbsPath(p); err != nil {
+		c.tr.t.fail(l, "%v: tandem's check asks for health.path, a path", err)
+		return false
+	}
+	c.b.chkPath.put(p, l)
+	return true
 }
 
 func validStatus(s string) bool {

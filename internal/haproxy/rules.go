@@ -107,8 +107,9 @@ func (c *ctx) httpchk(l *Line, args []string) {
 		c.tr.t.fail(l, "option httpchk wants [METHOD] URI [VERSION], got %d words", len(args))
 		return
 	}
-	b.chkMethod.put(strings.ToUpper(method), l)
-	b.chkPath.put(uri, l)
+	if !c.checkMethod(l, method) || !c.checkPath(l, uri) {
+		return
+	}
 	if _, headers, ok := strings.Cut(version, "\r\n"); ok {
 		for _, h := range strings.Split(headers, "\r\n") {
 			name, value, _ := strings.Cut(h, ":")
