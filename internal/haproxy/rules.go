@@ -1,9 +1,12 @@
 package haproxy
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tandemproxy/tandem/internal/config"
 )
 
 // frontOnlyOptions and backOnlyOptions are the options of one side.
@@ -265,12 +268,19 @@ func (c *ctx) httpRequest(l *Line) {
 		// tandem's guard answers 403, HAProxy's default.
 		plain403 := condAt == 0 || condAt == 2 && rest[0] == "deny_status" && rest[1] == "403"
 		paths, guard := cond.websocketGuard()
-		if guard = guard && plain403; guard {
+		why := "tandem's only deny rule is its websocket guard (403 to a websocket path without Connection: upgrade and Upgrade: websocket), which this is not: the requests it refused will be served"
+		guard = guard && plain403
+		for _, p := range paths {
+			if err := config.AbsPath(p); err != nil && guard {
+				guard, why = false, fmt.Sprintf("a websocket guard of a path tandem cannot guard (websocket.paths: %v): the requests it refused will be served", err)
+			}
+		}
+		if guard {
 			r := c.ruleOwner()
 			r.guard = append(r.guard, paths...)
 			r.guardLines = append(r.guardLines, l)
 		}
-		c.settle(l, cond, guard, "tandem's only deny rule is its websocket guard (403 to a websocket path without Connection: upgrade and Upgrade: websocket), which this is not: the requests it refused will be served")
+		c.settle(l, cond, guard, why)
 		return
 	case "set-header", "add-header":
 		cond, ok := c.condition(l, rest[condAt:])

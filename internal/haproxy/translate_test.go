@@ -312,6 +312,30 @@ backend c
 			},
 		},
 		{
+			name: "a websocket guard of a path that does not start with / is not translated",
+			src: `listen app
+    mode http
+    bind :8081
+    acl ws path_beg ws
+    acl up hdr(upgrade) -i websocket
+    acl co hdr(connection) -i upgrade
+    http-request deny if ws !up || ws !co
+    server w1 127.0.0.1:9001
+`,
+			notes: []string{
+				"t.cfg:1: warning: listen app: no server has check",
+				"t.cfg:4: not translated: acl ws: ACL ws is used only by line(s) 7, not translated",
+				"t.cfg:5: not translated: acl up: ACL up is used only by line(s) 7, not translated",
+				"t.cfg:6: not translated: acl co: ACL co is used only by line(s) 7, not translated",
+				`t.cfg:7: not translated: http-request deny: a websocket guard of a path tandem cannot guard (websocket.paths: "ws" must start with /): the requests it refused will be served`,
+			},
+			check: func(t *testing.T, cfg *config.Config) {
+				if w := group(t, cfg, "app").Websocket; len(w.Paths) != 0 || w.RequireUpgrade {
+					t.Errorf("websocket %+v: want no guard", w)
+				}
+			},
+		},
+		{
 			name: "frontend with TLS, redirect, HSTS, host routing; crt-base",
 			src: `global
     crt-base ` + filepath.Dir(crt) + `
