@@ -129,7 +129,14 @@ func parseStatus(n *yaml.Node) (StatusRange, error) {
 	if n.Kind != yaml.ScalarNode {
 		return StatusRange{}, fmt.Errorf("want a status such as 200, \"200-299\" or \"2xx\"")
 	}
-	v := strings.TrimSpace(n.Value)
+	return ParseStatus(n.Value)
+}
+
+// ParseStatus reads one item of a StatusSet: a status (200), a range
+// (200-299) or a class (2xx), within 100-599. tandem import reads
+// HAProxy's http-check expect status with it.
+func ParseStatus(v string) (StatusRange, error) {
+	v = strings.TrimSpace(v)
 	bad := fmt.Errorf("%q is not a status, a range such as 200-299, or a class such as 2xx", v)
 	if len(v) == 3 && strings.HasSuffix(v, "xx") {
 		d := int(v[0] - '0')

@@ -330,13 +330,14 @@ func (c *ctx) httpCheck(l *Line, args []string) {
 		}
 		switch rest[0] {
 		case "status":
-			var set []string
+			var set config.StatusSet
 			for _, s := range strings.Split(rest[1], ",") {
-				if !validStatus(s) {
-					t.fail(l, "status %q: want a code such as 200 or a range such as 200-299", s)
+				r, err := config.ParseStatus(s)
+				if err != nil {
+					t.fail(l, "%v", err)
 					return
 				}
-				set = append(set, s)
+				set = append(set, r)
 			}
 			b.expStatus.put(set, l)
 			t.ok(l)
@@ -418,17 +419,4 @@ func (c *ctx) checkPath(l *Line, p string) bool {
 	}
 	c.b.chkPath.put(p, l)
 	return true
-}
-
-func validStatus(s string) bool {
-	lo, hi, isRange := strings.Cut(s, "-")
-	a, err := parseCount(lo, 100, 599)
-	if err != nil {
-		return false
-	}
-	if !isRange {
-		return true
-	}
-	b, err := parseCount(hi, 100, 599)
-	return err == nil && b >= a
 }

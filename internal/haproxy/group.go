@@ -198,16 +198,7 @@ func (c *ctx) health(out *groupOut, servers []*server, eff []serverOpts) {
 		out.from("health.host", b.chkHost.l)
 	}
 	if b.expStatus.set() {
-		for _, s := range b.expStatus.v {
-			lo, hi, isRange := strings.Cut(s, "-")
-			r := config.StatusRange{}
-			fmt.Sscan(lo, &r.Lo)
-			r.Hi = r.Lo
-			if isRange {
-				fmt.Sscan(hi, &r.Hi)
-			}
-			h.Expect.Status = append(h.Expect.Status, r)
-		}
+		h.Expect.Status = b.expStatus.v
 		out.from("health.expect", b.expStatus.l)
 	}
 	switch {

@@ -53,7 +53,7 @@ type back struct {
 	chkPath       val[string]
 	chkHost       val[string]
 	httpchk       *Line
-	expStatus     val[[]string]
+	expStatus     val[config.StatusSet]
 	expBody       val[string]
 	expRegexp     val[string]
 	tConnect      val[time.Duration]

@@ -31,6 +31,7 @@ func TestTranslateRefuses(t *testing.T) {
 		{"a check of no path", fe + be + "    option httpchk GET status\n", Options{}, `t.cfg:8: error: option httpchk: "status" must start with /: tandem's check asks for health.path, a path`},
 		{"http-check send of no method", fe + be + "    http-check send meth \"\" uri /x\n", Options{}, `t.cfg:8: error: http-check send: "" is not an HTTP method`},
 		{"http-check send of no path", fe + be + "    http-check send uri *\n", Options{}, `t.cfg:8: error: http-check send: "*" must start with /`},
+		{"a check status out of range", fe + be + "    http-check expect status 200,2000\n", Options{}, `t.cfg:8: error: http-check expect: status "2000" is out of range 100-599`},
 		{"ssl without crt", strings.Replace(fe, "bind :80", "bind :443 ssl", 1) + be, Options{}, "t.cfg:3: error: bind :443: ssl without crt"},
 		{"crt-list", strings.Replace(fe, "bind :80", "bind :443 ssl crt-list /etc/list.txt", 1) + be, Options{}, "t.cfg:3: error: bind :443: crt-list /etc/list.txt: tandem takes one certificate per listener"},
 		{"PROXY protocol", strings.Replace(fe, "bind :80", "bind :80 accept-proxy", 1) + be, Options{}, "t.cfg:3: error: bind :80: accept-proxy: tandem does not read the PROXY protocol"},

@@ -336,6 +336,21 @@ backend c
 			},
 		},
 		{
+			name: "check statuses are read in decimal, leading zeros too",
+			src: `listen app
+    mode http
+    bind :8081
+    option httpchk GET /health
+    http-check expect status 0100,0200-0299
+    server w1 127.0.0.1:9001 check
+`,
+			check: func(t *testing.T, cfg *config.Config) {
+				if s := group(t, cfg, "app").Health.Expect.Status; !slices.Equal(s, config.StatusSet{{Lo: 100, Hi: 100}, {Lo: 200, Hi: 299}}) {
+					t.Errorf("expect.status %v: want 100 and 200-299", s)
+				}
+			},
+		},
+		{
 			name: "frontend with TLS, redirect, HSTS, host routing; crt-base",
 			src: `global
     crt-base ` + filepath.Dir(crt) + `
