@@ -24,6 +24,8 @@ func TestTranslateRefuses(t *testing.T) {
 		{"no such backend", strings.Replace(fe, "default_backend be", "default_backend nope", 1) + be, Options{}, `t.cfg:4: error: default_backend: no backend named "nope"`},
 		{"server without port", fe + "backend be\n    mode http\n    server s1 10.0.0.1\n", Options{}, `t.cfg:7: error: server s1: "10.0.0.1" has no port`},
 		{"bad time", fe + be + "    timeout connect 5x\n", Options{}, `t.cfg:8: error: timeout connect: "5x" is not a time`},
+		{"a time that overflows", fe + be + "    timeout connect 200000d\n", Options{}, `t.cfg:8: error: timeout connect: "200000d" is longer than HAProxy's longest time, 2147483647ms (about 24.8 days)`},
+		{"a time longer than HAProxy's", fe + be + "    timeout server 2147483648\n", Options{}, `t.cfg:8: error: timeout server: "2147483648" is longer than HAProxy's longest time`},
 		{"bad count", fe + be + "    retries many\n", Options{}, `t.cfg:8: error: retries: "many": want a whole number`},
 		{"use-server of no server", fe + be + "    use-server s9 if { hdr(host) -i a.example }\n", Options{}, "t.cfg:8: error: use-server s9: use-server s9: no server of that name in backend be"},
 		{"undefined ACL", fe + be + "    use-server s1 if is_a\n", Options{}, `t.cfg:8: error: use-server s1: no ACL named "is_a" is defined in this section`},

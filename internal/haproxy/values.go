@@ -52,8 +52,12 @@ func tcpAddress(a string) (host, port string, ok bool) {
 	return host, port, true
 }
 
+// maxTime is the longest time HAProxy takes (a timer of 2^31-1 ms).
+const maxTime = (1<<31 - 1) * time.Millisecond
+
 // parseTime reads an HAProxy time: a number with an optional unit (us,
-// ms, s, m, h, d); no unit means milliseconds.
+// ms, s, m, h, d); no unit means milliseconds. Above maxTime it refuses
+// it, as HAProxy does, before it could overflow a time.Duration.
 func parseTime(s string) (time.Duration, error) {
 	units := []struct {
 		suffix string
@@ -69,6 +73,9 @@ func parseTime(s string) (time.Duration, error) {
 	n, err := strconv.ParseUint(num, 10, 32)
 	if err != nil {
 		return 0, fmt.Errorf("%q is not a time (want e.g. 500, 500ms, 2s, 1m)", s)
+	}
+	if n > uint64(maxTime/unit) {
+		return 0, fmt.Errorf("%q is longer than HAProxy's longest time, 2147483647ms (about 24.8 days)", s)
 	}
 	return time.Duration(n) * unit, nil
 }
