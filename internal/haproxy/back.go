@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -299,7 +300,7 @@ func serverAddress(a string) (string, int, error) {
 	if err != nil || host == "" || host == "*" {
 		return "", 0, fmt.Errorf("%q: want host:port", a)
 	}
-	return net.JoinHostPort(host, port), n, nil
+	return net.JoinHostPort(host, strconv.Itoa(n)), n, nil
 }
 
 func (c *ctx) httpCheck(l *Line, args []string) {

@@ -62,19 +62,21 @@ func (c *ctx) frontDirective(l *Line) {
 }
 
 // listenAddress turns a bind address into a listener's: "*:80" and
-// ":80" listen on every address, ":::80" on every IPv6 one.
+// ":80" listen on every address, ":::80" on every IPv6 one. The port is
+// written in decimal, so that one address is one string (":080" is ":80").
 func listenAddress(a string) (string, bool) {
 	host, port, ok := tcpAddress(a)
 	if !ok {
 		return "", false
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+	n, err := parseCount(port, 1, 65535)
+	if err != nil {
 		return "", false
 	}
 	if host == "*" {
 		host = ""
 	}
-	return net.JoinHostPort(host, port), true
+	return net.JoinHostPort(host, strconv.Itoa(n)), true
 }
 
 func (c *ctx) bind(l *Line, args []string) {

@@ -223,19 +223,21 @@ listen app from web
 			},
 		},
 		{
-			name: "an address bound twice in one section is listened on once; IPv6 in brackets",
+			name: "an address bound twice in one section is listened on once; IPv6 in brackets; ports in decimal",
 			src: `listen app
     mode http
     bind :8081
     bind *:8081,:8082
     bind [::1]:8083 ]:8084
+    bind :08082
     server w1 127.0.0.1:9001
-    server w2 [::1]:9002
+    server w2 [::1]:09002
 `,
 			notes: []string{
 				"t.cfg:1: warning: listen app: no server has check",
 				`t.cfg:4: warning: bind *:8081,:8082: address "*:8081" is bound already at line 3: tandem listens on it once`,
 				`t.cfg:5: not translated: bind [::1]:8083: bind options not translated: ]:8084`,
+				`t.cfg:6: warning: bind :08082: address ":08082" is bound already at line 4: tandem listens on it once`,
 			},
 			check: func(t *testing.T, cfg *config.Config) {
 				var addrs []string
