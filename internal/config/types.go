@@ -332,6 +332,9 @@ type Timeouts struct {
 
 // Defaults filled in by Load before validation.
 const (
+	// DefaultAdminAddress is admin.address when unset; no listener may
+	// have it.
+	DefaultAdminAddress = "127.0.0.1:9901"
 	DefaultInterval     = time.Second
 	DefaultFastInterval = 250 * time.Millisecond
 	DefaultTimeout      = 500 * time.Millisecond

@@ -15,7 +15,7 @@ func applyDefaults(cfg *Config) {
 		cfg.Engine = EngineTandem
 	}
 	if cfg.Admin.Address == "" {
-		cfg.Admin.Address = "127.0.0.1:9901"
+		cfg.Admin.Address = DefaultAdminAddress
 	}
 	if cfg.Log.Format == "" {
 		cfg.Log.Format = "text"

@@ -132,7 +132,7 @@ func (tr *translator) assemble() []byte {
 func (tr *translator) header() string {
 	return fmt.Sprintf("tandem config imported from %s by `tandem import haproxy`.\n"+
 		"Comments name the lines each setting comes from; lines not translated, and warnings, were listed on stderr.\n"+
-		"Check it with `tandem check -c FILE`; the admin API listens on 127.0.0.1:9901 (admin.address).", tr.file)
+		"Check it with `tandem check -c FILE`; the admin API listens on %s (admin.address).", tr.file, config.DefaultAdminAddress)
 }
 
 // src names source lines for a comment: haproxy.cfg:13,14, or the flag
@@ -290,6 +290,10 @@ func (tr *translator) listeners(fronts []*front) []*bind {
 				continue
 			}
 			byAddr[b.addr] = b
+			if b.addr == config.DefaultAdminAddress {
+				tr.t.fail(b.l, "address %s is where tandem's admin API listens (admin.address): listen on another one", b.addr)
+				continue
+			}
 			base := frontName(f)
 			if f.sec == nil {
 				base = "http"
