@@ -336,11 +336,8 @@ func validate(cfg *Config, c *collector) {
 			if l.TLS == nil {
 				c.at(p+".hsts", "HSTS is only sent over HTTPS: this listener has no tls")
 			}
-			if l.HSTS.MaxAge < 0 {
-				c.at(p+".hsts.maxAge", "must not be negative")
-			}
-			if l.HSTS.Header == "" && l.HSTS.MaxAge == 0 {
-				c.at(p+".hsts.maxAge", "required (seconds), e.g. 16000000")
+			if err := HSTSMaxAge(*l.HSTS); err != nil {
+				c.at(p+".hsts.maxAge", "%v", err)
 			}
 		}
 		if l.HTTPSPort < 0 || l.HTTPSPort > 65535 {
@@ -533,6 +530,19 @@ func validateGroup(g *Group, p string, c *collector) {
 	if g.Retry.BufferBytes > g.MaxBodyBytes {
 		c.at(p+".retry.bufferBytes", "larger than maxBodyBytes (%d)", g.MaxBodyBytes)
 	}
+}
+
+// HSTSMaxAge checks the max-age of h: not negative, and given unless
+// h.Header is (tandem import translates a Strict-Transport-Security value
+// into h by this rule).
+func HSTSMaxAge(h HSTS) error {
+	switch {
+	case h.MaxAge < 0:
+		return fmt.Errorf("must not be negative")
+	case h.Header == "" && h.MaxAge == 0:
+		return fmt.Errorf("required (seconds), e.g. 16000000")
+	}
+	return nil
 }
 
 // checkHostPort validates "host:port"; listen addresses may leave the host empty.

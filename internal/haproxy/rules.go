@@ -317,6 +317,10 @@ func (c *ctx) httpResponse(l *Line) {
 	}
 	if condAt == 3 && (args[0] == "set-header" || args[0] == "add-header") && strings.EqualFold(args[1], "Strict-Transport-Security") &&
 		(cond == nil || cond.tls()) {
+		if err := config.HSTSMaxAge(parseHSTS(args[2])); err != nil {
+			c.settle(l, cond, false, fmt.Sprintf("Strict-Transport-Security %q, which browsers ignore: tandem's hsts.maxAge is %v", args[2], err))
+			return
+		}
 		c.used(cond, true, l)
 		c.ruleOwner().hsts.put(args[2], l)
 		t.pending[l] = true

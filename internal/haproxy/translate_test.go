@@ -353,6 +353,24 @@ backend c
 			},
 		},
 		{
+			name: "an empty Strict-Transport-Security value is not translated",
+			src: `listen app
+    mode http
+    bind :8443 ssl crt ` + crt + `
+    http-response set-header Strict-Transport-Security ""
+    server w1 127.0.0.1:9001
+`,
+			notes: []string{
+				"t.cfg:1: warning: listen app: no server has check",
+				`t.cfg:4: not translated: http-response set-header: Strict-Transport-Security "", which browsers ignore: tandem's hsts.maxAge is required (seconds)`,
+			},
+			check: func(t *testing.T, cfg *config.Config) {
+				if h := cfg.Listeners[0].HSTS; h != nil {
+					t.Errorf("hsts %+v: want none", h)
+				}
+			},
+		},
+		{
 			name: "frontend with TLS, redirect, HSTS, host routing; crt-base",
 			src: `global
     crt-base ` + filepath.Dir(crt) + `
