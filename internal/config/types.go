@@ -339,3 +339,11 @@ const (
 	DefaultFastInterval = 250 * time.Millisecond
 	DefaultTimeout      = 500 * time.Millisecond
 )
+
+// Bounds of some values, for validation and for tandem import.
+const (
+	// MinInterval is the shortest health.interval and fastInterval.
+	MinInterval = 10 * time.Millisecond
+	// MaxAttempts is the most tries retry.attempts allows.
+	MaxAttempts = 10
+)

@@ -469,18 +469,18 @@ func validateGroup(g *Group, p string, c *collector) {
 		c.at(hp+".port", "port %d is out of range 1-65535", h.Port)
 	}
 	if h.Expect.BodyRegexp != "" {
-		if _, err := regexp.Compile(h.Expect.BodyRegexp); err != nil {
+		if err := BodyRegexp(h.Expect.BodyRegexp); err != nil {
 			c.at(hp+".expect.bodyRegexp", "%v", err)
 		}
 	}
 	if h.Timeout > h.Interval {
 		c.at(hp+".timeout", "%v is longer than the interval %v", h.Timeout.D(), h.Interval.D())
 	}
-	if h.Interval.D() < 10*time.Millisecond {
-		c.at(hp+".interval", "%v is too short (minimum 10ms)", h.Interval.D())
+	if h.Interval.D() < MinInterval {
+		c.at(hp+".interval", "%v is too short (minimum %v)", h.Interval.D(), MinInterval)
 	}
-	if h.FastInterval.D() < 10*time.Millisecond {
-		c.at(hp+".fastInterval", "%v is too short (minimum 10ms)", h.FastInterval.D())
+	if h.FastInterval.D() < MinInterval {
+		c.at(hp+".fastInterval", "%v is too short (minimum %v)", h.FastInterval.D(), MinInterval)
 	}
 	if h.Rise < 1 {
 		c.at(hp+".rise", "must be at least 1")
@@ -524,12 +524,19 @@ func validateGroup(g *Group, p string, c *collector) {
 			c.at(p+".sticky.cookie", "%v", err)
 		}
 	}
-	if g.Retry.Attempts < 1 || g.Retry.Attempts > 10 {
-		c.at(p+".retry.attempts", "%d: want 1 to 10 tries", g.Retry.Attempts)
+	if g.Retry.Attempts < 1 || g.Retry.Attempts > MaxAttempts {
+		c.at(p+".retry.attempts", "%d: want 1 to %d tries", g.Retry.Attempts, MaxAttempts)
 	}
 	if g.Retry.BufferBytes > g.MaxBodyBytes {
 		c.at(p+".retry.bufferBytes", "larger than maxBodyBytes (%d)", g.MaxBodyBytes)
 	}
+}
+
+// BodyRegexp checks s as health.expect.bodyRegexp (or the rstring tandem
+// import translates): a regular expression Go's RE2 reads.
+func BodyRegexp(s string) error {
+	_, err := regexp.Compile(s)
+	return err
 }
 
 // HSTSMaxAge checks the max-age of h: not negative, and given unless

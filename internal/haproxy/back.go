@@ -3,7 +3,6 @@ package haproxy
 import (
 	"fmt"
 	"net"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -346,7 +345,7 @@ func (c *ctx) httpCheck(l *Line, args []string) {
 			b.expBody.put(rest[1], l)
 			t.ok(l)
 		case "rstring":
-			if _, err := regexp.Compile(rest[1]); err != nil {
+			if err := config.BodyRegexp(rest[1]); err != nil {
 				t.skip(l, "regular expression %q is not one Go's RE2 reads (%v): write it as health.expect.bodyRegexp", rest[1], err)
 				return
 			}

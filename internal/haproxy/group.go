@@ -223,11 +223,10 @@ func (c *ctx) health(out *groupOut, servers []*server, eff []serverOpts) {
 		h.Port = ports.v
 		out.from("health.port", ports.l)
 	}
-	minInterval := 10 * time.Millisecond
 	clamp := func(v val[time.Duration], what string) time.Duration {
-		if v.v < minInterval {
-			t.warn(v.l, "%s %v is below tandem's minimum: 10ms", what, v.v)
-			return minInterval
+		if v.v < config.MinInterval {
+			t.warn(v.l, "%s %v is below tandem's minimum: %v", what, v.v, config.MinInterval)
+			return config.MinInterval
 		}
 		return v.v
 	}
@@ -313,9 +312,9 @@ func (c *ctx) traffic(out *groupOut, servers []*server, eff []serverOpts) {
 	g := &out.g
 	if r := b.retries; r.set() {
 		attempts := r.v + 1
-		if attempts > 10 {
-			t.warn(r.l, "retries %d: tandem makes at most 10 tries (retry.attempts: 10)", r.v)
-			attempts = 10
+		if attempts > config.MaxAttempts {
+			t.warn(r.l, "retries %d: tandem makes at most %d tries (retry.attempts: %[2]d)", r.v, config.MaxAttempts)
+			attempts = config.MaxAttempts
 		}
 		if r.v == 0 {
 			t.warn(r.l, "retries 0: no retry, so a request to a server that just died fails instead of going to the next one (tandem's default is 3 tries)")

@@ -495,6 +495,26 @@ backend be
 			},
 		},
 		{
+			name: "values beyond tandem's bounds are brought within them, and said",
+			src: `listen app
+    mode http
+    bind :8081
+    option httpchk GET /health
+    retries 20
+    server w1 127.0.0.1:9001 check inter 5 fastinter 1us
+`,
+			notes: []string{
+				"t.cfg:5: warning: retries: retries 20: tandem makes at most 10 tries (retry.attempts: 10)",
+				"t.cfg:6: warning: server w1: inter 5ms is below tandem's minimum: 10ms",
+				"t.cfg:6: warning: server w1: fastinter 1µs is below tandem's minimum: 10ms",
+			},
+			check: func(t *testing.T, cfg *config.Config) {
+				if g := group(t, cfg, "app"); g.Retry.Attempts != config.MaxAttempts || g.Health.Interval.D() != config.MinInterval || g.Health.FastInterval.D() != config.MinInterval {
+					t.Errorf("retry %+v, health %+v: want 10 tries, checks every 10ms", g.Retry, g.Health)
+				}
+			},
+		},
+		{
 			name: "cookie in a failover group, mixed redirects and HSTS",
 			src: `defaults
     mode http
