@@ -114,9 +114,14 @@ func (tr *translator) assemble() []byte {
 	if t.errors() > 0 {
 		return nil
 	}
-	out, err := encode(cfg, comments, tr.header())
+	out, bad, err := encode(cfg, comments, tr.header())
+	for _, b := range bad {
+		t.fail(nil, "%s, from %s: %q is not UTF-8, and a tandem config is UTF-8 text", b.path, tr.nearest(comments, b.path), b.value)
+	}
 	if err != nil {
 		t.fail(nil, "encoding the config: %v", err)
+	}
+	if out == nil {
 		return nil
 	}
 	// The gate: what tandem's own validation refuses is a bug here.
@@ -127,6 +132,17 @@ func (tr *translator) assemble() []byte {
 		return nil
 	}
 	return out
+}
+
+// nearest returns the comment of path, or of the nearest field above it
+// that has one: the source lines of a value (the file, if none).
+func (tr *translator) nearest(comments map[string]string, path string) string {
+	for p := path; p != ""; p = p[:max(strings.LastIndexAny(p, ".["), 0)] {
+		if c := comments[p]; c != "" {
+			return c
+		}
+	}
+	return tr.file
 }
 
 func (tr *translator) header() string {

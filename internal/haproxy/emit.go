@@ -5,27 +5,37 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tandemproxy/tandem/internal/config"
 	"go.yaml.in/yaml/v3"
 )
 
+// notText is a value YAML cannot hold, a string that is not UTF-8, and
+// the path of its field.
+type notText struct{ path, value string }
+
 // encode writes cfg as YAML: only the fields set (the rest are tandem's
 // defaults), named as config's yaml tags name them, each with a comment
-// naming the source lines it came from (comments, by field path).
-func encode(cfg *config.Config, comments map[string]string, head string) ([]byte, error) {
-	root := toNode(reflect.ValueOf(*cfg), "", comments)
+// naming the source lines it came from (comments, by field path). The
+// values that are not UTF-8 text are returned instead, if any.
+func encode(cfg *config.Config, comments map[string]string, head string) ([]byte, []notText, error) {
+	var bad []notText
+	root := toNode(reflect.ValueOf(*cfg), "", comments, &bad)
+	if len(bad) > 0 {
+		return nil, bad, nil
+	}
 	root.HeadComment = head
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(root); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := enc.Close(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), nil, nil
 }
 
 var (
@@ -35,7 +45,7 @@ var (
 
 func scalar(tag, v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: v} }
 
-func toNode(v reflect.Value, path string, comments map[string]string) *yaml.Node {
+func toNode(v reflect.Value, path string, comments map[string]string, bad *[]notText) *yaml.Node {
 	for v.Kind() == reflect.Pointer {
 		v = v.Elem()
 	}
@@ -63,13 +73,16 @@ func toNode(v reflect.Value, path string, comments map[string]string) *yaml.Node
 	case reflect.Int, reflect.Int64:
 		return scalar("!!int", strconv.FormatInt(v.Int(), 10))
 	case reflect.String:
+		if !utf8.ValidString(v.String()) {
+			*bad = append(*bad, notText{path, v.String()})
+		}
 		return scalar("!!str", v.String())
 	case reflect.Slice:
 		n := &yaml.Node{Kind: yaml.SequenceNode}
 		flow := true
 		for i := range v.Len() {
 			p := path + "[" + strconv.Itoa(i) + "]"
-			item := toNode(v.Index(i), p, comments)
+			item := toNode(v.Index(i), p, comments, bad)
 			item.LineComment = comments[p]
 			flow = flow && item.Kind == yaml.ScalarNode
 			n.Content = append(n.Content, item)
@@ -93,7 +106,7 @@ func toNode(v reflect.Value, path string, comments map[string]string) *yaml.Node
 			if path != "" {
 				p = path + "." + name
 			}
-			val := toNode(fv, p, comments)
+			val := toNode(fv, p, comments, bad)
 			key := scalar("!!str", name)
 			if c := comments[p]; c != "" {
 				flow = false

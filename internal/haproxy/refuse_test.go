@@ -58,6 +58,8 @@ func TestTranslateRefuses(t *testing.T) {
 			`t.cfg:5: error: backend a:b: "a:b": use letters, digits, '-', '_' and '.' (at most 63): a tandem group takes the section's name`},
 		{"a server name tandem refuses", fe + "backend be\n    mode http\n    server s:1 10.0.0.1:80\n", Options{},
 			`t.cfg:7: error: server s:1: "s:1": use letters, digits, '-', '_' and '.' (at most 63): a tandem server keeps the name of its server line`},
+		{"a value that is not UTF-8", fe + "backend be\n    mode http\n    server s1 caf\\xe9:80\n", Options{},
+			`t.cfg: error: groups[0].servers[0].address, from t.cfg:7: "caf\xe9:80" is not UTF-8, and a tandem config is UTF-8 text`},
 		{"--http and --https on one address", be, Options{HTTP: ":8443", HTTPS: ":8443", Crt: crt}, "t.cfg: error: --http and --https name the same address :8443"},
 		{"--https without --crt", be, Options{HTTPS: ":443"}, `t.cfg: error: --https ":443": want host:port or :port, and --crt FILE`},
 		{"flags beside a frontend", fe + be, Options{HTTP: ":8080"}, "t.cfg: error: --http and --https stand in for a missing frontend, and this file has one"},
