@@ -9,7 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Options change how a file is translated.
@@ -38,8 +42,10 @@ var ErrUntranslatable = errors.New("cannot be translated into a working tandem c
 
 // translator holds the state of one translation.
 type translator struct {
-	t    *tracker
-	opt  Options
+	t   *tracker
+	opt Options
+	// file names the source in the YAML's comments: quoted when it has
+	// what a comment cannot hold (a line break, bytes that are not UTF-8).
 	file string
 
 	crtBase string
@@ -58,7 +64,11 @@ func Translate(file string, data []byte, opt Options) (*Result, error) {
 	if opt.Getenv == nil {
 		opt.Getenv = os.LookupEnv
 	}
-	tr := &translator{t: newTracker(file), opt: opt, file: file, byName: map[string]*back{}, leftOut: map[string]string{}}
+	shown := file
+	if !utf8.ValidString(file) || strings.ContainsFunc(file, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		shown = strconv.Quote(file)
+	}
+	tr := &translator{t: newTracker(file), opt: opt, file: shown, byName: map[string]*back{}, leftOut: map[string]string{}}
 	lines, lexErrs := lex(string(data), opt.Getenv)
 	for _, e := range lexErrs {
 		tr.t.note(&Line{Num: e.Line}, Error, "%s", e.Msg)

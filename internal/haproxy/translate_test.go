@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -572,6 +573,24 @@ backend be
 		t.Run(tc.name, func(t *testing.T) { runImport(t, tc) })
 	}
 	_ = keyless
+}
+
+// TestTranslateFileName: the file's name, in the YAML's comments, is
+// quoted when a comment cannot hold it as it is.
+func TestTranslateFileName(t *testing.T) {
+	src := "listen app\n    mode http\n    bind :8081\n    server w1 127.0.0.1:9001 check\n"
+	for _, file := range []string{"a\nb.cfg", "caf\xe9.cfg"} {
+		res, err := Translate(file, []byte(src), Options{})
+		if err != nil {
+			t.Fatalf("%q: %v", file, err)
+		}
+		if _, err := config.Parse("imported", res.YAML); err != nil {
+			t.Errorf("%q: the result does not parse: %v\n%s", file, err, res.YAML)
+		}
+		if q := strconv.Quote(file); !strings.Contains(string(res.YAML), "# "+q+":4") {
+			t.Errorf("%q: want comments naming %s:4\n%s", file, q, res.YAML)
+		}
+	}
 }
 
 // FuzzTranslate: any file gives notes with lines, never a panic, and a
