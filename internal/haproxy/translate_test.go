@@ -599,6 +599,13 @@ func FuzzTranslate(f *testing.F) {
 	f.Add(sample, ":8080")
 	f.Add("frontend fe\n mode http\n bind :80\n use_backend b if { hdr(host) -i a }\n default_backend b\nbackend b\n mode http\n balance roundrobin\n cookie S insert\n server a 1.2.3.4:80 check inter 1s\n server c 1.2.3.5:80 check\n", "")
 	f.Add("defaults\n mode http\n timeout server 1s\nlisten l\n bind :1\n redirect scheme https\n server a b:1 check port 2 backup\n server b c:2\n", "")
+	// Every value the import writes, for the fuzzer to start from.
+	f.Add("global\n hard-stop-after 5s\nfrontend fe\n mode http\n bind :80\n bind :443 ssl crt /x.pem\n maxconn 10\n timeout client 5s\n option httplog\n"+
+		" redirect scheme https if !{ ssl_fc }\n http-response set-header Strict-Transport-Security max-age=1\n acl ws path_beg /ws\n acl up hdr(upgrade) -i websocket\n"+
+		" acl co hdr(connection) -i upgrade\n http-request deny if ws !up || ws !co\n use_backend b if { hdr(host) -i a.example }\n default_backend c\n"+
+		"backend b\n mode http\n option httpchk GET /h\n http-check expect status 200-299\n http-check expect rstring ^ok\n http-check send meth HEAD uri /x hdr Host h\n"+
+		" timeout check 1s\n timeout connect 1s\n retries 2\n use-server a if { hdr(host) -i p.example }\n server a 1.2.3.4:80 check inter 1s fall 2 rise 2 port 81 observe layer7 error-limit 5\n"+
+		" server c 1.2.3.5:80 check backup\nbackend c\n mode http\n balance roundrobin\n cookie S insert\n http-check expect string ok\n server d d:1 check\n server e e:1\n", "")
 	f.Fuzz(func(t *testing.T, src, http string) {
 		res, err := Translate("f.cfg", []byte(src), Options{HTTP: http, Getenv: func(string) (string, bool) { return "", false }})
 		for _, n := range res.Notes {
