@@ -139,8 +139,9 @@ func (c *conn) serve() {
 	}
 	c.values = context.WithValue(context.WithValue(context.Background(),
 		http.ServerContextKey, c.s.Fallback), http.LocalAddrContextKey, c.nc.LocalAddr())
-	c.br = bufpool.Reader(c.rw)
-	c.bw = bufpool.Writer(c.rw)
+	rw := sockwait.IO(c.rw)
+	c.br = bufpool.Reader(rw)
+	c.bw = bufpool.Writer(rw)
 	c.hdr = make(http.Header, 16)
 	c.res.header = make(http.Header, 16)
 	handed := false

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -68,7 +69,7 @@ var (
 // headLimit is the connection as br reads it: while a response head is
 // read, at most left bytes come through.
 type headLimit struct {
-	c    net.Conn
+	c    io.Reader
 	left int64
 }
 

@@ -59,8 +59,9 @@ func (u *Client) get(ctx context.Context, addr string, connect time.Duration, re
 	if err != nil {
 		return nil, err
 	}
-	lim := &headLimit{c: c, left: unlimited}
-	pc := &pconn{u: u, addr: addr, named: isName(addr), c: c, lim: lim, br: bufio.NewReaderSize(lim, 4096), bw: bufio.NewWriterSize(c, 4096)}
+	rw := sockwait.IO(c)
+	lim := &headLimit{c: rw, left: unlimited}
+	pc := &pconn{u: u, addr: addr, named: isName(addr), c: c, lim: lim, br: bufio.NewReaderSize(lim, 4096), bw: bufio.NewWriterSize(rw, 4096)}
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			pc.waiter = sockwait.New(rc, func() error { return pc.sending.Write(pc.bw) })
