@@ -82,7 +82,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 // net/http bounds it. An HTTP/2 connection goes to the fallback server at
 // once, as the *tls.Conn it expects (handed true); HTTP/1.1 stays here.
 func (c *conn) handshake() (handed bool, err error) {
-	tc := tls.Server(c.nc, c.s.TLSConfig)
+	tc := tls.Server(sockwait.Conn(c.nc), c.s.TLSConfig)
 	c.nc.SetDeadline(deadline(c.s.ReadHeaderTimeout))
 	// Idle for Shutdown: a client yet to finish its handshake is closed,
 	// not waited for.

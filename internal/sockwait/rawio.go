@@ -137,3 +137,32 @@ const maxWrite = 128 << 10
 func (r *rawIO) opError(op string, errno syscall.Errno) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: r.c.LocalAddr(), Addr: r.c.RemoteAddr(), Err: os.NewSyscallError(op, errno)}
 }
+
+// Conn is c reading and writing as IO does, for what takes a net.Conn
+// rather than a reader and a writer (crypto/tls over the client's
+// socket). What else asks c (deadlines, Close, addresses) is c's, and it
+// still reaches the socket (SyscallConn, CloseWrite).
+func Conn(c net.Conn) net.Conn {
+	rw := IO(c)
+	if rw == io.ReadWriter(c) {
+		return c
+	}
+	return &conn{Conn: c, rw: rw}
+}
+
+type conn struct {
+	net.Conn
+	rw io.ReadWriter
+}
+
+func (c *conn) Read(p []byte) (int, error)  { return c.rw.Read(p) }
+func (c *conn) Write(p []byte) (int, error) { return c.rw.Write(p) }
+
+func (c *conn) SyscallConn() (syscall.RawConn, error) { return c.Conn.(syscall.Conn).SyscallConn() }
+
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
