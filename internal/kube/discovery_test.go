@@ -308,6 +308,7 @@ func checkNotes(t *testing.T, notes, want []string) {
 // TestWatchFailed: a watch that merely ended is not logged, a refusal is
 // an error naming the verbs to grant, any other failure a warning.
 func TestWatchFailed(t *testing.T) {
+	refusedLog = newLimiter(1, time.Minute) // a run before this one's lines
 	var buf bytes.Buffer
 	d := &Discovery{log: slog.New(slog.NewTextHandler(&buf, nil))}
 	r := cache.NewReflector(&cache.ListWatch{}, &corev1.Pod{}, cache.NewStore(cache.MetaNamespaceKeyFunc), 0)

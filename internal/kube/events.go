@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -48,22 +47,14 @@ type Recorder struct {
 	id    string
 	log   *slog.Logger
 
-	mu      sync.Mutex
-	buckets map[string]*bucket
-	now     func() time.Time
-}
-
-type bucket struct {
-	tokens     float64
-	at         time.Time
-	suppressed int
+	lim *limiter
 }
 
 // NewRecorder returns a recorder whose group Events regard group.
 func NewRecorder(client kubernetes.Interface, ns string, group *corev1.ObjectReference, id string, log *slog.Logger) *Recorder {
 	b := events.NewBroadcaster(&loggingSink{EventSink: &events.EventSinkImpl{Interface: client.EventsV1()}, log: log})
 	return &Recorder{b: b, rec: b.NewRecorder(scheme.Scheme, "tandem.io/gateway"), group: group, id: id, log: log,
-		buckets: map[string]*bucket{}, now: time.Now}
+		lim: newLimiter(eventBurst, eventRefill)}
 }
 
 // loggingSink logs an Event the API refused: client-go's broadcaster drops
@@ -117,7 +108,7 @@ func (r *Recorder) Server(pod, typ, reason, msg string) {
 }
 
 func (r *Recorder) emit(ref *corev1.ObjectReference, typ, reason, msg string) {
-	ok, suppressed := r.allow(ref.Namespace + "/" + ref.Name + "/" + reason)
+	ok, suppressed := r.lim.allow(ref.Namespace + "/" + ref.Name + "/" + reason)
 	if !ok {
 		return
 	}
@@ -127,27 +118,4 @@ func (r *Recorder) emit(ref *corev1.ObjectReference, typ, reason, msg string) {
 	note := msg + " [by " + r.id + "]"
 	sum := sha256.Sum256([]byte(note))
 	r.rec.Eventf(ref, nil, typ, reason, "Coordinate-"+hex.EncodeToString(sum[:4]), "%s", note)
-}
-
-// allow takes a token from key's bucket; it reports how many Events were
-// suppressed since the last one allowed.
-func (r *Recorder) allow(key string) (bool, int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	now := r.now()
-	b, ok := r.buckets[key]
-	if !ok {
-		b = &bucket{tokens: eventBurst, at: now}
-		r.buckets[key] = b
-	}
-	b.tokens = min(eventBurst, b.tokens+now.Sub(b.at).Seconds()/eventRefill.Seconds())
-	b.at = now
-	if b.tokens < 1 {
-		b.suppressed++
-		return false, 0
-	}
-	b.tokens--
-	n := b.suppressed
-	b.suppressed = 0
-	return true, n
 }

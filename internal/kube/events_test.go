@@ -72,14 +72,14 @@ func TestRecorderAllow(t *testing.T) {
 				"gw-0", slog.New(slog.NewTextHandler(io.Discard, nil)))
 			defer r.Shutdown()
 			now := t0
-			r.now = func() time.Time { return now }
+			r.lim.now = func() time.Time { return now }
 			for i, tr := range tt.tries {
 				now = now.Add(tr.after)
 				key := tr.key
 				if key == "" {
 					key = "k"
 				}
-				ok, n := r.allow(key)
+				ok, n := r.lim.allow(key)
 				if ok != tr.ok || n != tr.suppressed {
 					t.Fatalf("try %d (%s at +%v): allow = %v, %d; want %v, %d", i, key, now.Sub(t0), ok, n, tr.ok, tr.suppressed)
 				}
