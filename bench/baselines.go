@@ -137,7 +137,7 @@ const (
 )
 
 // measureWrk runs wrk against url for d after a one-second warm-up.
-func (e *env) measureWrk(ctx context.Context, url string, d time.Duration) (tputRun, error) {
+func (e *env) measureWrk(ctx context.Context, url string, d time.Duration, cpu cpuMeter) (tputRun, error) {
 	run := func(d time.Duration) ([]byte, error) {
 		secs := max(1, int(d.Round(time.Second)/time.Second))
 		cmd := exec.CommandContext(ctx, e.wrk, "-t", strconv.Itoa(wrkThreads), "-c", strconv.Itoa(wrkConns),
@@ -151,18 +151,25 @@ func (e *env) measureWrk(ctx context.Context, url string, d time.Duration) (tput
 	if _, err := run(time.Second); err != nil {
 		return tputRun{}, err
 	}
+	perReq := cpu.start()
 	out, err := run(d)
 	if err != nil {
 		return tputRun{}, err
 	}
-	return parseWrk(out)
+	r, err := parseWrk(out)
+	if m := wrkRequests.FindSubmatch(out); m != nil {
+		n, _ := strconv.Atoi(string(m[1]))
+		r.CPU = perReq(n)
+	}
+	return r, err
 }
 
 var (
-	wrkRPS     = regexp.MustCompile(`(?m)^Requests/sec:\s+([0-9.]+)`)
-	wrkLatency = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
-	wrkNon2xx  = regexp.MustCompile(`(?m)^\s+Non-2xx or 3xx responses:\s+(\d+)`)
-	wrkErrors  = regexp.MustCompile(`(?m)^\s+Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+	wrkRPS      = regexp.MustCompile(`(?m)^Requests/sec:\s+([0-9.]+)`)
+	wrkRequests = regexp.MustCompile(`(?m)^\s+(\d+) requests in `)
+	wrkLatency  = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
+	wrkNon2xx   = regexp.MustCompile(`(?m)^\s+Non-2xx or 3xx responses:\s+(\d+)`)
+	wrkErrors   = regexp.MustCompile(`(?m)^\s+Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 )
 
 // parseWrk reads wrk --latency's report: requests/s, p50, p99, and failed

@@ -29,6 +29,9 @@ Transfer/sec:      7.05MB
 	if r.RPS != 38325.31 || r.P50 != 1470*time.Microsecond || r.P99 != 5110*time.Microsecond || r.Failed != 7 {
 		t.Fatalf("parseWrk = %+v", r)
 	}
+	if m := wrkRequests.FindSubmatch(out); m == nil || string(m[1]) != "191677" {
+		t.Fatalf("requests served: %q, want 191677 (the proxy's CPU is divided by it)", m)
+	}
 	if _, err := parseWrk([]byte("unable to connect to 127.0.0.1:1 Connection refused\n")); err == nil {
 		t.Fatal("parseWrk accepted a report without figures")
 	}

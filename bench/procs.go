@@ -165,3 +165,6 @@ func waitListening(ctx context.Context, p *proc, addr string, limit time.Duratio
 		}
 	}
 }
+
+// meter measures the CPU p's process tree spends per request.
+func (p *proc) meter() cpuMeter { return cpuMeter{pid: p.cmd.Process.Pid} }

@@ -106,6 +106,7 @@ func (r *report) throughputRows(w io.Writer) {
 		p50 := func(x tputRun) string { return fmtLat(x.P50) }
 		p99 := func(x tputRun) string { return fmtLat(x.P99) }
 		failed := func(x tputRun) string { return fmt.Sprint(x.Failed) }
+		cpu := func(x tputRun) string { return fmtCPU(x.CPU) }
 		label := "req/s"
 		if b.title == "" {
 			label = fmt.Sprintf("req/s (%s, median of %d×%v)", own, r.Tput.Runs, r.Tput.Duration)
@@ -115,6 +116,9 @@ func (r *report) throughputRows(w io.Writer) {
 		row(w, label, cell(d, rps), rps(*t), rps(*h), cell(n, rps), fmt.Sprintf("%.2f", t.RPS/h.RPS))
 		row(w, "p50 latency", cell(d, p50), p50(*t), p50(*h), cell(n, p50), fmt.Sprintf("%.2f", ratio(t.P50, h.P50)))
 		row(w, "p99 latency", cell(d, p99), p99(*t), p99(*h), cell(n, p99), fmt.Sprintf("%.2f", ratio(t.P99, h.P99)))
+		if t.CPU > 0 && h.CPU > 0 {
+			row(w, "proxy CPU per request (user+system)", "", cpu(*t), cpu(*h), cell(n, cpu), fmt.Sprintf("%.2f", ratio(t.CPU, h.CPU)))
+		}
 		if b.vsDirect && d != nil {
 			vs := func(x *tputRun) string {
 				if x == nil {
@@ -246,8 +250,8 @@ func (r *report) context(w io.Writer) {
 
 func (r *report) throughputDetails(w io.Writer) {
 	fmt.Fprintf(w, "\n## Throughput runs (interleaved; the table shows per-metric medians)\n\n")
-	fmt.Fprintln(w, "| target | load | run | req/s | p50 | p99 | failed |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "| target | load | run | req/s | p50 | p99 | failed | proxy CPU/req |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|")
 	for _, name := range []string{"direct", string(kindTandem), string(kindHAProxy), string(kindNginx), tandemTLS, haproxyTLS, nginxTLS} {
 		if r.Through[name] == nil {
 			continue
@@ -257,7 +261,7 @@ func (r *report) throughputDetails(w io.Writer) {
 			runs []tputRun
 		}{{"own", r.Through[name].Runs}, {"wrk", r.Through[name].Wrk}} {
 			for i, x := range by.runs {
-				row(w, name, by.name, fmt.Sprint(i+1), fmt.Sprintf("%.0f", x.RPS), fmtLat(x.P50), fmtLat(x.P99), fmt.Sprint(x.Failed))
+				row(w, name, by.name, fmt.Sprint(i+1), fmt.Sprintf("%.0f", x.RPS), fmtLat(x.P50), fmtLat(x.P99), fmt.Sprint(x.Failed), fmtCPU(x.CPU))
 			}
 		}
 	}
@@ -305,3 +309,12 @@ const method = `
   request sent to a stopped server waits for timeout server, 60s); tandem fails back with
   failback after 0s, like HAProxy.
 `
+
+// fmtCPU is a CPU time per request, in microseconds; empty when not
+// measured.
+func fmtCPU(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.1fµs", float64(d)/float64(time.Microsecond))
+}

@@ -32,6 +32,10 @@ type tputRun struct {
 	RPS      float64
 	P50, P99 time.Duration
 	Failed   int // in a median: the total over all runs
+	// CPU is the proxy's CPU time (user and system, its processes) per
+	// request: on a shared machine it varies less than req/s, since it
+	// does not count the time the proxy waited for a core. 0: direct.
+	CPU time.Duration
 }
 
 // tputResult is every run of one target and their medians, by the
@@ -47,6 +51,7 @@ type tputResult struct {
 type target struct {
 	name string
 	url  string
+	cpu  cpuMeter
 }
 
 // measureThroughput runs every target Runs times, interleaved (direct,
@@ -73,7 +78,7 @@ func measureThroughput(ctx context.Context, e *env, o tputOpts) (map[string]*tpu
 			return nil, err
 		}
 		proxies = append(proxies, g.proc)
-		targets = append(targets, target{name: string(kind), url: g.url})
+		targets = append(targets, target{name: string(kind), url: g.url, cpu: g.proc.meter()})
 	}
 	// nginx is a baseline of throughput only: it has no active checks.
 	var certs []*benchCert
@@ -93,7 +98,7 @@ func measureThroughput(ctx context.Context, e *env, o tputOpts) (map[string]*tpu
 		if cert != nil {
 			name = nginxTLS
 		}
-		targets = append(targets, target{name: name, url: g.url})
+		targets = append(targets, target{name: name, url: g.url, cpu: g.proc.meter()})
 	}
 	if o.TLS != nil {
 		for _, t := range []struct {
@@ -109,13 +114,13 @@ func measureThroughput(ctx context.Context, e *env, o tputOpts) (map[string]*tpu
 				return nil, err
 			}
 			proxies = append(proxies, g.proc)
-			targets = append(targets, target{name: t.name, url: g.url})
+			targets = append(targets, target{name: t.name, url: g.url, cpu: g.proc.meter()})
 		}
 	}
 	res := map[string]*tputResult{}
 	for run := range o.Runs {
 		for _, t := range targets {
-			r, err := measureOnce(ctx, t.url+"/hello", o)
+			r, err := measureOnce(ctx, t.url+"/hello", o, t.cpu)
 			// A dead child explains a failed run better than its symptoms.
 			if dead := alive(append(proxies, b.master, b.backup)...); dead != nil {
 				err = dead
@@ -123,7 +128,7 @@ func measureThroughput(ctx context.Context, e *env, o tputOpts) (map[string]*tpu
 			if err != nil {
 				return nil, fmt.Errorf("%s run %d: %w", t.name, run+1, err)
 			}
-			fmt.Fprintf(os.Stderr, "  run %d %-11s %9.0f req/s  p50 %-9v p99 %-9v failed %d\n", run+1, t.name, r.RPS, r.P50, r.P99, r.Failed)
+			fmt.Fprintf(os.Stderr, "  run %d %-11s %9.0f req/s  p50 %-9v p99 %-9v failed %d cpu/req %v\n", run+1, t.name, r.RPS, r.P50, r.P99, r.Failed, r.CPU)
 			if res[t.name] == nil {
 				res[t.name] = &tputResult{}
 			}
@@ -133,14 +138,14 @@ func measureThroughput(ctx context.Context, e *env, o tputOpts) (map[string]*tpu
 			}
 			// wrk right after, on the same target: the C load generator
 			// takes less CPU, so the proxy's own cost shows more.
-			w, err := e.measureWrk(ctx, t.url+"/hello", o.Duration)
+			w, err := e.measureWrk(ctx, t.url+"/hello", o.Duration, t.cpu)
 			if dead := alive(append(proxies, b.master, b.backup)...); dead != nil {
 				err = dead
 			}
 			if err != nil {
 				return nil, fmt.Errorf("%s wrk run %d: %w", t.name, run+1, err)
 			}
-			fmt.Fprintf(os.Stderr, "  run %d %-11s %9.0f req/s  p50 %-9v p99 %-9v failed %d (wrk)\n", run+1, t.name, w.RPS, w.P50, w.P99, w.Failed)
+			fmt.Fprintf(os.Stderr, "  run %d %-11s %9.0f req/s  p50 %-9v p99 %-9v failed %d cpu/req %v (wrk)\n", run+1, t.name, w.RPS, w.P50, w.P99, w.Failed, w.CPU)
 			res[t.name].Wrk = append(res[t.name].Wrk, w)
 		}
 	}
@@ -154,15 +159,17 @@ func measureThroughput(ctx context.Context, e *env, o tputOpts) (map[string]*tpu
 }
 
 // measureOnce warms the connections up (not measured), then measures.
-func measureOnce(ctx context.Context, url string, o tputOpts) (tputRun, error) {
+func measureOnce(ctx context.Context, url string, o tputOpts, cpu cpuMeter) (tputRun, error) {
 	spec := loadSpec{URL: url, Clients: o.Clients, Duration: o.Warmup, Timeout: o.Timeout, MaxPer: o.MaxPer, Grace: o.Timeout}
 	if o.Warmup > 0 {
 		runLoad(ctx, spec, time.Now())
 	}
 	spec.Duration = o.Duration
 	t0 := time.Now()
+	perReq := cpu.start()
 	samples := runLoad(ctx, spec, t0)
 	elapsed := time.Since(t0)
+	cpuPer := perReq(len(samples))
 	if err := ctx.Err(); err != nil {
 		return tputRun{}, fmt.Errorf("interrupted: %w", err)
 	}
@@ -180,6 +187,7 @@ func measureOnce(ctx context.Context, url string, o tputOpts) (tputRun, error) {
 	}
 	slices.Sort(lat)
 	r.RPS = float64(len(lat)) / elapsed.Seconds()
+	r.CPU = cpuPer
 	r.P50, r.P99 = percentile(lat, 0.50), percentile(lat, 0.99)
 	return r, nil
 }
@@ -196,12 +204,13 @@ func medianRun(runs []tputRun) tputRun {
 	rps := make([]float64, len(runs))
 	p50 := make([]time.Duration, len(runs))
 	p99 := make([]time.Duration, len(runs))
+	cpu := make([]time.Duration, len(runs))
 	failed := 0
 	for i, r := range runs {
-		rps[i], p50[i], p99[i] = r.RPS, r.P50, r.P99
+		rps[i], p50[i], p99[i], cpu[i] = r.RPS, r.P50, r.P99, r.CPU
 		failed += r.Failed
 	}
-	return tputRun{RPS: median(rps), P50: median(p50), P99: median(p99), Failed: failed}
+	return tputRun{RPS: median(rps), P50: median(p50), P99: median(p99), Failed: failed, CPU: median(cpu)}
 }
 
 func median[T float64 | time.Duration](v []T) T {
