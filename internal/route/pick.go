@@ -77,7 +77,7 @@ func (g *Group) Pick(ctx context.Context, host, cookie string, tried []*backend.
 }
 
 func (g *Group) pickActive(ctx context.Context, c *failover.Committed, tried []*backend.Server) (Choice, error) {
-	deadline := time.Now().Add(g.HoldWait)
+	var deadline time.Time // set when a wait begins: most picks do not wait
 	for {
 		if c.Fenced {
 			// Fenced while waiting: the decision in hand may be stale.
@@ -95,6 +95,9 @@ func (g *Group) pickActive(ctx context.Context, c *failover.Committed, tried []*
 				}
 			}
 			return Choice{}, ErrNoServer
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(g.HoldWait)
 		}
 		wait := time.Until(deadline)
 		if wait <= 0 || ctx.Err() != nil || !c.Revoking && c.Active == "" && !g.anyAvailable() {
