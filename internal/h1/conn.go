@@ -314,11 +314,12 @@ func (c *conn) idleDeadline() {
 		c.noDeadline()
 		return
 	}
-	now := time.Now()
-	if c.dl == dlIdle && c.idleUntil.Sub(now) >= c.s.IdleTimeout {
+	// time.Until reads the monotonic clock alone: one clock read where
+	// time.Now makes two, in the case of almost every request.
+	if c.dl == dlIdle && time.Until(c.idleUntil) >= c.s.IdleTimeout {
 		return
 	}
-	c.idleUntil = now.Add(c.s.IdleTimeout + idleSlack(c.s.IdleTimeout))
+	c.idleUntil = time.Now().Add(c.s.IdleTimeout + idleSlack(c.s.IdleTimeout))
 	c.nc.SetReadDeadline(c.idleUntil)
 	c.dl = dlIdle
 }
@@ -390,11 +391,10 @@ func (c *conn) flush() error {
 // rescueDeadline arms flushThenWait's bound: kept from the last wait while
 // it is rescueAfter to twice that away, as idleDeadline keeps its own.
 func (c *conn) rescueDeadline() {
-	now := time.Now()
-	if left := c.idleUntil.Sub(now); c.dl == dlRescue && left >= rescueAfter && left <= 2*rescueAfter {
+	if left := time.Until(c.idleUntil); c.dl == dlRescue && left >= rescueAfter && left <= 2*rescueAfter {
 		return
 	}
-	c.idleUntil = now.Add(rescueAfter + rescueAfter/2)
+	c.idleUntil = time.Now().Add(rescueAfter + rescueAfter/2)
 	c.nc.SetReadDeadline(c.idleUntil)
 	c.dl = dlRescue
 }
