@@ -143,7 +143,7 @@ func (c *conn) serve() {
 	c.br = bufpool.Reader(rw)
 	c.bw = bufpool.Writer(rw)
 	c.hdr = make(http.Header, 16)
-	c.res.header = make(http.Header, 16)
+	c.res.own = make(http.Header, 16)
 	handed := false
 	defer func() {
 		if v := recover(); v != nil && v != http.ErrAbortHandler {

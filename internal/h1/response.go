@@ -26,6 +26,9 @@ type response struct {
 	c      *conn
 	req    *http.Request
 	header http.Header
+	// own is the connection's reused header map: header unless the
+	// handler gave one of its own (UseHeader).
+	own http.Header
 	// snap is the header as it was at WriteHeader, when the head could not
 	// go out then: what the handler changes later is not in the head (as
 	// with net/http), only in the trailers.
@@ -50,12 +53,24 @@ type response struct {
 }
 
 func (w *response) reset(c *conn, r *http.Request) {
-	h, pending := w.header, w.pending[:0]
+	h, pending := w.own, w.pending[:0]
 	clear(h)
-	*w = response{c: c, req: r, header: h, cl: -1, pending: pending, closeAfter: r.Close, isHEAD: r.Method == http.MethodHead}
+	*w = response{c: c, req: r, header: h, own: h, cl: -1, pending: pending, closeAfter: r.Close, isHEAD: r.Method == http.MethodHead}
 }
 
 func (w *response) Header() http.Header { return w.header }
+
+// UseHeader makes h the response's header, in place of the one Header
+// returned so far (whose entries the caller took over), before the head
+// is written: a proxy hands over the header it read from its server
+// rather than copying each of its entries. h is the response's from then
+// on (Header returns it); it must not be used elsewhere. After
+// WriteHeader it is ignored.
+func (w *response) UseHeader(h http.Header) {
+	if !w.wroteHeader && h != nil {
+		w.header = h
+	}
+}
 
 // Hijack hands the connection to the handler, for a protocol upgrade. The
 // client watch stops first (it holds the socket's read lock while it

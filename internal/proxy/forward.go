@@ -74,8 +74,7 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Respo
 		}
 		first, firstErr = (*bp)[:n], err
 	}
-	h := w.Header()
-	responseHeader(h, resp, st)
+	h := answerHeader(w, resp, st)
 	if sc := g.Cfg.Sticky; sc != nil {
 		if v := route.CookieValue(g.Name, st.server.Name); v != st.cookie {
 			c := &http.Cookie{Name: sc.Cookie, Value: v, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil}
@@ -116,14 +115,58 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Respo
 func responseHeader(h http.Header, resp *http.Response, st *reqState) {
 	conn := resp.Header["Connection"]
 	for k, vv := range resp.Header {
-		if httpsyntax.HopByHop(k) || k == "Strict-Transport-Security" && st.hsts != "" || len(conn) > 0 && httpsyntax.HasToken(conn, k) {
-			continue
+		if passes(k, conn, st) {
+			h[k] = vv
 		}
-		h[k] = vv
 	}
+	exposeServer(h, st)
+}
+
+// passes reports whether the server's header field k goes on to the
+// client: not hop-by-hop (nor named by the server's Connection), and not a
+// Strict-Transport-Security the listener's own replaces.
+func passes(k string, conn []string, st *reqState) bool {
+	return !httpsyntax.HopByHop(k) && !(k == "Strict-Transport-Security" && st.hsts != "") &&
+		!(len(conn) > 0 && httpsyntax.HasToken(conn, k))
+}
+
+func exposeServer(h http.Header, st *reqState) {
 	if st.group.Cfg.ExposeServer {
 		h.Set("X-Tandem-Server", st.server.Name)
 	}
+}
+
+// headerUser is a ResponseWriter that takes a header whole (h1's).
+type headerUser interface{ UseHeader(http.Header) }
+
+// answerHeader makes the header of the answer to the client from resp's
+// (responseHeader's rule) and what the gateway set already (the
+// listener's HSTS), and returns it. A writer that takes a header whole
+// gets the server's own, filtered in place, rather than each field copied
+// into its own (five map insertions a request, and their hashing).
+func answerHeader(w http.ResponseWriter, resp *http.Response, st *reqState) http.Header {
+	hu, ok := w.(headerUser)
+	if !ok || resp.Header == nil {
+		h := w.Header()
+		responseHeader(h, resp, st)
+		return h
+	}
+	h := resp.Header
+	conn := h["Connection"]
+	for k := range h {
+		if !passes(k, conn, st) {
+			delete(h, k)
+		}
+	}
+	// As when copying: the server's field wins over one the gateway set.
+	for k, vv := range w.Header() {
+		if _, ok := h[k]; !ok {
+			h[k] = vv
+		}
+	}
+	exposeServer(h, st)
+	hu.UseHeader(h)
+	return h
 }
 
 // bodyBuffered reports whether bytes of a server's body were read already.
