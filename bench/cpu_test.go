@@ -36,3 +36,26 @@ func TestTreeCPU(t *testing.T) {
 		t.Errorf("the zero meter (direct) measured %v", d)
 	}
 }
+
+// TestPairedRatio: the ratio column takes the median of each run's own
+// ratio, so a slow phase that hit both runs of a pair does not move it, as
+// it moves the ratio of the two medians.
+func TestPairedRatio(t *testing.T) {
+	rps := func(v ...float64) []tputRun {
+		var rs []tputRun
+		for _, x := range v {
+			rs = append(rs, tputRun{RPS: x})
+		}
+		return rs
+	}
+	// tandem 10% ahead of HAProxy in each pair; run 4 met a slow phase
+	// with tandem's half only: the medians' ratio would say 0.55.
+	a := rps(22000, 11000, 11000, 11000, 33000)
+	b := rps(20000, 10000, 10000, 30000, 30000)
+	if got := pairedRatio(a, b, func(x tputRun) float64 { return x.RPS }); got < 1.09 || got > 1.11 {
+		t.Errorf("paired ratio %.3f, want 1.10", got)
+	}
+	if got := pairedRatio(a, rps(0, 0), func(x tputRun) float64 { return x.RPS }); got != 0 {
+		t.Errorf("no run with figures gives %.2f, want 0", got)
+	}
+}
