@@ -3,10 +3,11 @@ package appkit
 import (
 	"encoding/json"
 	"net/http"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tandemproxy/tandem/internal/buildinfo"
 )
 
 // Status is an instance's view of itself, served on /status. The gateway's
@@ -33,31 +34,14 @@ func NewStatus(name, version string) *Status {
 	return &Status{Version: version, Build: buildID(), Name: name, started: time.Now(), notReady: "starting"}
 }
 
-// buildID is the VCS revision recorded in the binary, else "dev".
+// buildID is the binary's commit as tandem's own binaries say it (the
+// commit -ldflags set, else the VCS stamp; 12 characters, "-dirty" for a
+// modified tree), else "dev".
 func buildID() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "dev"
+	if in := buildinfo.Get(); in.Commit != "" {
+		return in.Short()
 	}
-	rev, dirty := "", false
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if rev == "" {
-		return "dev"
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if dirty {
-		rev += "-dirty"
-	}
-	return rev
+	return "dev"
 }
 
 // SetReady marks the instance ready (it keeps refusing if Refuse was called).
