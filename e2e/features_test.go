@@ -502,9 +502,8 @@ func TestPassive5xx(t *testing.T) {
 	if to != "failover" {
 		t.Errorf("last switch to %q", to)
 	}
-	log := g.out.String()
 	for _, want := range []string{"answered 500", "msg=access group=app server=master method=GET", "status=500"} {
-		if !strings.Contains(log, want) {
+		if !g.waitOutput(want, 5*time.Second) {
 			t.Errorf("gateway log lacks %q", want)
 		}
 	}

@@ -119,6 +119,20 @@ func start(t testing.TB, name string, args ...string) *proc {
 
 func (p *proc) signal(s syscall.Signal) { _ = p.cmd.Process.Signal(s) }
 
+// waitOutput waits up to limit for the process's output to hold want: a
+// line logged by another goroutine than the one that answered (a state
+// change, a switch) may come a little after the answer the test saw.
+func (p *proc) waitOutput(want string, limit time.Duration) bool {
+	for end := time.Now().Add(limit); ; time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(p.out.String(), want) {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+	}
+}
+
 // kill sends SIGKILL and waits for the process to be gone.
 func (p *proc) kill() {
 	p.signal(syscall.SIGKILL)
