@@ -135,17 +135,20 @@ func TestGatewayInCluster(t *testing.T) {
 	for _, tc := range []struct {
 		role, group, resource, verb string
 		log                         string // in the gateway's log
+		// retried: the part retries every second (the Lease lock, the
+		// heartbeat); its refusal is logged once, not at every retry.
+		retried bool
 	}{
 		// client-go's informers list through a watch (WatchList) and fall
 		// back on a plain list: without watch the first list works and
 		// the gateway never hears of a change.
 		{"tandem-discovery", "", "pods", "watch",
-			"discovery: the API refuses the gateway's service account; grant list and watch on pods"},
+			"discovery: the API refuses the gateway's service account; grant list and watch on pods", false},
 		{"tandem-coordination", "events.k8s.io", "events", "create",
-			"events: the API refuses the gateway's service account; grant create on events.k8s.io events"},
+			"events: the API refuses the gateway's service account; grant create on events.k8s.io events", false},
 		// The leader Lease and each replica's heartbeat Lease.
 		{"tandem-coordination", "coordination.k8s.io", "leases", "update",
-			"coordination: the API refuses the gateway's service account; grant update on coordination.k8s.io leases"},
+			"coordination: the API refuses the gateway's service account; grant update on coordination.k8s.io leases", true},
 	} {
 		t.Run(fmt.Sprintf("without %s on %s: the gateway says so", tc.verb, tc.resource), func(t *testing.T) {
 			restore := dropVerb(t, ctx, cl, tc.role, tc.group, tc.resource, tc.verb)
@@ -157,6 +160,14 @@ func TestGatewayInCluster(t *testing.T) {
 				}
 				return nil
 			})
+			if tc.retried {
+				// Four more retries of the Lease lock and of the heartbeat
+				// (retryPeriod and heartbeat 1s): still one line (a minute's).
+				time.Sleep(4 * time.Second)
+				if n := strings.Count(gw.log(), tc.log); n != 1 {
+					t.Errorf("the refusal was logged %d times in 4 s of retries, want once (then once a minute):\n%s", n, gw.log())
+				}
+			}
 		})
 	}
 }
