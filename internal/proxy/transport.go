@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -102,14 +103,19 @@ func (p *Proxy) send(r *http.Request, wr *wireRequest, st *reqState) (*http.Resp
 	var triedA [4]*backend.Server
 	tried := triedA[:0]
 	repicks := 0
+	pickCtx := r.Context()
 	for try := 0; try < g.Cfg.Retry.Attempts; try++ {
-		choice, err := g.Pick(r.Context(), st.host, st.cookie, tried)
-		if errors.Is(err, route.ErrTableChanged) && repicks < maxRepicks {
+		choice, err := g.Pick(pickCtx, st.host, st.cookie, tried)
+		if tc, ok := errors.AsType[route.TableChanged](err); ok && repicks < maxRepicks {
 			if ng := p.table().Group(g.Name); ng != nil {
-				// Not an attempt: the same request, picked from the new table.
+				// Not an attempt: the same request, picked from the new
+				// table, waiting no longer in all than one hold.
 				g, st.group = ng, ng
 				repicks++
 				try--
+				var cancel context.CancelFunc
+				pickCtx, cancel = context.WithDeadline(pickCtx, tc.HoldUntil)
+				defer cancel()
 				continue
 			}
 		}

@@ -236,8 +236,13 @@ func TestPickTableChanged(t *testing.T) {
 	}
 	newer := route.Build(cfg2, reg, func(string) *failover.Elector { return e })
 	old.Retire()
-	if err := <-picked; !errors.Is(err, route.ErrTableChanged) {
-		t.Fatalf("pick from the old table: %v, want ErrTableChanged", err)
+	err = <-picked
+	tc, ok := errors.AsType[route.TableChanged](err)
+	if !ok || !errors.Is(err, route.ErrTableChanged) {
+		t.Fatalf("pick from the old table: %v, want a TableChanged", err)
+	}
+	if d := tc.HoldUntil.Sub(start); d < holdWait-100*time.Millisecond || d > holdWait+time.Second {
+		t.Errorf("the hold would end %v after the pick began, want HoldWait (%v): the new table's pick waits until then", d, holdWait)
 	}
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("the waiting request learnt of the new table after %v, want well within HoldWait %v", took, holdWait)

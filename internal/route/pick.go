@@ -16,7 +16,18 @@ var ErrNoServer = errors.New("no server available")
 
 // ErrTableChanged: the decision names a server the group's table lacks,
 // and a newer table took its place: pick again from that one's group.
+// The error is a TableChanged, which says until when the request may still
+// wait.
 var ErrTableChanged = errors.New("the routing table changed: pick from the new one")
+
+// TableChanged is the error of a pick that waited for a decision and
+// learnt of a newer table. HoldUntil is when its wait began plus HoldWait:
+// the pick from the new table is to wait no longer (a context with that
+// deadline), or a request could wait HoldWait again at each change.
+type TableChanged struct{ HoldUntil time.Time }
+
+func (TableChanged) Error() string        { return ErrTableChanged.Error() }
+func (TableChanged) Is(target error) bool { return target == ErrTableChanged }
 
 // Choice is the server picked for one try, and how.
 type Choice struct {
@@ -42,7 +53,8 @@ const DefaultHoldWait = 3 * time.Second
 // priority order (the elector is switching to it in the same breath). A
 // follower of published decisions never judges alone: while its active
 // server is unavailable or being switched, the request waits, at most
-// HoldWait, for the leader's next decision; a fenced replica sends nowhere.
+// HoldWait (or until ctx's deadline, if sooner), for the leader's next
+// decision; a fenced replica sends nowhere.
 func (g *Group) Pick(ctx context.Context, host, cookie string, tried []*backend.Server) (Choice, error) {
 	var c *failover.Committed
 	if g.Elector != nil {
@@ -98,6 +110,9 @@ func (g *Group) pickActive(ctx context.Context, c *failover.Committed, tried []*
 		}
 		if deadline.IsZero() {
 			deadline = time.Now().Add(g.HoldWait)
+			if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+				deadline = d // a wait begun on an older table goes on here
+			}
 		}
 		wait := time.Until(deadline)
 		if wait <= 0 || ctx.Err() != nil || !c.Revoking && c.Active == "" && !g.anyAvailable() {
@@ -110,7 +125,7 @@ func (g *Group) pickActive(ctx context.Context, c *failover.Committed, tried []*
 			// no new decision would come to say so.
 			select {
 			case <-g.replaced:
-				return Choice{}, ErrTableChanged
+				return Choice{}, TableChanged{HoldUntil: deadline}
 			default:
 			}
 			replaced = g.replaced
