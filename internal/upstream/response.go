@@ -46,10 +46,10 @@ func readResponseFast(br *bufio.Reader, req *http.Request) *http.Response {
 		return nil
 	}
 	head := string(buf[:end+2]) // every line with its CRLF
-	line, rest, _ := strings.Cut(head, "\r\n")
+	line, rest, ok := cutLine(head)
 	// "HTTP/1.1 200" and an optional reason phrase.
-	if len(line) < 12 || line[:9] != "HTTP/1.1 " || len(line) > 12 && line[12] != ' ' ||
-		strings.ContainsAny(line, "\r\n") {
+	if !ok || len(line) < 12 || line[:9] != "HTTP/1.1 " || len(line) > 12 && line[12] != ' ' ||
+		strings.IndexByte(line, '\r') >= 0 {
 		return nil
 	}
 	status := line[9:]
@@ -63,12 +63,14 @@ func readResponseFast(br *bufio.Reader, req *http.Request) *http.Response {
 	if code < 200 || code > 599 || code == http.StatusNoContent || code == http.StatusNotModified {
 		return nil
 	}
-	n := strings.Count(rest, "\r\n")
+	n := strings.Count(rest, "\n") // the lines, if each ends in CRLF (else nil below)
 	h := make(http.Header, n)
 	vals := make([]string, n)
 	var length []string
 	for rest != "" {
-		line, rest, _ = strings.Cut(rest, "\r\n")
+		if line, rest, ok = cutLine(rest); !ok {
+			return nil // a bare LF: net/http's to read
+		}
 		colon := strings.IndexByte(line, ':')
 		if colon <= 0 || !httpsyntax.Token(line[:colon]) {
 			return nil // a continuation line, a bad name or no colon
@@ -111,6 +113,18 @@ func readResponseFast(br *bufio.Reader, req *http.Request) *http.Response {
 		resp.Body = http.NoBody
 	}
 	return resp
+}
+
+// cutLine cuts s after its first LF: the line before it, which must end
+// in CR (ok false otherwise: a bare LF), and the rest. One byte search
+// rather than strings.Cut's substring search: a tenth of the parse. A
+// line still holding a CR is refused by the checks of what it holds.
+func cutLine(s string) (line, rest string, ok bool) {
+	i := strings.IndexByte(s, '\n')
+	if i <= 0 || s[i-1] != '\r' {
+		return "", "", false
+	}
+	return s[:i-1], s[i+1:], true
 }
 
 // parseLength parses a Content-Length of 1 to 18 digits.
