@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"slices"
 	"testing"
 	"time"
 )
@@ -57,5 +58,26 @@ func TestPairedRatio(t *testing.T) {
 	}
 	if got := pairedRatio(a, rps(0, 0), func(x tputRun) float64 { return x.RPS }); got != 0 {
 		t.Errorf("no run with figures gives %.2f, want 0", got)
+	}
+}
+
+// TestRunOrder: every other run goes through the targets backwards, so
+// none of them always runs first or right after the same neighbour.
+func TestRunOrder(t *testing.T) {
+	ts := []target{{name: "direct"}, {name: "tandem"}, {name: "HAProxy"}}
+	names := func(run int) (s []string) {
+		for _, t := range runOrder(ts, run) {
+			s = append(s, t.name)
+		}
+		return s
+	}
+	if got := names(0); !slices.Equal(got, []string{"direct", "tandem", "HAProxy"}) {
+		t.Errorf("run 1 order %v, want as listed", got)
+	}
+	if got := names(1); !slices.Equal(got, []string{"HAProxy", "tandem", "direct"}) {
+		t.Errorf("run 2 order %v, want reversed", got)
+	}
+	if ts[0].name != "direct" {
+		t.Errorf("runOrder changed its argument: %v", ts)
 	}
 }

@@ -281,7 +281,7 @@ func (r *report) context(w io.Writer) {
 }
 
 func (r *report) throughputDetails(w io.Writer) {
-	fmt.Fprintf(w, "\n## Throughput runs (interleaved; the table shows per-metric medians)\n\n")
+	fmt.Fprintf(w, "\n## Throughput runs (interleaved, every other run in reverse order; the table shows per-metric medians)\n\n")
 	fmt.Fprintln(w, "| target | load | run | req/s | p50 | p99 | failed | proxy CPU/req |")
 	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|")
 	for _, name := range []string{"direct", string(kindTandem), string(kindHAProxy), string(kindNginx), tandemTLS, haproxyTLS, nginxTLS} {

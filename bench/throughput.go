@@ -55,8 +55,8 @@ type target struct {
 }
 
 // measureThroughput runs every target Runs times, interleaved (direct,
-// tandem, HAProxy, nginx, direct, ...) so that a slow phase of the machine
-// hits every target alike, each time with the bench's own load generator
+// tandem, HAProxy, nginx, then back: nginx, HAProxy, ...) so that a slow
+// phase of the machine hits every target alike, each time with the bench's own load generator
 // and then with wrk, and reports per-target medians.
 func measureThroughput(ctx context.Context, e *env, o tputOpts) (map[string]*tputResult, error) {
 	b, err := e.startBackends(ctx)
@@ -119,7 +119,7 @@ func measureThroughput(ctx context.Context, e *env, o tputOpts) (map[string]*tpu
 	}
 	res := map[string]*tputResult{}
 	for run := range o.Runs {
-		for _, t := range targets {
+		for _, t := range runOrder(targets, run) {
 			r, err := measureOnce(ctx, t.url+"/hello", o, t.cpu)
 			// A dead child explains a failed run better than its symptoms.
 			if dead := alive(append(proxies, b.master, b.backup)...); dead != nil {
@@ -156,6 +156,19 @@ func measureThroughput(ctx context.Context, e *env, o tputOpts) (map[string]*tpu
 		}
 	}
 	return res, nil
+}
+
+// runOrder is the order of the targets in run number run: as listed in
+// even runs, reversed in odd ones, so that going first or after a given
+// target (a backend still busy from the last load, a cache a neighbour
+// filled) favours none of them over the runs.
+func runOrder(targets []target, run int) []target {
+	if run%2 == 0 {
+		return targets
+	}
+	rev := slices.Clone(targets)
+	slices.Reverse(rev)
+	return rev
 }
 
 // measureOnce warms the connections up (not measured), then measures.
