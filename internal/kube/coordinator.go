@@ -56,6 +56,9 @@ type HostServer struct {
 	Pod     string // namespace/name when discovered, for Events
 	PodIP   string
 	PodPort int
+	// PodAddressType is config.Server's: PodIP's EndpointSlice address
+	// type, "" to tell it by PodIP's form.
+	PodAddressType string
 }
 
 // Coordinator makes the replicas of a gateway agree on each group's active

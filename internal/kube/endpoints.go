@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -52,7 +53,10 @@ func (c *Coordinator) syncSlice(ctx context.Context, service string, active *Hos
 		Endpoints:   []discoveryv1.Endpoint{},
 	}
 	if active != nil && active.PodIP != "" {
-		if strings.Contains(active.PodIP, ":") {
+		switch {
+		case active.PodAddressType != "":
+			want.AddressType = discoveryv1.AddressType(active.PodAddressType)
+		case strings.Contains(active.PodIP, ":"):
 			want.AddressType = discoveryv1.AddressTypeIPv6
 		}
 		ep := discoveryv1.Endpoint{Addresses: []string{active.PodIP},
@@ -66,11 +70,27 @@ func (c *Coordinator) syncSlice(ctx context.Context, service string, active *Hos
 	slices := c.client.DiscoveryV1().EndpointSlices(ns)
 	cur, err := slices.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
+		if len(want.Endpoints) == 0 {
+			// No slice gives the Service no endpoint, as an empty one
+			// would; and the API fixes a slice's address type at creation,
+			// which only an active server can tell (an EndpointSlice
+			// source's may be FQDN).
+			return nil
+		}
 		_, err = slices.Create(ctx, want, metav1.CreateOptions{})
 		return err
 	}
 	if err != nil {
 		return err
+	}
+	if cur.AddressType != want.AddressType {
+		// The API refuses to change a slice's address type. An empty
+		// slice (a revocation, no active server) holds no address: it
+		// keeps the type it has.
+		if len(want.Endpoints) > 0 {
+			return fmt.Errorf("EndpointSlice %s/%s holds %s addresses and the active server's is %s: a slice's address type cannot change; delete the slice and the leader recreates it", ns, name, cur.AddressType, want.AddressType)
+		}
+		want.AddressType = cur.AddressType
 	}
 	want.ResourceVersion = cur.ResourceVersion
 	_, err = slices.Update(ctx, want, metav1.UpdateOptions{})
