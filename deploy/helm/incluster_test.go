@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	authorizationv1 "k8s.io/api/authorization/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tandemproxy/tandem/internal/kubetest"
@@ -151,7 +149,8 @@ func TestGatewayInCluster(t *testing.T) {
 			"coordination: the API refuses the gateway's service account; grant update on coordination.k8s.io leases", true},
 	} {
 		t.Run(fmt.Sprintf("without %s on %s: the gateway says so", tc.verb, tc.resource), func(t *testing.T) {
-			restore := dropVerb(t, ctx, cl, tc.role, tc.group, tc.resource, tc.verb)
+			restore := cl.DropVerb(t, ctx, kubetest.Grant{Namespace: "tandem", Role: tc.role, ServiceAccount: "tandem",
+				Group: tc.group, Resource: tc.resource, Verb: tc.verb})
 			defer restore()
 			gw := run(t, "tandem-incluster-"+tc.verb)
 			kubetest.Eventually(t, ctx, func() error {
@@ -170,67 +169,4 @@ func TestGatewayInCluster(t *testing.T) {
 			}
 		})
 	}
-}
-
-// dropVerb takes verb from the rules of Role name (namespace tandem) on
-// group's resource, and returns what puts the Role back as it was.
-func dropVerb(t *testing.T, ctx context.Context, cl *kubetest.Cluster, name, group, resource, verb string) func() {
-	t.Helper()
-	roles := cl.Client().RbacV1().Roles("tandem")
-	role, err := roles.Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	orig := slices.Clone(role.Rules)
-	dropped := false
-	role.Rules = nil
-	for _, r := range orig {
-		if slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) && slices.Contains(r.Verbs, verb) {
-			r = *r.DeepCopy()
-			r.Verbs = slices.DeleteFunc(r.Verbs, func(v string) bool { return v == verb })
-			dropped = true
-		}
-		role.Rules = append(role.Rules, r)
-	}
-	if !dropped {
-		t.Fatalf("Role %s grants no %s on %s: the chart changed, update the test", name, verb, resource)
-	}
-	if _, err := roles.Update(ctx, role, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	untilAuthorized(t, ctx, cl, group, resource, verb, false)
-	return func() {
-		cur, err := roles.Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		cur.Rules = []rbacv1.PolicyRule(orig)
-		if _, err := roles.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
-			t.Error(err)
-		}
-		untilAuthorized(t, ctx, cl, group, resource, verb, true)
-	}
-}
-
-// untilAuthorized waits until the API server's RBAC authorizer, which
-// follows Roles through its own informer, answers as want for the chart's
-// ServiceAccount: a gateway started right after an update could otherwise
-// be judged by the Role as it was.
-func untilAuthorized(t *testing.T, ctx context.Context, cl *kubetest.Cluster, group, resource, verb string, want bool) {
-	t.Helper()
-	kubetest.Eventually(t, ctx, func() error {
-		sar, err := cl.Client().AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
-			Spec: authorizationv1.SubjectAccessReviewSpec{
-				User:               "system:serviceaccount:tandem:tandem",
-				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: "tandem", Verb: verb, Group: group, Resource: resource},
-			}}, metav1.CreateOptions{})
-		if err != nil {
-			return err
-		}
-		if sar.Status.Allowed != want {
-			return fmt.Errorf("%s %s allowed: %v, want %v", verb, resource, sar.Status.Allowed, want)
-		}
-		return nil
-	})
 }
