@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -20,8 +21,25 @@ import (
 // sliceManager is the managed-by label value (a label value: no slash).
 const sliceManager = "tandem-gateway"
 
-// syncSlices brings every group's active EndpointSlice in line with ds.
-func (c *Coordinator) syncSlices(ctx context.Context, ds map[string]Decision) {
+// sliceSync is one leadership's care of the active EndpointSlices. The
+// leader hands it the decisions at every look, not only when they change:
+// a write the API failed (a refused verb granted since, an API briefly
+// away) is retried at the next look, and an active server whose address
+// changed under the same decision is caught up. It remembers what it last
+// wrote for each Service so that a look with nothing new costs no request.
+type sliceSync struct {
+	c       *Coordinator
+	written map[string]string // by Service: the active endpoint last written
+	warn    *limiter          // a failure retried at every look is logged once a minute
+}
+
+func newSliceSync(c *Coordinator) *sliceSync {
+	return &sliceSync{c: c, written: map[string]string{}, warn: newLimiter(1, time.Minute)}
+}
+
+// sync brings every group's active EndpointSlice in line with ds.
+func (s *sliceSync) sync(ctx context.Context, ds map[string]Decision) {
+	c := s.c
 	for _, g := range c.host.Groups() {
 		if g.ActiveService == "" {
 			continue
@@ -36,9 +54,23 @@ func (c *Coordinator) syncSlices(ctx context.Context, ds map[string]Decision) {
 				active = &g.Servers[i]
 			}
 		}
-		if err := c.syncSlice(ctx, g.ActiveService, active); err != nil && ctx.Err() == nil &&
-			!refused(c.log, "coordination: the active EndpointSlice", err, "get, create and update on endpointslices", "service", g.ActiveService) {
-			c.log.Warn("coordination: cannot update the active EndpointSlice", "service", g.ActiveService, "error", err)
+		key := "none"
+		if active != nil {
+			key = fmt.Sprintf("%s %s %s %d", active.Pod, active.PodAddressType, active.PodIP, active.PodPort)
+		}
+		if w, ok := s.written[g.ActiveService]; ok && w == key {
+			continue
+		}
+		err := c.syncSlice(ctx, g.ActiveService, active)
+		if err == nil {
+			s.written[g.ActiveService] = key
+			continue
+		}
+		if ctx.Err() != nil || refused(c.log, "coordination: the active EndpointSlice", err, "get, create and update on endpointslices", "service", g.ActiveService) {
+			continue
+		}
+		if ok, held := s.warn.allow(g.ActiveService); ok {
+			c.log.Warn("coordination: cannot update the active EndpointSlice, retrying", "service", g.ActiveService, "error", err, "suppressed", held)
 		}
 	}
 }
