@@ -243,8 +243,8 @@ func TestKubeEndpointSlicesActiveService(t *testing.T) {
 		t.Fatal(err)
 	}
 	kubeconfig := applyRBAC(t, cl)
-	grant := cl.DropVerb(t, ctx, kubetest.Grant{Namespace: "default", Role: "tandem-coordination", ServiceAccount: "tandem",
-		Group: "discovery.k8s.io", Resource: "endpointslices", Verb: "create"})
+	grant := cl.DropVerbs(t, ctx, kubetest.Grant{Namespace: "default", Role: "tandem-coordination", ServiceAccount: "tandem",
+		Group: "discovery.k8s.io", Resource: "endpointslices", Verbs: []string{"create"}})
 	cfg := "listeners:\n  - {name: http, address: LISTEN}\nadmin: {address: ADMIN}\nlog: {format: text, level: info}\n" +
 		strings.NewReplacer("KUBECONFIG", kubeconfig, "IDENTITY", "gw-0").Replace(kubeCoordination) +
 		`groups:

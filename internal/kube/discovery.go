@@ -47,13 +47,17 @@ type Discovery struct {
 	pods   map[string]cache.Indexer // by group
 	svcs   map[string]cache.Indexer
 	slices map[string]cache.Indexer // groups with kubernetes.service
+	// hasSynced says, by group, whether each of its informers has listed:
+	// a group is published once its own have, whatever the others'.
+	hasSynced map[string][]cache.InformerSynced
 }
 
 // NewDiscovery returns a discovery for cfg's discovered groups; emit
 // receives every changed snapshot, from one goroutine, in order.
 func NewDiscovery(client kubernetes.Interface, cfg *config.Config, emit func(Snapshot), log *slog.Logger) *Discovery {
 	d := &Discovery{client: client, defNS: Namespace(cfg.Kubernetes), emit: emit, log: log,
-		pods: map[string]cache.Indexer{}, svcs: map[string]cache.Indexer{}, slices: map[string]cache.Indexer{}}
+		pods: map[string]cache.Indexer{}, svcs: map[string]cache.Indexer{}, slices: map[string]cache.Indexer{},
+		hasSynced: map[string][]cache.InformerSynced{}}
 	for _, g := range cfg.Groups {
 		if g.Kubernetes != nil {
 			d.groups = append(d.groups, g)
@@ -62,7 +66,9 @@ func NewDiscovery(client kubernetes.Interface, cfg *config.Config, emit func(Sna
 	return d
 }
 
-// Synced reports whether every informer has listed once.
+// Synced reports whether every informer has listed once: until then a
+// group whose informers have not (a list the API refuses, say) has no
+// servers, and the others are served.
 func (d *Discovery) Synced() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -112,7 +118,6 @@ func (d *Discovery) Run(ctx context.Context) error {
 		UpdateFunc: func(any, any) { poke(kick) },
 		DeleteFunc: func(any) { poke(kick) },
 	}
-	var syncs []cache.InformerSynced
 	// watch registers an informer's handlers and returns its store.
 	watch := func(g string, resource, ns string, inf cache.SharedIndexInformer) (cache.Indexer, error) {
 		if _, err := inf.AddEventHandler(notify); err != nil {
@@ -121,7 +126,7 @@ func (d *Discovery) Run(ctx context.Context) error {
 		if err := inf.SetWatchErrorHandlerWithContext(d.watchFailed(g, resource, ns)); err != nil {
 			return nil, fmt.Errorf("discovery: %w", err)
 		}
-		syncs = append(syncs, inf.HasSynced)
+		d.hasSynced[g] = append(d.hasSynced[g], inf.HasSynced)
 		return inf.GetIndexer(), nil
 	}
 	for _, g := range d.groups {
@@ -160,17 +165,23 @@ func (d *Discovery) Run(ctx context.Context) error {
 			sf.Start(ctx.Done())
 		}
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), syncs...) {
-		return ctx.Err()
+	// Until every group has listed, look every 100 ms (as
+	// cache.WaitForCacheSync would) and publish the groups that have: one
+	// group's refused list must not leave the others without servers.
+	var waitSync <-chan time.Time
+	if !d.publish() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		waitSync = t.C
 	}
-	d.publish()
-	d.mu.Lock()
-	d.synced = true
-	d.mu.Unlock()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-waitSync:
+			if d.publish() {
+				waitSync = nil
+			}
 		case <-kick:
 			// Coalesce a burst (a rollout touches several pods at once).
 			t := time.NewTimer(20 * time.Millisecond)
@@ -192,10 +203,17 @@ func poke(c chan struct{}) {
 	}
 }
 
-// publish computes the snapshot and emits it when it changed.
-func (d *Discovery) publish() {
+// publish computes the snapshot of the groups whose informers have listed
+// and emits it when it changed; it reports whether every group has (and
+// from then on, Synced does).
+func (d *Discovery) publish() bool {
 	snap := Snapshot{}
+	all := true
 	for _, g := range d.groups {
+		if !groupSynced(d.hasSynced[g.Name]) {
+			all = false
+			continue
+		}
 		var pods []*corev1.Pod
 		for _, o := range d.pods[g.Name].List() {
 			pods = append(pods, o.(*corev1.Pod))
@@ -223,7 +241,8 @@ func (d *Discovery) publish() {
 		snap[g.Name] = servers
 	}
 	d.mu.Lock()
-	same := reflect.DeepEqual(snap, d.last)
+	// Before any group has listed there is nothing to say.
+	same := reflect.DeepEqual(snap, d.last) || len(snap) == 0 && d.last == nil
 	if !same {
 		d.last = snap
 	}
@@ -231,6 +250,22 @@ func (d *Discovery) publish() {
 	if !same {
 		d.emit(snap)
 	}
+	if all {
+		// After the emit: Synced means the servers of every group are out.
+		d.mu.Lock()
+		d.synced = true
+		d.mu.Unlock()
+	}
+	return all
+}
+
+func groupSynced(fs []cache.InformerSynced) bool {
+	for _, f := range fs {
+		if !f() {
+			return false
+		}
+	}
+	return true
 }
 
 // Servers turns a group's pods into its servers: a pure function, tested

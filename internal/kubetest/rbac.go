@@ -11,21 +11,23 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Grant is one verb a Role in Namespace gives its ServiceAccount there.
+// Grant is verbs a Role in Namespace gives its ServiceAccount there, on
+// one resource.
 type Grant struct {
 	Namespace, Role, ServiceAccount string
-	Group, Resource, Verb           string
+	Group, Resource                 string
+	Verbs                           []string
 }
 
 func (g Grant) user() string {
 	return "system:serviceaccount:" + g.Namespace + ":" + g.ServiceAccount
 }
 
-// DropVerb takes g.Verb from the rules of g.Role on g.Resource, waits
-// until the API server refuses it to the ServiceAccount, and returns what
-// puts the Role back as it was and waits until the verb is granted again.
-// A test of what the gateway says, or does, when RBAC lacks a verb.
-func (c *Cluster) DropVerb(t testing.TB, ctx context.Context, g Grant) (restore func()) {
+// DropVerbs takes g.Verbs from the rules of g.Role on g.Resource, waits
+// until the API server refuses each to the ServiceAccount, and returns what
+// puts the Role back as it was and waits until they are granted again. A
+// test of what the gateway says, or does, when RBAC lacks a verb.
+func (c *Cluster) DropVerbs(t testing.TB, ctx context.Context, g Grant) (restore func()) {
 	t.Helper()
 	roles := c.Client().RbacV1().Roles(g.Namespace)
 	role, err := roles.Get(ctx, g.Role, metav1.GetOptions{})
@@ -33,18 +35,26 @@ func (c *Cluster) DropVerb(t testing.TB, ctx context.Context, g Grant) (restore 
 		t.Fatal(err)
 	}
 	orig := slices.Clone(role.Rules)
-	dropped := false
+	dropped := map[string]bool{}
 	role.Rules = nil
 	for _, r := range orig {
-		if slices.Contains(r.APIGroups, g.Group) && slices.Contains(r.Resources, g.Resource) && slices.Contains(r.Verbs, g.Verb) {
+		if slices.Contains(r.APIGroups, g.Group) && slices.Contains(r.Resources, g.Resource) {
 			r = *r.DeepCopy()
-			r.Verbs = slices.DeleteFunc(r.Verbs, func(v string) bool { return v == g.Verb })
-			dropped = true
+			r.Verbs = slices.DeleteFunc(r.Verbs, func(v string) bool {
+				drop := slices.Contains(g.Verbs, v)
+				dropped[v] = dropped[v] || drop
+				return drop
+			})
+			if len(r.Verbs) == 0 {
+				continue // the API refuses a rule without verbs
+			}
 		}
 		role.Rules = append(role.Rules, r)
 	}
-	if !dropped {
-		t.Fatalf("Role %s/%s grants no %s on %s: the RBAC changed, update the test", g.Namespace, g.Role, g.Verb, g.Resource)
+	for _, v := range g.Verbs {
+		if !dropped[v] {
+			t.Fatalf("Role %s/%s grants no %s on %s: the RBAC changed, update the test", g.Namespace, g.Role, v, g.Resource)
+		}
 	}
 	if _, err := roles.Update(ctx, role, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -66,22 +76,25 @@ func (c *Cluster) DropVerb(t testing.TB, ctx context.Context, g Grant) (restore 
 }
 
 // untilAuthorized waits until the API server's RBAC authorizer, which
-// follows Roles through its own informer, answers as want for g: a
+// follows Roles through its own informer, answers as want for each of
+// g's verbs: a
 // gateway started right after an update could otherwise be judged by the
 // Role as it was.
 func (c *Cluster) untilAuthorized(t testing.TB, ctx context.Context, g Grant, want bool) {
 	t.Helper()
 	Eventually(t, ctx, func() error {
-		sar, err := c.Client().AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
-			Spec: authorizationv1.SubjectAccessReviewSpec{
-				User:               g.user(),
-				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: g.Namespace, Verb: g.Verb, Group: g.Group, Resource: g.Resource},
-			}}, metav1.CreateOptions{})
-		if err != nil {
-			return err
-		}
-		if sar.Status.Allowed != want {
-			return fmt.Errorf("%s %s allowed to %s: %v, want %v", g.Verb, g.Resource, g.user(), sar.Status.Allowed, want)
+		for _, verb := range g.Verbs {
+			sar, err := c.Client().AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+				Spec: authorizationv1.SubjectAccessReviewSpec{
+					User:               g.user(),
+					ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: g.Namespace, Verb: verb, Group: g.Group, Resource: g.Resource},
+				}}, metav1.CreateOptions{})
+			if err != nil {
+				return err
+			}
+			if sar.Status.Allowed != want {
+				return fmt.Errorf("%s %s allowed to %s: %v, want %v", verb, g.Resource, g.user(), sar.Status.Allowed, want)
+			}
 		}
 		return nil
 	})
