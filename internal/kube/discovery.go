@@ -79,7 +79,8 @@ func (d *Discovery) Synced() bool {
 // logs a failed list through klog and retries forever, so a Role lacking a
 // verb would leave the gateway unready with nothing in its own log. It
 // logs through slog (an error when the API refuses, as no retry will
-// help) and leaves the retry to client-go.
+// help) and leaves the retry to client-go. group names the groups sharing
+// the informer, comma-separated.
 func (d *Discovery) watchFailed(group, resource, ns string) cache.WatchErrorHandlerWithContext {
 	return func(ctx context.Context, r *cache.Reflector, err error) {
 		// client-go's own handler, with the error as it came: it tells a
@@ -102,8 +103,12 @@ func (d *Discovery) Current() Snapshot {
 	return d.last
 }
 
-// Run watches until ctx ends. Each group gets informers filtered by its
-// namespace and label selector, so the gateway holds only its own pods.
+// Run watches until ctx ends. Each group's informers are filtered by its
+// namespace and label selector, so the gateway holds only its own pods;
+// groups that ask for the same resource in the same namespace under the
+// same selector (two groups over one set of pods, or two Services' groups,
+// which all read the pods carrying the role label) share one informer and
+// its store: one list and one watch on the API, one copy in memory.
 func (d *Discovery) Run(ctx context.Context) error {
 	if len(d.groups) == 0 {
 		d.mu.Lock()
@@ -118,17 +123,7 @@ func (d *Discovery) Run(ctx context.Context) error {
 		UpdateFunc: func(any, any) { poke(kick) },
 		DeleteFunc: func(any) { poke(kick) },
 	}
-	// watch registers an informer's handlers and returns its store.
-	watch := func(g string, resource, ns string, inf cache.SharedIndexInformer) (cache.Indexer, error) {
-		if _, err := inf.AddEventHandler(notify); err != nil {
-			return nil, fmt.Errorf("discovery: %w", err)
-		}
-		if err := inf.SetWatchErrorHandlerWithContext(d.watchFailed(g, resource, ns)); err != nil {
-			return nil, fmt.Errorf("discovery: %w", err)
-		}
-		d.hasSynced[g] = append(d.hasSynced[g], inf.HasSynced)
-		return inf.GetIndexer(), nil
-	}
+	sources := newSources(d.client)
 	for _, g := range d.groups {
 		dc := g.Kubernetes
 		ns := dc.Namespace
@@ -141,29 +136,24 @@ func (d *Discovery) Run(ctx context.Context) error {
 		if dc.Service != "" {
 			podSelector = dc.RoleKey
 		}
-		f := informers.NewSharedInformerFactoryWithOptions(d.client, 0, informers.WithNamespace(ns),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = podSelector }))
-		var err error
-		if d.pods[g.Name], err = watch(g.Name, "pods", ns, f.Core().V1().Pods().Informer()); err != nil {
-			return err
-		}
+		d.pods[g.Name] = sources.use(d, g.Name, "pods", ns, podSelector, func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
+			return f.Core().V1().Pods().Informer()
+		})
 		if dc.Address == config.AddressService {
-			if d.svcs[g.Name], err = watch(g.Name, "services", ns, f.Core().V1().Services().Informer()); err != nil {
-				return err
-			}
+			d.svcs[g.Name] = sources.use(d, g.Name, "services", ns, podSelector, func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
+				return f.Core().V1().Services().Informer()
+			})
 		}
-		f.Start(ctx.Done())
 		if dc.Service != "" {
 			// Only the Service's own slices, by the label their controller sets.
-			sf := informers.NewSharedInformerFactoryWithOptions(d.client, 0, informers.WithNamespace(ns),
-				informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-					o.LabelSelector = discoveryv1.LabelServiceName + "=" + dc.Service
-				}))
-			if d.slices[g.Name], err = watch(g.Name, "endpointslices.discovery.k8s.io", ns, sf.Discovery().V1().EndpointSlices().Informer()); err != nil {
-				return err
-			}
-			sf.Start(ctx.Done())
+			d.slices[g.Name] = sources.use(d, g.Name, "endpointslices.discovery.k8s.io", ns, discoveryv1.LabelServiceName+"="+dc.Service,
+				func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
+					return f.Discovery().V1().EndpointSlices().Informer()
+				})
 		}
+	}
+	if err := sources.start(ctx, d, notify); err != nil {
+		return err
 	}
 	// Until every group has listed, look every 100 ms (as
 	// cache.WaitForCacheSync would) and publish the groups that have: one
