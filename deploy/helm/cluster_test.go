@@ -370,7 +370,7 @@ func TestGatewayRunsOnTheChart(t *testing.T) {
 	cl := kubetest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cg := newChartGateway(t, ctx, cl)
+	cg := newChartGateway(t, ctx, cl, "")
 	gw := cg.start(t, cg.args(t, cl.KubeconfigFor(t, "tandem", "tandem")),
 		append(os.Environ(), "POD_NAME=tandem-7d9f-abcde", "POD_NAMESPACE=tandem"), nil)
 	defer gw.stop(t)
@@ -424,8 +424,8 @@ type chartGateway struct {
 }
 
 // newChartGateway builds tandem, renders the chart with a loopback
-// listener and admin port and applies it.
-func newChartGateway(t *testing.T, ctx context.Context, cl *kubetest.Cluster) *chartGateway {
+// listener and admin port (and the values of extra, YAML) and applies it.
+func newChartGateway(t *testing.T, ctx context.Context, cl *kubetest.Cluster, extra string) *chartGateway {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "tandem")
@@ -433,7 +433,7 @@ func newChartGateway(t *testing.T, ctx context.Context, cl *kubetest.Cluster) *c
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	listen, admin := freePort(t), freePort(t)
-	vals := values(t, fmt.Sprintf("listeners: [{name: http, port: %d}]\nadmin: {port: %d, token: %s}\nlog: {format: text}", listen, admin, chartAdminToken))
+	vals := values(t, fmt.Sprintf("listeners: [{name: http, port: %d}]\nadmin: {port: %d, token: %s}\nlog: {format: text}\n%s", listen, admin, chartAdminToken, extra))
 	apply(t, cl, vals)
 	objs := mustRender(t, vals, "tandem")
 	return &chartGateway{bin: bin, dir: dir, listen: listen, adminURL: fmt.Sprintf("http://127.0.0.1:%d", admin), objs: objs,

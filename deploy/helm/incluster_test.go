@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	authorizationv1 "k8s.io/api/authorization/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tandemproxy/tandem/internal/kubetest"
@@ -45,15 +43,24 @@ exec "$@"
 // puts them, in a private mount namespace. The ServiceAccount is bound by
 // the Roles the chart renders, nothing more: with them the gateway
 // discovers the pod, serves it and records an Event; with one verb taken
-// from them it says which, in its log.
+// from them it says which, in its log. Besides the chart's default group
+// (pods by selector) two groups read the other sources of servers: a
+// Service's EndpointSlices (kubernetes.service) and per-instance Services
+// (address: service); neither has servers here, their informers list and
+// watch all the same.
 func TestGatewayInCluster(t *testing.T) {
 	if _, err := os.Stat(serviceAccountDir); err == nil {
 		t.Fatalf("%s exists on this machine: the test would not show the gateway reads its own mount", serviceAccountDir)
 	}
 	cl := kubetest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cg := newChartGateway(t, ctx, cl)
+	health := "health: {path: /status, expect: {status: 200, body: version}, interval: 1s, timeout: 500ms, rise: 2, fall: 2}"
+	cg := newChartGateway(t, ctx, cl, `groups:
+  - {name: example, kubernetes: {selector: tandem.io/app=example, port: http}, `+health+`}
+  - {name: slices, hosts: [slices.local], kubernetes: {service: example, port: http}, `+health+`}
+  - {name: published, hosts: [published.local], kubernetes: {selector: tandem.io/app=published, port: http, address: service, nodeHost: 127.0.0.1}, `+health+`}
+`)
 	args := cg.args(t, "")
 
 	sa := t.TempDir()
@@ -131,106 +138,84 @@ func TestGatewayInCluster(t *testing.T) {
 	})
 
 	// Each verb case takes one verb from a Role the chart renders, runs a
-	// fresh gateway, wants the refusal named, and puts the verb back.
+	// fresh gateway, wants the refusal named (the part, what to grant, and
+	// in the API's own words the verb refused on the resource), and puts
+	// the verb back.
+	const discoveryRefused = "discovery: the API refuses the gateway's service account; grant list and watch on "
 	for _, tc := range []struct {
-		role, group, resource, verb string
-		log                         string // in the gateway's log
-		// retried: the part retries every second (the Lease lock, the
-		// heartbeat); its refusal is logged once, not at every retry.
+		role, group, resource string
+		verbs                 []string // taken away; the API's error names the first
+		log                   string   // in the gateway's log
+		// retried: the part retries for as long as it is refused (the
+		// Lease lock and the heartbeat every second, an informer's list
+		// and watch after a backoff from 0.8 s doubling); its refusal is
+		// logged once, then once a minute, not at every retry.
 		retried bool
+		// unsynced: the informer cannot list, the group never syncs: the
+		// other groups are served meanwhile, and once the verbs are back
+		// the informer lists and the gateway is ready.
+		unsynced bool
 	}{
 		// client-go's informers list through a watch (WatchList) and fall
-		// back on a plain list: without watch the first list works and
-		// the gateway never hears of a change.
-		{"tandem-discovery", "", "pods", "watch",
-			"discovery: the API refuses the gateway's service account; grant list and watch on pods", false},
-		{"tandem-coordination", "events.k8s.io", "events", "create",
-			"events: the API refuses the gateway's service account; grant create on events.k8s.io events", false},
+		// back on a plain list: without watch the first list works, the
+		// gateway never hears of a change, and each retry lists again;
+		// without list alone the watch lists (and the gateway works), so
+		// the informer cannot list when both are gone.
+		{"tandem-discovery", "", "pods", []string{"watch"}, discoveryRefused + "pods", true, false},
+		{"tandem-discovery", "discovery.k8s.io", "endpointslices", []string{"watch"}, discoveryRefused + "endpointslices.discovery.k8s.io", true, false},
+		{"tandem-discovery", "discovery.k8s.io", "endpointslices", []string{"list", "watch"}, discoveryRefused + "endpointslices.discovery.k8s.io", true, true},
+		{"tandem-discovery", "", "services", []string{"watch"}, discoveryRefused + "services", true, false},
+		{"tandem-discovery", "", "services", []string{"list", "watch"}, discoveryRefused + "services", true, true},
+		{"tandem-coordination", "events.k8s.io", "events", []string{"create"},
+			"events: the API refuses the gateway's service account; grant create on events.k8s.io events", false, false},
 		// The leader Lease and each replica's heartbeat Lease.
-		{"tandem-coordination", "coordination.k8s.io", "leases", "update",
-			"coordination: the API refuses the gateway's service account; grant update on coordination.k8s.io leases", true},
+		{"tandem-coordination", "coordination.k8s.io", "leases", []string{"update"},
+			"coordination: the API refuses the gateway's service account; grant update on coordination.k8s.io leases", true, false},
 	} {
-		t.Run(fmt.Sprintf("without %s on %s: the gateway says so", tc.verb, tc.resource), func(t *testing.T) {
-			restore := dropVerb(t, ctx, cl, tc.role, tc.group, tc.resource, tc.verb)
-			defer restore()
-			gw := run(t, "tandem-incluster-"+tc.verb)
+		name, _, _ := strings.Cut(tc.resource, ".")
+		verbs := strings.Join(tc.verbs, " and ")
+		t.Run(fmt.Sprintf("without %s on %s: the gateway says so", verbs, name), func(t *testing.T) {
+			restore := cl.DropVerbs(t, ctx, kubetest.Grant{Namespace: "tandem", Role: tc.role, ServiceAccount: "tandem",
+				Group: tc.group, Resource: tc.resource, Verbs: tc.verbs})
+			restored := false
+			defer func() {
+				if !restored {
+					restore()
+				}
+			}()
+			gw := run(t, "tandem-incluster-"+strings.Join(tc.verbs, "-")+"-"+name)
+			// The API's words, as slog's text handler quotes them.
+			apiSays := fmt.Sprintf(`cannot %s resource \"%s\"`, tc.verbs[0], name)
 			kubetest.Eventually(t, ctx, func() error {
-				if l := gw.log(); !strings.Contains(l, tc.log) || !strings.Contains(l, "system:serviceaccount:tandem:tandem") {
-					return fmt.Errorf("the gateway's log does not say %q for the ServiceAccount yet", tc.log)
+				if l := gw.log(); !strings.Contains(l, tc.log) || !strings.Contains(l, "system:serviceaccount:tandem:tandem") || !strings.Contains(l, apiSays) {
+					return fmt.Errorf("the gateway's log does not say %q and %q for the ServiceAccount yet", tc.log, apiSays)
 				}
 				return nil
 			})
 			if tc.retried {
-				// Four more retries of the Lease lock and of the heartbeat
-				// (retryPeriod and heartbeat 1s): still one line (a minute's).
+				// Four more seconds of retries: still one line (a minute's).
 				time.Sleep(4 * time.Second)
 				if n := strings.Count(gw.log(), tc.log); n != 1 {
 					t.Errorf("the refusal was logged %d times in 4 s of retries, want once (then once a minute):\n%s", n, gw.log())
 				}
 			}
+			if !tc.unsynced {
+				return
+			}
+			cg.serves(t, ctx)
+			if code, body, err := httpStatus(ctx, cg.adminURL+"/readyz", ""); err != nil || code != http.StatusServiceUnavailable {
+				t.Errorf("/readyz with a group's list refused: %d %s %v, want 503", code, body, err)
+			}
+			restore()
+			restored = true
+			kubetest.Eventually(t, ctx, func() error {
+				code, body, err := httpStatus(ctx, cg.adminURL+"/readyz", "")
+				if err == nil && code != http.StatusOK {
+					err = fmt.Errorf("/readyz with %s granted again: %d %s", verbs, code, body)
+				}
+				return err
+			})
+			cg.serves(t, ctx)
 		})
 	}
-}
-
-// dropVerb takes verb from the rules of Role name (namespace tandem) on
-// group's resource, and returns what puts the Role back as it was.
-func dropVerb(t *testing.T, ctx context.Context, cl *kubetest.Cluster, name, group, resource, verb string) func() {
-	t.Helper()
-	roles := cl.Client().RbacV1().Roles("tandem")
-	role, err := roles.Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	orig := slices.Clone(role.Rules)
-	dropped := false
-	role.Rules = nil
-	for _, r := range orig {
-		if slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) && slices.Contains(r.Verbs, verb) {
-			r = *r.DeepCopy()
-			r.Verbs = slices.DeleteFunc(r.Verbs, func(v string) bool { return v == verb })
-			dropped = true
-		}
-		role.Rules = append(role.Rules, r)
-	}
-	if !dropped {
-		t.Fatalf("Role %s grants no %s on %s: the chart changed, update the test", name, verb, resource)
-	}
-	if _, err := roles.Update(ctx, role, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	untilAuthorized(t, ctx, cl, group, resource, verb, false)
-	return func() {
-		cur, err := roles.Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		cur.Rules = []rbacv1.PolicyRule(orig)
-		if _, err := roles.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
-			t.Error(err)
-		}
-		untilAuthorized(t, ctx, cl, group, resource, verb, true)
-	}
-}
-
-// untilAuthorized waits until the API server's RBAC authorizer, which
-// follows Roles through its own informer, answers as want for the chart's
-// ServiceAccount: a gateway started right after an update could otherwise
-// be judged by the Role as it was.
-func untilAuthorized(t *testing.T, ctx context.Context, cl *kubetest.Cluster, group, resource, verb string, want bool) {
-	t.Helper()
-	kubetest.Eventually(t, ctx, func() error {
-		sar, err := cl.Client().AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
-			Spec: authorizationv1.SubjectAccessReviewSpec{
-				User:               "system:serviceaccount:tandem:tandem",
-				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: "tandem", Verb: verb, Group: group, Resource: resource},
-			}}, metav1.CreateOptions{})
-		if err != nil {
-			return err
-		}
-		if sar.Status.Allowed != want {
-			return fmt.Errorf("%s %s allowed: %v, want %v", verb, resource, sar.Status.Allowed, want)
-		}
-		return nil
-	})
 }

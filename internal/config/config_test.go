@@ -876,11 +876,15 @@ groups:
       service: sense
       port: http
       address: service
+  - name: self
+    hosts: [self.local]
+    kubernetes: {service: sense, port: http, activeService: sense}
 `,
 			want: []string{
 				`t.yaml:6: groups[0].kubernetes.service: selector and service are exclusive: the servers are the pods of a selector or the endpoints of a Service; remove one`,
 				`t.yaml:9: groups[1].kubernetes.service: "Sense_1": want the name of a Service (a DNS label)`,
 				`t.yaml:15: groups[2].kubernetes.address: address: service publishes each pod of a selector as its own Service; with service the servers are its endpoints' addresses: remove address or use selector`,
+				`t.yaml:18: groups[3].kubernetes.activeService: "sense" is the group's service: name another, selector-less Service, which holds the active server only`,
 			},
 		},
 		{

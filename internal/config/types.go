@@ -221,6 +221,11 @@ type Server struct {
 	// EndpointSlice), whatever address the gateway uses.
 	PodIP   string `yaml:"-"`
 	PodPort int    `yaml:"-"`
+	// PodAddressType is PodIP's address type when its source says (an
+	// EndpointSlice's: IPv4, IPv6 or FQDN), so that the active EndpointSlice
+	// holds it as its source did: an FQDN endpoint's name in an IPv4 slice
+	// is refused. Empty: told by PodIP's form (a pod's IP).
+	PodAddressType string `yaml:"-"`
 }
 
 // Pin sends requests for a Host to one server (HAProxy's use-server).

@@ -233,8 +233,14 @@ func validateKubernetes(cfg *Config, c *collector) {
 				c.at(p+".healthPort", "%v", err)
 			}
 		}
-		if d.ActiveService != "" && (!validDNSLabel(d.ActiveService) || g.Mode != ModeFailover) {
+		switch {
+		case d.ActiveService != "" && (!validDNSLabel(d.ActiveService) || g.Mode != ModeFailover):
 			c.at(p+".activeService", "%q: want the name of a Service (a DNS label) in a failover group", d.ActiveService)
+		case d.ActiveService != "" && d.ActiveService == d.Service:
+			// The leader's slice would be labelled for the group's own
+			// Service: the discovery would read it back as a server, and
+			// the Service's clients would reach every endpoint anyway.
+			c.at(p+".activeService", "%q is the group's service: name another, selector-less Service, which holds the active server only", d.ActiveService)
 		}
 		switch d.Address {
 		case AddressPod:

@@ -166,7 +166,7 @@ func (h kubeHost) Groups() []kube.HostGroup {
 			r, _ := reason.(string)
 			sc := conf[s.Name]
 			hg.Servers = append(hg.Servers, kube.HostServer{Name: s.Name, Healthy: s.State() != backend.Down,
-				Since: s.Since(), Reason: r, Pod: sc.Pod, PodIP: sc.PodIP, PodPort: sc.PodPort})
+				Since: s.Since(), Reason: r, Pod: sc.Pod, PodIP: sc.PodIP, PodPort: sc.PodPort, PodAddressType: sc.PodAddressType})
 		}
 		out = append(out, hg)
 	}

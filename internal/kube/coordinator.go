@@ -56,6 +56,9 @@ type HostServer struct {
 	Pod     string // namespace/name when discovered, for Events
 	PodIP   string
 	PodPort int
+	// PodAddressType is config.Server's: PodIP's EndpointSlice address
+	// type, "" to tell it by PodIP's form.
+	PodAddressType string
 }
 
 // Coordinator makes the replicas of a gateway agree on each group's active
@@ -517,14 +520,15 @@ func (c *Coordinator) lead(ctx context.Context) {
 	c.mu.Lock()
 	ds := c.decisions
 	c.mu.Unlock()
-	c.syncSlices(ctx, ds) // a new leader checks them once
+	slices := newSliceSync(c)
+	slices.sync(ctx, ds) // a new leader checks them once
 	c.events.Group(corev1.EventTypeNormal, ReasonLeaderElected, msg)
 	tick := time.NewTicker(c.co.Heartbeat.D() / 2)
 	defer tick.Stop()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		wait := c.decide(ctx)
+		wait := c.decide(ctx, slices)
 		if wait <= 0 {
 			wait = time.Hour
 		}
@@ -540,8 +544,9 @@ func (c *Coordinator) lead(ctx context.Context) {
 }
 
 // decide runs the leader's decision for every group and publishes what
-// changed; it returns when it next needs to look on its own (0: none).
-func (c *Coordinator) decide(ctx context.Context) time.Duration {
+// changed, and keeps the active EndpointSlices on what is published; it
+// returns when it next needs to look on its own (0: none).
+func (c *Coordinator) decide(ctx context.Context, slices *sliceSync) time.Duration {
 	now := time.Now()
 	c.mu.Lock()
 	prev := c.decisions
@@ -599,6 +604,7 @@ func (c *Coordinator) decide(ctx context.Context) time.Duration {
 		for _, n := range news {
 			n()
 		}
+		slices.sync(ctx, prev)
 		return wake
 	}
 	data := map[string]string{}
@@ -624,7 +630,7 @@ func (c *Coordinator) decide(ctx context.Context) time.Duration {
 		n()
 	}
 	c.adopt(out, "own write")
-	c.syncSlices(ctx, next)
+	slices.sync(ctx, next)
 	return wake
 }
 

@@ -47,13 +47,17 @@ type Discovery struct {
 	pods   map[string]cache.Indexer // by group
 	svcs   map[string]cache.Indexer
 	slices map[string]cache.Indexer // groups with kubernetes.service
+	// hasSynced says, by group, whether each of its informers has listed:
+	// a group is published once its own have, whatever the others'.
+	hasSynced map[string][]cache.InformerSynced
 }
 
 // NewDiscovery returns a discovery for cfg's discovered groups; emit
 // receives every changed snapshot, from one goroutine, in order.
 func NewDiscovery(client kubernetes.Interface, cfg *config.Config, emit func(Snapshot), log *slog.Logger) *Discovery {
 	d := &Discovery{client: client, defNS: Namespace(cfg.Kubernetes), emit: emit, log: log,
-		pods: map[string]cache.Indexer{}, svcs: map[string]cache.Indexer{}, slices: map[string]cache.Indexer{}}
+		pods: map[string]cache.Indexer{}, svcs: map[string]cache.Indexer{}, slices: map[string]cache.Indexer{},
+		hasSynced: map[string][]cache.InformerSynced{}}
 	for _, g := range cfg.Groups {
 		if g.Kubernetes != nil {
 			d.groups = append(d.groups, g)
@@ -62,7 +66,9 @@ func NewDiscovery(client kubernetes.Interface, cfg *config.Config, emit func(Sna
 	return d
 }
 
-// Synced reports whether every informer has listed once.
+// Synced reports whether every informer has listed once: until then a
+// group whose informers have not (a list the API refuses, say) has no
+// servers, and the others are served.
 func (d *Discovery) Synced() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -73,7 +79,8 @@ func (d *Discovery) Synced() bool {
 // logs a failed list through klog and retries forever, so a Role lacking a
 // verb would leave the gateway unready with nothing in its own log. It
 // logs through slog (an error when the API refuses, as no retry will
-// help) and leaves the retry to client-go.
+// help) and leaves the retry to client-go. group names the groups sharing
+// the informer, comma-separated.
 func (d *Discovery) watchFailed(group, resource, ns string) cache.WatchErrorHandlerWithContext {
 	return func(ctx context.Context, r *cache.Reflector, err error) {
 		// client-go's own handler, with the error as it came: it tells a
@@ -96,8 +103,12 @@ func (d *Discovery) Current() Snapshot {
 	return d.last
 }
 
-// Run watches until ctx ends. Each group gets informers filtered by its
-// namespace and label selector, so the gateway holds only its own pods.
+// Run watches until ctx ends. Each group's informers are filtered by its
+// namespace and label selector, so the gateway holds only its own pods;
+// groups that ask for the same resource in the same namespace under the
+// same selector (two groups over one set of pods, or two Services' groups,
+// which all read the pods carrying the role label) share one informer and
+// its store: one list and one watch on the API, one copy in memory.
 func (d *Discovery) Run(ctx context.Context) error {
 	if len(d.groups) == 0 {
 		d.mu.Lock()
@@ -112,18 +123,7 @@ func (d *Discovery) Run(ctx context.Context) error {
 		UpdateFunc: func(any, any) { poke(kick) },
 		DeleteFunc: func(any) { poke(kick) },
 	}
-	var syncs []cache.InformerSynced
-	// watch registers an informer's handlers and returns its store.
-	watch := func(g string, resource, ns string, inf cache.SharedIndexInformer) (cache.Indexer, error) {
-		if _, err := inf.AddEventHandler(notify); err != nil {
-			return nil, fmt.Errorf("discovery: %w", err)
-		}
-		if err := inf.SetWatchErrorHandlerWithContext(d.watchFailed(g, resource, ns)); err != nil {
-			return nil, fmt.Errorf("discovery: %w", err)
-		}
-		syncs = append(syncs, inf.HasSynced)
-		return inf.GetIndexer(), nil
-	}
+	sources := newSources(d.client)
 	for _, g := range d.groups {
 		dc := g.Kubernetes
 		ns := dc.Namespace
@@ -136,41 +136,42 @@ func (d *Discovery) Run(ctx context.Context) error {
 		if dc.Service != "" {
 			podSelector = dc.RoleKey
 		}
-		f := informers.NewSharedInformerFactoryWithOptions(d.client, 0, informers.WithNamespace(ns),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = podSelector }))
-		var err error
-		if d.pods[g.Name], err = watch(g.Name, "pods", ns, f.Core().V1().Pods().Informer()); err != nil {
-			return err
-		}
+		d.pods[g.Name] = sources.use(d, g.Name, "pods", ns, podSelector, func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
+			return f.Core().V1().Pods().Informer()
+		})
 		if dc.Address == config.AddressService {
-			if d.svcs[g.Name], err = watch(g.Name, "services", ns, f.Core().V1().Services().Informer()); err != nil {
-				return err
-			}
+			d.svcs[g.Name] = sources.use(d, g.Name, "services", ns, podSelector, func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
+				return f.Core().V1().Services().Informer()
+			})
 		}
-		f.Start(ctx.Done())
 		if dc.Service != "" {
 			// Only the Service's own slices, by the label their controller sets.
-			sf := informers.NewSharedInformerFactoryWithOptions(d.client, 0, informers.WithNamespace(ns),
-				informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-					o.LabelSelector = discoveryv1.LabelServiceName + "=" + dc.Service
-				}))
-			if d.slices[g.Name], err = watch(g.Name, "endpointslices.discovery.k8s.io", ns, sf.Discovery().V1().EndpointSlices().Informer()); err != nil {
-				return err
-			}
-			sf.Start(ctx.Done())
+			d.slices[g.Name] = sources.use(d, g.Name, "endpointslices.discovery.k8s.io", ns, discoveryv1.LabelServiceName+"="+dc.Service,
+				func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
+					return f.Discovery().V1().EndpointSlices().Informer()
+				})
 		}
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), syncs...) {
-		return ctx.Err()
+	if err := sources.start(ctx, d, notify); err != nil {
+		return err
 	}
-	d.publish()
-	d.mu.Lock()
-	d.synced = true
-	d.mu.Unlock()
+	// Until every group has listed, look every 100 ms (as
+	// cache.WaitForCacheSync would) and publish the groups that have: one
+	// group's refused list must not leave the others without servers.
+	var waitSync <-chan time.Time
+	if !d.publish() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		waitSync = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-waitSync:
+			if d.publish() {
+				waitSync = nil
+			}
 		case <-kick:
 			// Coalesce a burst (a rollout touches several pods at once).
 			t := time.NewTimer(20 * time.Millisecond)
@@ -192,10 +193,17 @@ func poke(c chan struct{}) {
 	}
 }
 
-// publish computes the snapshot and emits it when it changed.
-func (d *Discovery) publish() {
+// publish computes the snapshot of the groups whose informers have listed
+// and emits it when it changed; it reports whether every group has (and
+// from then on, Synced does).
+func (d *Discovery) publish() bool {
 	snap := Snapshot{}
+	all := true
 	for _, g := range d.groups {
+		if !groupSynced(d.hasSynced[g.Name]) {
+			all = false
+			continue
+		}
 		var pods []*corev1.Pod
 		for _, o := range d.pods[g.Name].List() {
 			pods = append(pods, o.(*corev1.Pod))
@@ -223,7 +231,8 @@ func (d *Discovery) publish() {
 		snap[g.Name] = servers
 	}
 	d.mu.Lock()
-	same := reflect.DeepEqual(snap, d.last)
+	// Before any group has listed there is nothing to say.
+	same := reflect.DeepEqual(snap, d.last) || len(snap) == 0 && d.last == nil
 	if !same {
 		d.last = snap
 	}
@@ -231,6 +240,22 @@ func (d *Discovery) publish() {
 	if !same {
 		d.emit(snap)
 	}
+	if all {
+		// After the emit: Synced means the servers of every group are out.
+		d.mu.Lock()
+		d.synced = true
+		d.mu.Unlock()
+	}
+	return all
+}
+
+func groupSynced(fs []cache.InformerSynced) bool {
+	for _, f := range fs {
+		if !f() {
+			return false
+		}
+	}
+	return true
 }
 
 // Servers turns a group's pods into its servers: a pure function, tested

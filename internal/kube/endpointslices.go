@@ -50,7 +50,7 @@ func EndpointServers(dc *config.Discovery, healthPort int, slices []*discoveryv1
 			}
 			addr := ep.Addresses[0]
 			e := endpoint{slice: sl.Name, server: config.Server{Address: net.JoinHostPort(addr, strconv.Itoa(port)), HealthPort: hp,
-				Instance: addr, PodIP: addr, PodPort: port}}
+				Instance: addr, PodIP: addr, PodPort: port, PodAddressType: string(sl.AddressType)}}
 			if ref := ep.TargetRef; ref != nil && ref.Kind == "Pod" {
 				e.server.Pod = cmp.Or(ref.Namespace, sl.Namespace) + "/" + ref.Name
 				if ref.UID != "" {
