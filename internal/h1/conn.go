@@ -361,6 +361,15 @@ func (c *conn) flushThenWait() (ready bool, err error) {
 		c.flusher = sockwait.New(rc, c.bw.Flush)
 	}
 	c.rescueDeadline()
+	// Let the goroutines already runnable (the other connections the
+	// same poll woke) go first, so that answers leave in bursts, as an
+	// event loop sends them: a client's loop, woken once, then reads
+	// several; sent as each was ready, it woke for one or two. Under wrk
+	// -t2 -c64, per request: wrk's epoll_wait 0.52-0.56 -> 0.42-0.45
+	// (HAProxy's 0.41-0.48), the backend's context switches 0.36 -> 0.27-0.30,
+	// the gateway's own cost alike. With nothing else runnable it returns
+	// at once.
+	runtime.Gosched()
 	sent, ferr, err := c.flusher.SendThenWait()
 	switch {
 	case !sent:
