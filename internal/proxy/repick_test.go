@@ -77,9 +77,10 @@ func TestHoldAcrossTableChange(t *testing.T) {
 	if took < changeAfter {
 		t.Fatalf("answered after %v, before the table changed: the request did not wait, the test proves nothing", took)
 	}
-	// One hold is 2 s from the start; a fresh one after the change would
-	// end at 3.2 s.
-	if took > holdWait+changeAfter/2 {
+	// One hold ends 2 s from the start; a fresh one after the change would
+	// end at 3.2 s. The bound lies just short of that: a loaded machine
+	// may answer late, but not a whole hold late.
+	if took >= changeAfter+holdWait-200*time.Millisecond {
 		t.Errorf("the request waited %v in all, want about one hold (%v): the table change began a new one", took, holdWait)
 	}
 }
