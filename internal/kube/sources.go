@@ -17,8 +17,10 @@ import (
 type sources struct {
 	client    kubernetes.Interface
 	factories map[string]informers.SharedInformerFactory // by namespace and selector
-	byKey     map[string]*source                         // by resource, namespace and selector
-	order     []*source                                  // as first asked for: a stable start
+	// The factory makes one informer per resource, so one per resource,
+	// namespace and selector: each informer's source, for the groups it serves.
+	byInf map[cache.SharedIndexInformer]*source
+	order []*source // as first asked for: a stable start
 }
 
 // source is one informer and the groups reading its store.
@@ -29,7 +31,7 @@ type source struct {
 }
 
 func newSources(client kubernetes.Interface) *sources {
-	return &sources{client: client, factories: map[string]informers.SharedInformerFactory{}, byKey: map[string]*source{}}
+	return &sources{client: client, factories: map[string]informers.SharedInformerFactory{}, byInf: map[cache.SharedIndexInformer]*source{}}
 }
 
 // use returns the store of the informer of resource (made by inf) in ns
@@ -48,10 +50,11 @@ func (s *sources) use(d *Discovery, g, resource, ns, selector string, inf func(i
 			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = selector }))
 		s.factories[fk] = f
 	}
-	src := s.byKey[resource+"\x00"+fk]
+	i := inf(f)
+	src := s.byInf[i]
 	if src == nil {
-		src = &source{inf: inf(f), resource: resource, ns: ns}
-		s.byKey[resource+"\x00"+fk] = src
+		src = &source{inf: i, resource: resource, ns: ns}
+		s.byInf[i] = src
 		s.order = append(s.order, src)
 	}
 	src.groups = append(src.groups, g)
