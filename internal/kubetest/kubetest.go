@@ -349,7 +349,16 @@ func (c *Cluster) startAPIServer(bin, etcdURL string, pki *pki) error {
 			return err
 		}
 		url := "https://127.0.0.1:" + strconv.Itoa(ports[0])
+		policy := filepath.Join(c.dir, "audit-policy.yaml")
+		if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
+			return err
+		}
 		p, err := c.startProc(bin, "kube-apiserver",
+			// Every list and watch, once as it arrives: what a test counts
+			// of a client's requests (ListWatches).
+			"--audit-policy-file="+policy,
+			"--audit-log-path="+c.auditLog(),
+			"--audit-log-mode=blocking",
 			"--etcd-servers="+etcdURL,
 			"--bind-address=127.0.0.1",
 			"--advertise-address=127.0.0.1",
