@@ -56,8 +56,9 @@ type target struct {
 
 // measureThroughput runs every target Runs times, interleaved (direct,
 // tandem, HAProxy, nginx, then back: nginx, HAProxy, ...) so that a slow
-// phase of the machine hits every target alike, each time with the bench's own load generator
-// and then with wrk, and reports per-target medians.
+// phase of the machine hits every target alike, each time with the
+// bench's own load generator and then with wrk, and reports per-target
+// medians.
 func measureThroughput(ctx context.Context, e *env, o tputOpts) (map[string]*tputResult, error) {
 	b, err := e.startBackends(ctx)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -67,7 +66,7 @@ func (c *Cluster) DropVerbs(t testing.TB, ctx context.Context, g Grant) (restore
 			t.Error(err)
 			return
 		}
-		cur.Rules = []rbacv1.PolicyRule(orig)
+		cur.Rules = orig
 		if _, err := roles.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
 			t.Error(err)
 		}
@@ -76,10 +75,9 @@ func (c *Cluster) DropVerbs(t testing.TB, ctx context.Context, g Grant) (restore
 }
 
 // untilAuthorized waits until the API server's RBAC authorizer, which
-// follows Roles through its own informer, answers as want for each of
-// g's verbs: a
-// gateway started right after an update could otherwise be judged by the
-// Role as it was.
+// follows Roles through its own informer, answers as want for each of g's
+// verbs: a gateway started right after an update could otherwise be
+// judged by the Role as it was.
 func (c *Cluster) untilAuthorized(t testing.TB, ctx context.Context, g Grant, want bool) {
 	t.Helper()
 	Eventually(t, ctx, func() error {
