@@ -301,4 +301,38 @@ func TestKubeEndpointSlicesActiveService(t *testing.T) {
 	if since := g.out.String()[granted:]; strings.Contains(since, "forbidden") || strings.Contains(since, "active EndpointSlice") {
 		t.Errorf("the gateway could not keep the active EndpointSlice:\n%s", since)
 	}
+
+	t.Run("the slice replaced by one of another address type: the leader says so, and recreates it once deleted", func(t *testing.T) {
+		slices := cs.DiscoveryV1().EndpointSlices("default")
+		cur, err := slices.Get(ctx, "sense-active-tandem-active", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := slices.Delete(ctx, cur.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		ipv4 := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: cur.Name, Namespace: "default", Labels: cur.Labels},
+			AddressType: discoveryv1.AddressTypeIPv4, Ports: cur.Ports,
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.244.0.99"}}}}
+		if _, err := slices.Create(ctx, ipv4, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		mark := len(g.out.String())
+		svc.master.kill() // a switch: the leader writes the failover's FQDN endpoint
+		const conflict = "a slice's address type cannot change; delete the slice and the leader recreates it"
+		if !untilTrue(10*time.Second, func() bool { return strings.Contains(g.out.String()[mark:], conflict) }) {
+			t.Fatalf("no word of the address type the API cannot change:\n%s", g.out.String()[mark:])
+		}
+		// The switch's revocation emptied it (an empty slice keeps its
+		// type); the failover's FQDN endpoint could not go in.
+		if sl, err := slices.Get(ctx, cur.Name, metav1.GetOptions{}); err != nil || sl.AddressType != discoveryv1.AddressTypeIPv4 || len(sl.Endpoints) != 0 {
+			t.Fatalf("the IPv4 slice during the conflict: %+v (%v), want IPv4 and no endpoint (the old master's gone, no FQDN in it)", sl, err)
+		}
+		if err := slices.Delete(ctx, cur.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if !untilTrue(10*time.Second, func() bool { return activeEndpoint() == want("failover") }) {
+			t.Fatalf("after the delete the active endpoint is %q, want %q", activeEndpoint(), want("failover"))
+		}
+	})
 }
